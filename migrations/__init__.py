@@ -1,0 +1,1 @@
+"""Numbered SQL files for the ledger schema; applied in order by `ledger.py`."""

@@ -1,0 +1,80 @@
+"""Items -> batches of at most 25 puts, never two with the same primary key.
+
+DynamoDB rejects a BatchWriteItem that holds one key twice. Closing the batch at the
+repeated key, instead of dropping one of the two, keeps the outcome exactly that of writing
+the file in order: the later item lands last and wins, and a bad later item cannot erase
+a good earlier one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .items import Item, ItemError, Key, key_of, to_item
+from .reader import RawItem
+
+MAX_BATCH = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An item refused before sending; it is dead-lettered with the batch it falls in."""
+
+    index: int
+    value: object
+    error: ItemError
+
+
+@dataclass
+class Batch:
+    first: int  # index of the first item this batch covers
+    last: int  # index of the last item it covers
+    end: int  # byte offset just past its last item: the checkpoint once it is written
+    items: list[Item] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    keys: set[Key] = field(default_factory=set)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+def batches(
+    raw_items: Iterable[RawItem], key_names: tuple[str, ...], size: int = MAX_BATCH
+) -> Iterator[Batch]:
+    """Group items into batches; each covers a contiguous run of item indexes.
+
+    If the source fails midway, the batch gathered so far is still yielded before the
+    error propagates, so nothing read before a problem is lost.
+    """
+    if not 1 <= size <= MAX_BATCH:
+        raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {size}")
+    batch: Batch | None = None
+    try:
+        for raw in raw_items:
+            try:
+                item = to_item(raw.value)
+            except ItemError as e:
+                item, rejected = None, Rejected(raw.index, raw.value, e)
+            key = key_of(item, key_names) if item is not None else None
+            if batch is not None and (len(batch.items) >= size or (key and key in batch.keys)):
+                yield batch
+                batch = None
+            if batch is None:
+                batch = Batch(raw.index, raw.index, raw.end)
+            batch.last, batch.end = raw.index, raw.end
+            if item is None:
+                batch.rejected.append(rejected)
+                continue
+            batch.items.append(item)
+            batch.indexes.append(raw.index)
+            if key:
+                batch.keys.add(key)
+    except Exception:
+        if batch is not None:
+            yield batch
+        raise
+    if batch is not None:
+        yield batch

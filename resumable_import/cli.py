@@ -1,0 +1,304 @@
+"""`rimport`: flags in, one call into the library, results out.
+
+Every error the user can cause arrives here as a RimportError and leaves as one line, a
+hint and an exit code; a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from .dynamo import KeySpec
+from .errors import RimportError, UsageError
+from .ledger import Ledger, Run
+from .run import ImportResult, import_file, resume_run, retry_failed, run_status
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Import large JSON dumps into DynamoDB, resumably: a killed import continues "
+    "from its last checkpoint, and items DynamoDB refused wait in a ledger for a retry.",
+)
+_debug = False
+
+LedgerOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ledger",
+        help="SQLite ledger of runs [default: $RIMPORT_LEDGER, else "
+        "$XDG_STATE_HOME/rimport/ledger.sqlite]",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+@app.command()
+def start(
+    file: Annotated[
+        Path, typer.Argument(help="The dump: a JSON array, a wrapper object, or JSON Lines.")
+    ],
+    table: Annotated[str, typer.Option("--table", "-t", help="DynamoDB table to write to.")],
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="DynamoDB endpoint URL, or `aws` for the region's AWS endpoint "
+            "[default: $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, http://localhost:8000]",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region [default: from the AWS config]")
+    ] = None,
+    ledger: LedgerOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=25, help="Items per BatchWriteItem.")] = 25,
+    format: Annotated[
+        str, typer.Option("--format", help="auto, json (array or wrapper) or jsonl.")
+    ] = "auto",
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Batches in flight at once.")] = 4,
+    create_table: Annotated[
+        bool, typer.Option("--create-table", help="Create the table (on-demand) if missing.")
+    ] = False,
+    key: Annotated[
+        str | None, typer.Option(help="Partition key for --create-table, as NAME:S|N|B.")
+    ] = None,
+    sort_key: Annotated[
+        str | None, typer.Option(help="Sort key for --create-table, NAME:S|N|B.")
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow an endpoint that is not this machine.")
+    ] = False,
+) -> None:
+    """Import FILE into a table as a new run; prints the run id first."""
+
+    def work() -> ImportResult:
+        keys = None
+        if create_table:
+            if not key:
+                raise UsageError("--create-table needs --key NAME:S|N|B")
+            keys = (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
+        elif key or sort_key:
+            raise UsageError("--key and --sort-key only go with --create-table")
+        bar = _Bar()
+        return import_file(
+            file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
+            fmt=format, create_keys=keys, allow_remote=allow_remote, concurrency=concurrency,
+            progress=bar, on_start=bar.start,
+        )  # fmt: skip
+
+    _finish(_guard(work))
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run (any unique prefix of its id).")],
+    ledger: LedgerOpt = None,
+) -> None:
+    """Continue a run from its last checkpoint, after checking the file is unchanged."""
+
+    def work() -> ImportResult:
+        bar = _Bar()
+        return resume_run(run_id, ledger=ledger, progress=bar, on_start=bar.start)
+
+    _finish(_guard(work))
+
+
+@app.command("retry-failed")
+def retry_failed_cmd(
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run [default: every run with retryable items].")
+    ] = None,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Write a run's dead-lettered items again, with backoff."""
+
+    def work() -> list[ImportResult]:
+        if run_id:
+            ids = [run_id]
+        else:
+            with Ledger(ledger) as book:
+                ids = [r.id for r in book.runs() if book.dead_letters(r.id, retryable_only=True)]
+        results = []
+        for rid in ids:
+            before = run_status(rid, ledger=ledger)[0].dead_letters
+            result = retry_failed(rid, ledger=ledger)
+            _say(
+                f"run {rid}: {before - result.dead_letters} of {before} dead letters written, "
+                f"{result.dead_letters} remain"
+            )
+            results.append(result)
+        if not ids:
+            _say("no run has dead letters worth retrying")
+        return results
+
+    results = _guard(work)
+    if any(r.dead_letters for r in results):
+        _say("`rimport status RUN_ID` lists what remains and why")
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="One run [default: all of them].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Show what every run (or one) has done."""
+    runs = _guard(lambda: run_status(run_id, ledger=ledger))
+    if as_json:
+        payload: Any = runs[0].as_dict() if run_id else [r.as_dict() for r in runs]
+        typer.echo(json.dumps(payload, indent=2))
+    elif run_id:
+        _print_run(runs[0], ledger)
+    elif not runs:
+        typer.echo("no runs yet: `rimport start FILE --table T` begins one")
+    else:
+        _print_table(runs)
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+class _Bar:
+    """A tqdm bar on a terminal: bytes of the file for percent and ETA, items and items/s."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+        self._t0 = time.monotonic()
+        self._items0 = 0
+
+    def start(self, run: Run) -> None:
+        typer.echo(run.id)
+        verb = "resuming" if run.items_committed else "importing"
+        _say(f"run {run.id}: {verb} {run.file} into table {run.table} at {run.endpoint}")
+        self._items0 = run.items_committed
+        self._t0 = time.monotonic()
+        self._bar = tqdm(
+            total=run.file_size, initial=run.byte_offset, unit="B", unit_scale=True,
+            unit_divisor=1024, dynamic_ncols=True, disable=not sys.stderr.isatty(),
+            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+            " {postfix}",
+        )  # fmt: skip
+
+    def __call__(self, items: int, done: int, total: int) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(done - self._bar.n)
+        rate = (items - self._items0) / max(time.monotonic() - self._t0, 1e-9)
+        self._bar.set_postfix_str(f"{items:,} items, {rate:,.0f} items/s", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _finish(result: ImportResult) -> None:
+    rate = f", {result.items_written / result.elapsed:,.0f} items/s" if result.elapsed else ""
+    _say(
+        f"run {result.run_id}: {result.state}: {result.items_committed:,} items read, "
+        f"{result.items_written:,} written, {result.dead_letters:,} dead-lettered"
+        f" in {result.elapsed:.1f}s{rate}"
+    )
+    if result.dead_letters:
+        _say(f"see them with `rimport status {result.run_id}`; retry with "
+             f"`rimport retry-failed {result.run_id}`")  # fmt: skip
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _print_table(runs: list[Run]) -> None:
+    rows = [("RUN", "STATE", "TABLE", "ITEMS", "WRITTEN", "DEAD", "DONE", "UPDATED", "FILE")]
+    for r in runs:
+        done = f"{100 * r.byte_offset / r.file_size:.0f}%" if r.file_size else "-"
+        if r.state in ("completed", "completed_with_failures"):
+            done = "100%"
+        rows.append((r.id, r.state, r.table, f"{r.items_committed:,}", f"{r.items_written:,}",
+                     f"{r.dead_letters:,}", done, r.updated_at, Path(r.file).name))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_run(run: Run, ledger: Path | None) -> None:
+    fields = [
+        ("run", run.id), ("state", run.state), ("file", run.file),
+        ("file size", f"{run.file_size:,} bytes"), ("file hash", run.file_hash),
+        ("shape", run.shape), ("table", run.table), ("endpoint", f"{run.endpoint} ({run.region})"),
+        ("items committed", f"{run.items_committed:,} (byte {run.byte_offset:,})"),
+        ("items written", f"{run.items_written:,}"), ("dead letters", f"{run.dead_letters:,}"),
+        ("started", run.started_at), ("updated", run.updated_at),
+        ("finished", run.finished_at or "-"),
+    ]  # fmt: skip
+    if run.error:
+        fields.append(("stopped by", run.error))
+    for name, value in fields:
+        typer.echo(f"{name + ':':<17}{value}")
+    if run.dead_letters:
+        with Ledger(ledger) as book:
+            letters = book.dead_letters(run.id)
+        typer.echo("\ndead letters (item index, error):")
+        for d in letters[:20]:
+            again = "" if d.retryable else " [not retryable]"
+            typer.echo(f"  {d.index:>10}  {d.code}: {d.message}{again}")
+        if len(letters) > 20:
+            typer.echo(f"  ... and {len(letters) - 20} more (`rimport status {run.id} --json`)")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _guard(work: Any) -> Any:
+    """Run `work`, turning the errors a user can cause into one line, a hint and an exit code."""
+    try:
+        return work()
+    except RimportError as e:
+        if _debug:
+            raise
+        _say(f"error: {e.message}")
+        if e.hint:
+            _say(f"hint: {e.hint}")
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        if _debug:
+            raise
+        _say("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        _close_bars()
+
+
+def _close_bars() -> None:
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception:
+        if _debug:
+            raise
+        import traceback
+
+        _say(f"error: unexpected failure: {traceback.format_exc(limit=0).strip().splitlines()[-1]}")
+        _say("hint: run again with --debug for the full traceback, and report it")
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,72 @@
+"""The exceptions rimport raises, and what the CLI makes of them.
+
+    RimportError            anything rimport reports to a user (message + hint + exit code)
+    ├── UsageError          bad arguments, unknown run id, refused endpoint           exit 2
+    ├── InputError          the dump itself is unreadable or malformed                exit 2
+    │   └── FileChangedError  the dump differs from the one the run started on      exit 2
+    ├── TableError          the table is missing or its key schema does not fit       exit 2
+    ├── RunBusyError        another process holds the run                             exit 1
+    ├── ServiceError        DynamoDB kept failing or refused the request as a whole   exit 1
+    └── LedgerError         the ledger cannot be opened or was written by a newer rimport
+
+The library raises these and never prints; `cli.py` turns each into one line, its hint
+and its exit code.
+"""
+
+from __future__ import annotations
+
+
+class RimportError(Exception):
+    """A failure the user can understand and act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(RimportError):
+    exit_code = 2
+
+
+class InputError(RimportError):
+    """The dump cannot be read from `offset` on; everything before it is usable."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        offset: int | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.offset = offset
+        self.index = index
+
+
+class FileChangedError(InputError):
+    pass
+
+
+class TableError(RimportError):
+    exit_code = 2
+
+
+class RunBusyError(RimportError):
+    pass
+
+
+class ServiceError(RimportError):
+    """DynamoDB failed in a way that retrying this batch will not fix (or retries ran out).
+
+    The run stops with its checkpoint intact; `rimport resume` continues once the cause is gone.
+    """
+
+
+class LedgerError(RimportError):
+    pass

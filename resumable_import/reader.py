@@ -1,0 +1,409 @@
+"""Stream the items of a dump, each with the byte offset where it ends.
+
+The checkpoint has to say where reading continues, so that `resume` seeks straight there
+instead of parsing the gigabytes already imported. ijson cannot tell where an item ends in
+the file, so this module splits the stream itself and hands each item's text to the
+standard library's C decoder (`json.JSONDecoder.raw_decode`), which parses as fast as
+ijson's C backend and leaves us the exact position. Memory stays at one read chunk plus
+the item being decoded.
+
+Shapes of dump (detected, or named with `--format`):
+    array   [ {...}, {...} ]
+    object  {"Items": [ {...}, ... ], "Count": 2}  (the array under Items, items, Records,
+            or the one key whose value is an array of objects)
+    jsonl   one object per line; blank lines and CRLF are fine
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import InputError
+
+FORMATS = ("auto", "json", "jsonl")
+ITEMS_KEYS = ("Items", "items", "Records")
+
+_BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+_PEEK = 4 << 20
+# One item's text may grow the buffer to this before the reader calls it malformed: a
+# DynamoDB item is at most 400 KB, so anything near this is a broken file, not an item.
+_MAX_VALUE_CHARS = 64 << 20
+_MAX_LINE = 64 << 20
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number DynamoDB can store")
+
+
+# Numbers stay exact: Decimal keeps 0.1 as 0.1 and every digit of 3.14159265358979323846.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_decode = _DECODER.raw_decode
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How items sit in the file; stored with the run so `resume` reads the same way."""
+
+    kind: str  # "array" | "object" | "jsonl"
+    key: str | None = None  # for "object": the key holding the items array
+
+    def __str__(self) -> str:
+        return f"object:{self.key}" if self.kind == "object" else self.kind
+
+    @classmethod
+    def parse(cls, text: str) -> Shape:
+        kind, _, key = text.partition(":")
+        return cls(kind, key or None)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where reading continues: `index` items lie before byte `offset`."""
+
+    index: int = 0
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    index: int
+    value: Any
+    end: int  # byte offset just past this item: the checkpoint after it
+
+
+class _Text:
+    """The decoded text of a binary file from some byte offset on, read a chunk at a time.
+
+    Keeps the byte offset of the text it has consumed, so positions in the decoded text
+    translate back to byte offsets in the file even when the file is not ASCII.
+    """
+
+    def __init__(self, f: BinaryIO, offset: int, path: Path) -> None:
+        f.seek(offset)
+        self._f = f
+        self._path = path
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._read_to = offset
+        self._mark_char = 0  # a char index in buf ...
+        self._mark_byte = offset  # ... and its byte offset in the file
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def byte_offset(self, char_pos: int) -> int:
+        """Byte offset of `char_pos`; positions asked for must not go backwards."""
+        b = self._mark_byte + len(self.buf[self._mark_char : char_pos].encode("utf-8"))
+        self._mark_char, self._mark_byte = char_pos, b
+        return b
+
+    def fill(self) -> bool:
+        """Append the next chunk, dropping text before `pos`; False at end of file."""
+        if self.eof:
+            return False
+        if self.pos:
+            self.byte_offset(self.pos)
+            self.buf = self.buf[self.pos :]
+            self._mark_char = self.pos = 0
+        data = self._f.read(_CHUNK)
+        try:
+            self.buf += self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"{self._path}: not UTF-8 text at byte {self._read_to + e.start}",
+                "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
+                offset=self._read_to + e.start,
+            ) from None
+        self._read_to += len(data)
+        self.eof = not data
+        return bool(data)
+
+    def peek(self, ahead: int = 0) -> str:
+        """The first non-blank char at or after `pos + ahead`, reading on as needed; '' at EOF."""
+        while True:
+            j = _WS.match(self.buf, self.pos + ahead).end()
+            if j < len(self.buf):
+                if not ahead:
+                    self.pos = j
+                return self.buf[j]
+            if not ahead:
+                self.pos = j
+            if not self.fill():
+                return ""
+
+    def value(self, index: int | None = None) -> Any:
+        """Decode the JSON value at `pos` and move past it."""
+        while True:
+            try:
+                value, end = _decode(self.buf, self.pos)
+            except json.JSONDecodeError as e:
+                if not self.eof and len(self.buf) - self.pos < _MAX_VALUE_CHARS and self.fill():
+                    continue
+                raise self.error(self._describe(e), at=e.pos, index=index) from None
+            except ValueError as e:  # NaN/Infinity, or an integer too long to convert
+                raise self.error(str(e), at=self.pos, index=index) from None
+            if end == len(self.buf) and type(value) in (int, Decimal) and self.fill():
+                continue  # a number cut by the chunk boundary: read on and decode it whole
+            self.pos = end
+            return value
+
+    def _describe(self, e: json.JSONDecodeError) -> str:
+        if self.eof and (e.msg.startswith("Unterminated") or e.pos >= len(self.buf.rstrip()) - 1):
+            return "the file ends in the middle of a value (truncated?)"
+        return f"invalid JSON ({e.msg})"
+
+    def error(self, what: str, *, at: int | None = None, index: int | None = None) -> InputError:
+        offset = self.byte_offset(self.pos if at is None else max(at, self._mark_char))
+        where = f" in item {index}" if index is not None else ""
+        return InputError(
+            f"{self._path}: {what} at byte {offset}{where}",
+            offset=offset,
+            index=index,
+        )
+
+    def expect(self, char: str, what: str) -> None:
+        got = self.peek()
+        if got != char:
+            found = f"{got!r}" if got else "the end of the file"
+            raise self.error(f"expected {what}, found {found}")
+        self.pos += 1
+
+
+def detect_shape(path: Path, fmt: str = "auto") -> Shape:
+    """Decide how items sit in `path`, refusing to guess between two readings."""
+    with open(path, "rb") as f:
+        head = f.read(_PEEK)
+        size = f.seek(0, 2)
+    body = head[3:] if head.startswith(_BOM) else head
+    stripped = body.lstrip()
+    if not stripped:
+        what = "is empty" if size == 0 else "holds only white space"
+        raise InputError(f"{path} {what}: there are no items to import")
+    if fmt == "jsonl":
+        return Shape("jsonl")
+    first = stripped[:1]
+    if first == b"[":
+        return Shape("array")
+    if first != b"{":
+        raise InputError(
+            f"{path} starts with {first.decode('latin-1')!r}, not '[' or '{{'",
+            "a dump is a JSON array of objects, an object holding such an array, "
+            "or JSON Lines (one object per line)",
+            offset=size - len(stripped) if len(head) == size else None,
+        )
+    if fmt == "auto":
+        line, newline, rest = body.partition(b"\n")
+        whole_line = bool(newline) or len(head) == size
+        obj = _loads_or_none(line) if whole_line else None
+        if isinstance(obj, dict):
+            if rest.strip() or len(head) < size:
+                return Shape("jsonl")
+            key = next((k for k, v in obj.items() if _is_object_array(k, v)), None)
+            if key is None:
+                return Shape("jsonl")
+            raise InputError(
+                f"{path} is a single JSON object on one line: it reads both as JSON Lines "
+                f"(one item) and as a wrapper whose items are under {key!r}",
+                "say which with --format json or --format jsonl",
+            )
+    return Shape("object", _find_items_key(path))
+
+
+def _loads_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line, parse_float=Decimal)
+    except ValueError:
+        return None
+
+
+def _is_object_array(key: str, value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    return isinstance(value[0], dict) if value else key in ITEMS_KEYS
+
+
+def _find_items_key(path: Path) -> str:
+    """Walk the top-level object to the first key whose value is an array of items."""
+    with open(path, "rb") as f:
+        t = _Text(f, _data_start(f), path)
+        t.expect("{", "'{'")
+        first = True
+        while (key := _next_key(t, first)) is not None:
+            first = False
+            if t.peek() == "[":
+                head = t.peek(1)
+                if head == "{" or (head == "]" and key in ITEMS_KEYS):
+                    return key
+            _skip_value(t)
+    raise InputError(
+        f"{path}: the top-level object holds no array of objects to import",
+        "the items must sit under 'Items', 'items', 'Records' or the object's only key; "
+        "for one object per line, pass --format jsonl",
+    )
+
+
+def _data_start(f: BinaryIO) -> int:
+    f.seek(0)
+    return 3 if f.read(3) == _BOM else 0
+
+
+def _next_key(t: _Text, first: bool) -> str | None:
+    """The next key of an object being walked, or None once its '}' is consumed."""
+    c = t.peek()
+    if c == "}":
+        t.pos += 1
+        return None
+    if not first:
+        t.expect(",", "',' or '}'")
+        t.peek()
+    key = t.value()
+    if not isinstance(key, str):
+        raise t.error("expected a key (a string)")
+    t.expect(":", "':'")
+    return key
+
+
+def _skip_value(t: _Text) -> bool:
+    """Consume one value, streaming through arrays; True if it was an array of objects."""
+    if t.peek() != "[":
+        t.value()
+        return False
+    t.pos += 1
+    first = next(_array_values(t, after=False), None)
+    for _ in _array_values(t, after=True):
+        pass
+    return isinstance(first, dict)
+
+
+def _array_values(t: _Text, *, after: bool, index: int = 0) -> Iterator[Any]:
+    """Values of an array whose '[' is consumed; `after` if one element was read already."""
+    while True:
+        c = t.peek()
+        if c == "]":
+            t.pos += 1
+            return
+        if after:
+            if c != ",":
+                raise t.error(
+                    "expected ',' or ']' after an item"
+                    if c
+                    else "the file ends inside the items array (truncated?)",
+                    index=index,
+                )
+            t.pos += 1
+            c = t.peek()
+        if not c:
+            raise t.error("the file ends inside the items array (truncated?)", index=index)
+        yield t.value(index)
+        index += 1
+        after = True
+
+
+def _expect_end(t: _Text) -> None:
+    c = t.peek()
+    if c:
+        raise t.error(f"unexpected {c!r} after the end of the dump")
+
+
+class Dump:
+    """An open dump file: its size, its shape, and its items from any checkpoint on."""
+
+    def __init__(self, path: str | Path, shape: Shape) -> None:
+        self.path = Path(path)
+        self.shape = shape
+        self.size = self.path.stat().st_size
+
+    @classmethod
+    def open(cls, path: str | Path, fmt: str = "auto") -> Dump:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
+        p = Path(path)
+        try:
+            return cls(p, detect_shape(p, fmt))
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+            raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
+
+    def items(self, start: Position | None = None) -> Iterator[RawItem]:
+        """Yield every item after `start` (None: from the beginning of the file)."""
+        with open(self.path, "rb") as f:
+            if self.shape.kind == "jsonl":
+                yield from self._lines(f, start or Position(0, _data_start(f)))
+            else:
+                yield from self._json(f, start)
+
+    def _json(self, f: BinaryIO, start: Position | None) -> Iterator[RawItem]:
+        t = _Text(f, start.offset if start else _data_start(f), self.path)
+        resuming = start is not None
+        if self.shape.kind == "object" and not resuming:
+            t.expect("{", "'{'")
+            first = True
+            while (key := _next_key(t, first)) != self.shape.key:
+                if key is None:
+                    raise t.error(f"no key {self.shape.key!r} in the top-level object")
+                first = False
+                _skip_value(t)
+        if not resuming:
+            t.expect("[", "'['")
+        index = start.index if start else 0
+        for value in _array_values(t, after=resuming, index=index):
+            yield RawItem(index, value, t.byte_offset(t.pos))
+            index += 1
+        if self.shape.kind == "object":
+            while (key := _next_key(t, first=False)) is not None:
+                if _skip_value(t):
+                    raise t.error(
+                        f"a second array of objects, under {key!r}, follows the items "
+                        f"under {self.shape.key!r}",
+                    )
+        _expect_end(t)
+
+    def _lines(self, f: BinaryIO, start: Position) -> Iterator[RawItem]:
+        f.seek(start.offset)
+        index, offset = start.index, start.offset
+        for line in iter(lambda: f.readline(_MAX_LINE), b""):
+            at, offset = offset, offset + len(line)
+            if len(line) == _MAX_LINE and not line.endswith(b"\n"):
+                raise InputError(f"{self.path}: line at byte {at} is longer than 64 MiB")
+            if line.isspace():
+                continue
+            try:
+                text = line.decode("utf-8")
+                value = _DECODER.decode(text)
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"{self.path}: not UTF-8 text at byte {at + e.start} in item {index}",
+                    "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
+                    offset=at + e.start,
+                    index=index,
+                ) from None
+            except json.JSONDecodeError as e:
+                bad = at + len(text[: e.pos].encode("utf-8"))
+                cut = not line.endswith(b"\n") and (
+                    e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1
+                )
+                problem = (
+                    "the last line is cut short (truncated?)"
+                    if cut
+                    else (f"invalid JSON ({e.msg})")
+                )
+                raise InputError(
+                    f"{self.path}: {problem} at byte {bad} in item {index}",
+                    offset=bad,
+                    index=index,
+                ) from None
+            except ValueError as e:  # NaN/Infinity, or an integer too long to convert
+                raise InputError(
+                    f"{self.path}: {e} in the line at byte {at} (item {index})",
+                    offset=at,
+                    index=index,
+                ) from None
+            yield RawItem(index, value, offset)
+            index += 1

@@ -1,0 +1,434 @@
+"""A run: open the ledger and the dump, stream batches to the writer, commit checkpoints.
+
+Batches go out up to `concurrency` at a time but are committed strictly in file order, so
+the checkpoint is always a prefix of the file with no gaps: every item before it is in the
+table or in the dead letters. A batch that shares a key with one still in flight waits for
+it, so items with the same key reach the table in file order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import ledger as states
+from .batching import Batch, batches
+from .dynamo import KeySpec, check_endpoint, ensure_table, make_client, resolve_endpoint
+from .errors import FileChangedError, InputError, RimportError, ServiceError, UsageError
+from .fingerprint import file_hash
+from .items import key_of, to_attribute
+from .ledger import DeadLetter, Ledger, Run
+from .reader import Dump, Position, Shape
+from .writer import BatchWriter, Failure, RetryPolicy
+
+log = logging.getLogger("rimport")
+
+Progress = Callable[[int, int, int], None]
+"""Called after each committed batch with (items done, bytes done, bytes in the file)."""
+
+DEFAULT_CONCURRENCY = 4
+CHECKPOINT_LOG_EVERY = 100  # batches
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    run_id: str
+    state: str
+    items_committed: int
+    items_written: int
+    dead_letters: int
+    elapsed: float
+
+
+class RunInterrupted(RimportError):
+    """Ctrl-C: the checkpoint is saved and `rimport resume` continues from it."""
+
+    exit_code = 130
+
+
+def import_file(
+    path: str | Path,
+    table: str,
+    *,
+    endpoint: str | None = None,
+    region: str | None = None,
+    ledger: str | Path | Ledger | None = None,
+    batch_size: int = 25,
+    fmt: str = "auto",
+    create_keys: tuple[KeySpec, ...] | None = None,
+    allow_remote: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Progress | None = None,
+    on_start: Callable[[Run], None] | None = None,
+    client: Any = None,
+    retry: RetryPolicy | None = None,
+) -> ImportResult:
+    """Import a dump into `table` as a new run, recorded in the ledger.
+
+    `on_start` is called with the new run before anything is written, so a caller can tell
+    its user which run to resume should this one be killed.
+    """
+    if not 1 <= batch_size <= 25:
+        raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
+    endpoint = resolve_endpoint(endpoint)
+    check_endpoint(endpoint, allow_remote)
+    dump = Dump.open(path, fmt)
+    if client is None:
+        client, region = make_client(endpoint, region, pool_size=concurrency + 2)
+    info = ensure_table(client, table, create_keys, endpoint)
+    digest = file_hash(dump.path)
+    with _ledger(ledger) as book:
+        run = book.create_run(
+            file=str(dump.path.resolve()),
+            file_size=dump.size,
+            file_hash=digest,
+            table=table,
+            endpoint=endpoint,
+            region=region or "",
+            format=fmt,
+            shape=str(dump.shape),
+            options={
+                "batch_size": batch_size,
+                "concurrency": concurrency,
+                "allow_remote": allow_remote,
+                "keys": [f"{k.name}:{k.type}" for k in info.keys],
+            },
+        )
+        with book.lock(run.id):
+            if on_start:
+                on_start(run)
+            return _execute(book, run, dump, client, info.key_names, progress, retry)
+
+
+def resume_run(
+    run_id: str,
+    *,
+    ledger: str | Path | Ledger | None = None,
+    progress: Progress | None = None,
+    on_start: Callable[[Run], None] | None = None,
+    client: Any = None,
+    retry: RetryPolicy | None = None,
+) -> ImportResult:
+    """Continue a run from its last checkpoint, on the same file, table and endpoint."""
+    with _ledger(ledger) as book:
+        run = book.run(run_id)
+        with book.lock(run.id):
+            run = book.run(run.id)  # re-read now that no one else can change it
+            if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
+                return _result(run, 0.0)
+            dump = Dump(run.file, Shape.parse(run.shape)) if _exists(run) else None
+            if dump is None:
+                raise InputError(
+                    f"{run.file}: the dump of run {run.id} is gone",
+                    "put the file back where it was to resume",
+                )
+            _check_unchanged(book, run, dump)
+            check_endpoint(run.endpoint, run.options.get("allow_remote", False))
+            if client is None:
+                client, _ = make_client(
+                    run.endpoint, run.region, pool_size=run.options["concurrency"] + 2
+                )
+            info = ensure_table(client, run.table, None, run.endpoint)
+            if on_start:
+                on_start(run)
+            return _execute(book, run, dump, client, info.key_names, progress, retry)
+
+
+def retry_failed(
+    run_id: str,
+    *,
+    ledger: str | Path | Ledger | None = None,
+    progress: Progress | None = None,
+    client: Any = None,
+    retry: RetryPolicy | None = None,
+) -> ImportResult:
+    """Replay a run's retryable dead letters; those that fail again keep their new error.
+
+    Dead letters that DynamoDB refused as invalid are left alone: sending them again
+    cannot succeed, and they stay visible in `status` until the data is fixed.
+    """
+    started = time.monotonic()
+    with _ledger(ledger) as book:
+        run = book.run(run_id)
+        with book.lock(run.id):
+            pending = book.dead_letters(run.id, retryable_only=True)
+            if pending:
+                check_endpoint(run.endpoint, run.options.get("allow_remote", False))
+                if client is None:
+                    client, _ = make_client(run.endpoint, run.region)
+                info = ensure_table(client, run.table, None, run.endpoint)
+                writer = BatchWriter(
+                    client, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
+                )
+                log.info("run %s: retrying %d dead letters", run.id, len(pending))
+                done = 0
+                for group in _groups(pending, info.key_names):
+                    failures = {f.position: f for f in writer.write([d.item for d in group])}
+                    written, failed = [], []
+                    for position, letter in enumerate(group):
+                        if f := failures.get(position):
+                            letter.code, letter.message = f.code, f.message
+                            letter.attempts += f.attempts
+                            letter.retryable = f.retryable
+                            failed.append(letter)
+                        else:
+                            letter.attempts += 1
+                            written.append(letter)
+                    book.settle(run.id, written, failed)
+                    done += len(group)
+                    if progress:
+                        progress(done, done, len(pending))
+            run = book.run(run.id)
+            if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
+                state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES
+                book.set_state(run.id, state)
+                run = book.run(run.id)
+            log.info("run %s: %d dead letters remain", run.id, run.dead_letters)
+            return _result(run, time.monotonic() - started)
+
+
+def run_status(
+    run_id: str | None = None, *, ledger: str | Path | Ledger | None = None
+) -> list[Run]:
+    """Every run in the ledger (or the one named), oldest first."""
+    with _ledger(ledger) as book:
+        return [book.run(run_id)] if run_id else book.runs()
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+def _execute(
+    book: Ledger,
+    run: Run,
+    dump: Dump,
+    client: Any,
+    key_names: tuple[str, ...],
+    progress: Progress | None,
+    retry: RetryPolicy | None,
+) -> ImportResult:
+    started = time.monotonic()
+    resuming = run.items_committed > 0
+    book.set_state(run.id, states.RUNNING)
+    with _log_to(book.path.with_name("rimport.log")):
+        log.info(
+            "run %s: %s %s -> table %s at %s, from item %d (byte %d)",
+            run.id, "resumed" if resuming else "started", run.file, run.table, run.endpoint,
+            run.items_committed, run.byte_offset,
+        )  # fmt: skip
+        stop = threading.Event()
+        writer = BatchWriter(
+            client, run.table, key_names, retry, stop=stop, on_retry=_log_retry(run.id)
+        )
+        start = Position(run.items_committed, run.byte_offset) if resuming else None
+        source = batches(dump.items(start), key_names, run.options["batch_size"])
+        committer = _Committer(book, run, dump.size, progress)
+        try:
+            _pump(source, writer, committer, run.options["concurrency"], stop)
+        except KeyboardInterrupt:
+            run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
+            raise RunInterrupted(
+                f"interrupted; run {run.id} stopped at item {run.items_committed}",
+                f"continue with: rimport resume {run.id}",
+            ) from None
+        except InputError as e:
+            run = _stop(book, run.id, states.FAILED, e.message)
+            e.hint = (
+                f"{run.items_committed} items before it are safely imported; fix the file and run "
+                f"`rimport resume {run.id}`, or start over with `rimport start`"
+            )
+            raise
+        except ServiceError as e:
+            run = _stop(book, run.id, states.FAILED, e.message)
+            e.hint = f"{e.hint}; then `rimport resume {run.id}`" if e.hint else None
+            raise
+        run = book.run(run.id)
+        state = states.COMPLETED_WITH_FAILURES if run.dead_letters else states.COMPLETED
+        book.set_state(run.id, state)
+        log.info(
+            "run %s: %s, %d items written, %d dead letters",
+            run.id, state, run.items_written, run.dead_letters,
+        )  # fmt: skip
+        return _result(book.run(run.id), time.monotonic() - started)
+
+
+def _pump(
+    source: Iterator[Batch],
+    writer: BatchWriter,
+    committer: _Committer,
+    concurrency: int,
+    stop: threading.Event,
+) -> None:
+    """Send batches, up to `concurrency` at once, and commit them in file order."""
+    inflight: deque[tuple[Batch, Future[list[Failure]]]] = deque()
+    busy_keys: dict[Any, int] = {}
+
+    def settle_oldest() -> None:
+        batch, future = inflight.popleft()
+        committer.commit(batch, future.result())
+        for key in batch.keys:
+            if busy_keys[key] == 1:
+                del busy_keys[key]
+            else:
+                busy_keys[key] -= 1
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rimport-write")
+    try:
+        try:
+            for batch in source:
+                while inflight and (
+                    len(inflight) >= concurrency or not batch.keys.isdisjoint(busy_keys)
+                ):
+                    settle_oldest()
+                inflight.append((batch, pool.submit(writer.write, batch.items)))
+                for key in batch.keys:
+                    busy_keys[key] = busy_keys.get(key, 0) + 1
+                while inflight and inflight[0][1].done():
+                    settle_oldest()
+        except InputError:
+            while inflight:  # everything read before the problem still gets written
+                settle_oldest()
+            raise
+        while inflight:
+            settle_oldest()
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+class _Committer:
+    """Turns a written batch into a ledger commit: dead letters plus the new checkpoint."""
+
+    def __init__(self, book: Ledger, run: Run, size: int, progress: Progress | None) -> None:
+        self._book = book
+        self._run_id = run.id
+        self._size = size
+        self._progress = progress
+        self._batches = 0
+
+    def commit(self, batch: Batch, failures: list[Failure]) -> None:
+        dead = [
+            DeadLetter(batch.indexes[f.position], batch.items[f.position], f.code, f.message,
+                       f.attempts, f.retryable)
+            for f in failures
+        ] + [
+            DeadLetter(r.index, to_attribute(r.value), r.error.code, r.error.message, 0, False)
+            for r in batch.rejected
+        ]  # fmt: skip
+        dead.sort(key=lambda d: d.index)
+        self._book.commit(
+            self._run_id,
+            items_committed=batch.last + 1,
+            byte_offset=batch.end,
+            written=len(batch.items) - len(failures),
+            dead=dead,
+        )
+        self._batches += 1
+        for d in dead:
+            log.warning(
+                "run %s: item %d dead-lettered: %s: %s", self._run_id, d.index, d.code, d.message
+            )
+        if self._batches % CHECKPOINT_LOG_EVERY == 0:
+            log.info(
+                "run %s: checkpoint at item %d, byte %d", self._run_id, batch.last + 1, batch.end
+            )
+        if self._progress:
+            self._progress(batch.last + 1, batch.end, self._size)
+
+
+def _stop(book: Ledger, run_id: str, state: str, error: str) -> Run:
+    """Record why the run stopped, and a hash of the part of the file already imported.
+
+    With that hash, `resume` can accept a file that was fixed after the checkpoint.
+    """
+    run = book.run(run_id)
+    prefix = file_hash(run.file, run.byte_offset) if _exists(run) else None
+    book.set_state(run.id, state, error=error, prefix_hash=prefix)
+    log.warning("run %s: %s at item %d: %s", run.id, state, run.items_committed, error)
+    return run
+
+
+def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
+    current = file_hash(dump.path)
+    if current == run.file_hash:
+        return
+    if run.prefix_hash and file_hash(dump.path, run.byte_offset) == run.prefix_hash:
+        log.info(
+            "run %s: %s changed after byte %d only; continuing", run.id, run.file, run.byte_offset
+        )
+        book.set_file(run.id, dump.size, current)
+        return
+    raise FileChangedError(
+        f"{run.file} has changed since run {run.id} read it ({run.file_hash[:19]}… is now "
+        f"{current[:19]}…)",
+        "resuming would mix two versions of the data; import the new file with `rimport start`",
+    )
+
+
+def _groups(letters: list[DeadLetter], key_names: tuple[str, ...]) -> Iterator[list[DeadLetter]]:
+    """Dead letters in batches of at most 25 with no repeated key."""
+    group: list[DeadLetter] = []
+    keys: set[Any] = set()
+    for letter in letters:
+        key = key_of(letter.item, key_names)
+        if len(group) == 25 or (key and key in keys):
+            yield group
+            group, keys = [], set()
+        group.append(letter)
+        if key:
+            keys.add(key)
+    if group:
+        yield group
+
+
+def _result(run: Run, elapsed: float) -> ImportResult:
+    return ImportResult(
+        run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed
+    )
+
+
+def _exists(run: Run) -> bool:
+    return Path(run.file).is_file()
+
+
+def _log_retry(run_id: str) -> Callable[[str, int, float], None]:
+    def hook(code: str, attempt: int, delay: float) -> None:
+        log.info("run %s: retry after %s (attempt %d), waiting %.2fs", run_id, code, attempt, delay)
+
+    return hook
+
+
+@contextmanager
+def _ledger(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
+    if isinstance(ledger, Ledger):
+        yield ledger
+    else:
+        with Ledger(ledger) as book:
+            yield book
+
+
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Append run events to the log file beside the ledger while a run works."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
