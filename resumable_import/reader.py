@@ -145,13 +145,15 @@ class _Text:
             try:
                 value, end = _decode(self.buf, self.pos)
             except json.JSONDecodeError as e:
-                if not self.eof and len(self.buf) - self.pos < _MAX_VALUE_CHARS and self.fill():
+                if not self.eof and len(self.buf) - self.pos < _MAX_VALUE_CHARS:
+                    self.fill()  # moves the text: decode again rather than trust e.pos
                     continue
                 raise self.error(self._describe(e), at=e.pos, index=index) from None
             except ValueError as e:  # NaN/Infinity, or an integer too long to convert
                 raise self.error(str(e), at=self.pos, index=index) from None
-            if end == len(self.buf) and type(value) in (int, Decimal) and self.fill():
-                continue  # a number cut by the chunk boundary: read on and decode it whole
+            if end == len(self.buf) and not self.eof and type(value) in (int, Decimal):
+                self.fill()  # a number cut by the chunk boundary: read on and decode it whole
+                continue
             self.pos = end
             return value
 

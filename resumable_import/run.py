@@ -242,7 +242,7 @@ def _execute(
                 f"continue with: rimport resume {run.id}",
             ) from None
         except InputError as e:
-            run = _stop(book, run.id, states.FAILED, e.message)
+            run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
             e.hint = (
                 f"{run.items_committed} items before it are safely imported; fix the file and run "
                 f"`rimport resume {run.id}`, or start over with `rimport start`"
@@ -348,13 +348,14 @@ class _Committer:
             self._progress(batch.last + 1, batch.end, self._size)
 
 
-def _stop(book: Ledger, run_id: str, state: str, error: str) -> Run:
-    """Record why the run stopped, and a hash of the part of the file already imported.
+def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool = False) -> Run:
+    """Record why the run stopped.
 
-    With that hash, `resume` can accept a file that was fixed after the checkpoint.
+    When the dump itself was at fault, also record a hash of the part already imported:
+    with it, `resume` accepts the file once the user has fixed what follows the checkpoint.
     """
     run = book.run(run_id)
-    prefix = file_hash(run.file, run.byte_offset) if _exists(run) else None
+    prefix = file_hash(run.file, run.byte_offset) if bad_input and _exists(run) else None
     book.set_state(run.id, state, error=error, prefix_hash=prefix)
     log.warning("run %s: %s at item %d: %s", run.id, state, run.items_committed, error)
     return run

@@ -1,0 +1,128 @@
+"""Shared fixtures. DynamoDB Local is started once per test session on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import dynamodb_local  # noqa: E402
+
+# DynamoDB Local keeps one database per access key and region: the tests and every rimport
+# process they start must agree on both.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "rimport-tests",
+    "AWS_SECRET_ACCESS_KEY": "rimport-tests",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_env() -> Iterator[None]:
+    saved = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION"):
+        os.environ.pop(name, None)
+    os.environ.update(AWS_ENV)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def endpoint(_aws_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real DynamoDB Local for this test session."""
+    log = tmp_path_factory.mktemp("ddb") / "dynamodb-local.log"
+    with dynamodb_local.running(log=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def ddb(endpoint: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+
+
+_tables = iter(range(10**6))
+
+
+@pytest.fixture
+def table(ddb: Any, request: pytest.FixtureRequest) -> str:
+    """A new empty table keyed by `pk` (a string)."""
+    name = f"t{next(_tables)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "ledger.sqlite"
+
+
+def rimport(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "resumable_import", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def scan(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
+    """Every item of the table as plain Python values, by partition key."""
+    des = TypeDeserializer()
+    out = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for raw in page["Items"]:
+            item = {k: des.deserialize(v) for k, v in raw.items()}
+            out[item["pk"]] = item
+    return out
+
+
+def dump_items(path: Path) -> list[dict[str, Any]]:
+    """The items of a small dump, read independently of rimport's reader."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".jsonl":
+        return [json.loads(line, parse_float=Decimal) for line in text.splitlines() if line.strip()]
+    data = json.loads(text, parse_float=Decimal)
+    return data if isinstance(data, list) else data["Items"]
+
+
+def assert_table_equals(ddb: Any, table: str, expected: list[dict[str, Any]]) -> None:
+    """The table holds exactly the expected items (last one wins per key), compared one by one."""
+    want = {}
+    for item in expected:
+        want[item["pk"]] = item
+    got = scan(ddb, table)
+    assert sorted(got) == sorted(want), "the table and the file hold different keys"
+    for key, item in want.items():
+        assert _normal(got[key]) == _normal(item), f"item {key} differs"
+
+
+def _normal(value: Any) -> Any:
+    """Tag scalars by kind so that True never equals 1, and compare numbers by value."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | Decimal):
+        return ("number", Decimal(value).normalize())
+    return (type(value).__name__, value)

@@ -1,0 +1,75 @@
+"""Items -> batches: size, contiguous indexes, repeated keys, rejects, and flushing on error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from resumable_import.batching import batches
+from resumable_import.errors import InputError
+from resumable_import.items import ItemError, key_of, to_item
+from resumable_import.reader import RawItem
+
+
+def raws(*pks: object) -> list[RawItem]:
+    return [
+        RawItem(i, {"pk": pk} if isinstance(pk, str) else pk, 10 * (i + 1))
+        for i, pk in enumerate(pks)
+    ]  # noqa: E501
+
+
+def test_json_values_become_dynamodb_attributes() -> None:
+    item = to_item({"s": "x", "n": 1, "d": Decimal("0.10"), "b": True, "z": None,
+                    "l": [1, "a"], "m": {"k": False}})  # fmt: skip
+    assert item == {
+        "s": {"S": "x"}, "n": {"N": "1"}, "d": {"N": "0.10"}, "b": {"BOOL": True},
+        "z": {"NULL": True}, "l": {"L": [{"N": "1"}, {"S": "a"}]},
+        "m": {"M": {"k": {"BOOL": False}}},
+    }  # fmt: skip
+    assert key_of(item, ("s",)) == (("S", "x"),)
+    assert key_of(item, ("missing",)) is None
+
+
+def test_an_element_that_is_not_an_object_is_an_item_error() -> None:
+    with pytest.raises(ItemError, match="a JSON list, not an object"):
+        to_item([1])
+
+
+def test_batches_hold_at_most_size_items_and_cover_every_index() -> None:
+    out = list(batches(raws(*"abcdefghij"), ("pk",), size=4))
+    assert [len(b.items) for b in out] == [4, 4, 2]
+    assert [(b.first, b.last, b.end) for b in out] == [(0, 3, 40), (4, 7, 80), (8, 9, 100)]
+
+
+def test_a_repeated_key_closes_the_batch_so_the_later_item_lands_last() -> None:
+    out = list(batches(raws("a", "b", "a", "c"), ("pk",)))
+    assert [[i["pk"]["S"] for i in b.items] for b in out] == [["a", "b"], ["a", "c"]]
+    assert [b.indexes for b in out] == [[0, 1], [2, 3]]
+
+
+def test_rejected_items_travel_with_their_batch() -> None:
+    (batch,) = list(batches(raws("a", 5, "b"), ("pk",)))
+    assert [i["pk"]["S"] for i in batch.items] == ["a", "b"]
+    assert batch.indexes == [0, 2]
+    assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "NotAnObject")]
+    assert (batch.first, batch.last) == (0, 2)
+
+
+def test_the_partial_batch_is_yielded_before_a_read_error() -> None:
+    def source() -> Iterator[RawItem]:
+        yield from raws("a", "b")
+        raise InputError("boom")
+
+    out = []
+    with pytest.raises(InputError):
+        for b in batches(source(), ("pk",)):
+            out.append(b)
+    assert [b.indexes for b in out] == [[0, 1]]
+
+
+@pytest.mark.parametrize("size", [0, 26])
+def test_batch_size_must_fit_dynamodb(size: int) -> None:
+    with pytest.raises(ValueError, match=r"1\.\.25"):
+        list(batches(raws("a"), ("pk",), size=size))

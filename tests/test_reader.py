@@ -1,0 +1,195 @@
+"""The reader: every shape, exact numbers, exact byte offsets, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resumable_import import reader
+from resumable_import.errors import InputError
+from resumable_import.reader import Dump, Position, Shape, detect_shape
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "dump.json") -> Path:
+    p = tmp_path / name
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return p
+
+
+def values(path: Path, start: Position | None = None, fmt: str = "auto") -> list[Any]:
+    return [r.value for r in Dump.open(path, fmt).items(start)]
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ('[{"pk": "a"}, {"pk": "b"}]', "array"),
+        ('  \n[\n {"pk": "a"} ,\n{"pk": "b"}\n]\n', "array"),
+        ('{"Items": [\n{"pk": "a"}, {"pk": "b"}], "Count": 2}', "object:Items"),
+        ('{"version": 3,\n "items": [{"pk": "a"}, {"pk": "b"}]}', "object:items"),
+        ('{"Records": [{"pk": "a"},\n{"pk": "b"}]}\n', "object:Records"),
+        ('{\n "messages": [{"pk": "a"},\n {"pk": "b"}]\n}', "object:messages"),
+        ('{"Count": 2, "Items": [{"pk": "a"}, {"pk": "b"}],\n"LastEvaluatedKey": {"pk": "b"}}',
+         "object:Items"),
+        ('{"pk": "a"}\n{"pk": "b"}\n', "jsonl"),
+        ('{"pk": "a"}\r\n\r\n  \r\n{"pk": "b"}', "jsonl"),
+        ('{"pk": "a", "list": [{"x": 1}]}\n{"pk": "b"}\n', "jsonl"),
+    ],
+)  # fmt: skip
+def test_every_shape_yields_the_same_items(tmp_path: Path, text: str, shape: str) -> None:
+    path = write(tmp_path, text)
+    assert str(detect_shape(path)) == shape
+    assert [v["pk"] for v in values(path)] == ["a", "b"]
+
+
+def test_a_single_line_item_is_json_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"pk": "a", "n": 1}\n')
+    assert detect_shape(path) == Shape("jsonl")
+    assert values(path) == [{"pk": "a", "n": 1}]
+
+
+def test_a_one_line_wrapper_is_ambiguous_and_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"Items": [{"pk": "a"}]}')
+    with pytest.raises(InputError, match="reads both as JSON Lines") as e:
+        detect_shape(path)
+    assert "--format" in (e.value.hint or "")
+    assert values(path, fmt="json") == [{"pk": "a"}]
+    assert values(path, fmt="jsonl") == [{"Items": [{"pk": "a"}]}]
+
+
+def test_numbers_keep_every_digit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[{"a": 0.1, "b": 3.14159265358979323846264338327950288, "c": 12345678901234567890123456789012345678, "d": -1e-130, "e": 1.50}]',
+    )  # noqa: E501
+    (item,) = values(path)
+    assert item["a"] == Decimal("0.1") and str(item["a"]) == "0.1"
+    assert str(item["b"]) == "3.14159265358979323846264338327950288"
+    assert item["c"] == 12345678901234567890123456789012345678
+    assert str(item["d"]) == "-1E-130"
+    assert str(item["e"]) == "1.50"
+
+
+def test_utf8_bom_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path, b"\xef\xbb\xbf" + '[{"pk": "é"}]'.encode())
+    assert values(path) == [{"pk": "é"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        ("   \n ", "only white space"),
+        ("42", "starts with '4'"),
+        ('"text"', "starts with '\"'"),
+        ('[{"pk": "a"}, {"pk": "b"', "ends in the middle of a value"),
+        ('[{"pk": "a"}, {"pk": "b"}', "ends inside the items array"),
+        ('[{"pk": "a"} {"pk": "b"}]', "expected ',' or ']'"),
+        ('[{"pk": "a"}, {"pk": NaN}]', "NaN is not a number"),
+        ('[{"pk": "a"}]  x', "after the end of the dump"),
+        ('{\n"meta": 1, "list": [1, 2]}', "no array of objects"),
+        ('{"pk": "a"}\n{"pk": "b', "cut short"),
+        ('{"pk": "a"}\n{"pk" "b"}\n', "invalid JSON"),
+    ],
+)
+def test_malformed_files_are_refused_with_a_position(
+    tmp_path: Path, text: str, message: str
+) -> None:  # noqa: E501
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match=message) as e:
+        values(path)
+    assert str(path) in e.value.message
+
+
+def test_errors_name_the_byte_offset_and_item(tmp_path: Path) -> None:
+    good = '{"pk": "ünïcode"}'
+    path = write(tmp_path, f"[{good}, {good}, {{bad}}]")
+    with pytest.raises(InputError) as e:
+        values(path)
+    assert e.value.index == 2
+    assert e.value.offset == len(f"[{good}, {good}, {{".encode())
+    assert f"at byte {e.value.offset} in item 2" in e.value.message
+
+
+def test_items_before_a_problem_are_yielded(tmp_path: Path) -> None:
+    path = write(tmp_path, '[{"pk": "a"}, {"pk": "b"}, {"pk": ')
+    got = []
+    with pytest.raises(InputError):
+        for raw in Dump.open(path).items():
+            got.append(raw.value["pk"])
+    assert got == ["a", "b"]
+
+
+def test_invalid_utf8_is_reported_at_its_byte(tmp_path: Path) -> None:
+    path = write(tmp_path, b'[{"pk": "a"}, {"pk": "\xff"}]')
+    with pytest.raises(InputError, match="not UTF-8 text at byte 22"):
+        values(path)
+
+
+def test_elements_that_are_not_objects_are_passed_on(tmp_path: Path) -> None:
+    path = write(tmp_path, '[{"pk": "a"}, 5, "x", null, [1]]')
+    assert values(path) == [{"pk": "a"}, 5, "x", None, [1]]
+
+
+# -- offsets and resuming ------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+items_strategy = st.lists(
+    st.dictionaries(st.text(max_size=6), json_values, max_size=4), min_size=1, max_size=12
+)
+
+
+def encode(value: Any, pad: str) -> str:
+    if isinstance(value, dict):
+        inner = f",{pad}".join(f"{json.dumps(k, ensure_ascii=False)}:{pad}{encode(v, pad)}"
+                               for k, v in value.items())  # fmt: skip
+        return "{" + pad + inner + pad + "}"
+    if isinstance(value, list):
+        return "[" + f",{pad}".join(encode(v, pad) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render(items: list[Any], shape: str, pad: str) -> str:
+    body = [encode(i, pad) for i in items]
+    if shape == "array":
+        return "[" + pad + f",{pad}\n".join(body) + "\n]\n"
+    if shape == "object":
+        return '{"Count": 1,\n "Items": [' + ",\n".join(body) + '],\n "more": {"x": [1]}}'
+    return "\n".join(encode(i, " ") for i in items) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=items_strategy, shape=st.sampled_from(["array", "object", "jsonl"]),
+       pad=st.sampled_from(["", " ", "\n  "]), chunk=st.sampled_from([1, 3, 7, 64]))  # fmt: skip
+def test_offsets_resume_exactly_after_each_item(
+    tmp_path_factory: pytest.TempPathFactory, items: list[Any], shape: str, pad: str, chunk: int
+) -> None:
+    """Reading on from any item's end offset yields exactly the rest, whatever the chunking."""
+    path = tmp_path_factory.mktemp("h") / "dump.json"
+    path.write_text(render(items, shape, pad), encoding="utf-8")
+    old = reader._CHUNK
+    reader._CHUNK = chunk
+    try:
+        dump = Dump(path, Shape("object", "Items") if shape == "object" else Shape(shape))
+        full = list(dump.items())
+        assert [r.value for r in full] == items
+        assert [r.index for r in full] == list(range(len(items)))
+        for raw in full:
+            rest = list(dump.items(Position(raw.index + 1, raw.end)))
+            assert [r.value for r in rest] == items[raw.index + 1 :]
+    finally:
+        reader._CHUNK = old

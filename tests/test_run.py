@@ -1,0 +1,186 @@
+"""Whole runs through the library API against the fault-injecting fake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeDynamo
+
+from resumable_import import (
+    FileChangedError,
+    InputError,
+    Ledger,
+    RetryPolicy,
+    RunBusyError,
+    ServiceError,
+    UsageError,
+    import_file,
+    resume_run,
+    retry_failed,
+    run_status,
+)
+
+FAST = RetryPolicy(max_attempts=3, base_delay=0.0001, max_delay=0.001)
+
+
+def write_dump(path: Path, n: int, key=lambda i: f"k{i}") -> Path:
+    path.write_text(json.dumps([{"pk": key(i), "v": i} for i in range(n)], indent=1))
+    return path
+
+
+def table_values(fake: FakeDynamo) -> dict[str, int]:
+    return {k[0]: int(item["v"]["N"]) for k, item in fake.items.items()}
+
+
+def test_faults_are_ridden_out_and_only_the_bad_item_is_dead_lettered(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    fake.fail_next = ["ThrottlingException", "InternalServerError", "connection"]
+    fake.unprocessed = {"k30": 2}
+    fake.poison = {"k13"}
+    dump = write_dump(tmp_path / "d.json", 100)
+    result = import_file(dump, "t", ledger=tmp_path / "l.db", client=fake, retry=FAST)
+    assert result.state == "completed_with_failures"
+    assert (result.items_committed, result.items_written, result.dead_letters) == (100, 99, 1)
+    assert table_values(fake) == {f"k{i}": i for i in range(100) if i != 13}
+    with Ledger(tmp_path / "l.db") as book:
+        (letter,) = book.dead_letters(result.run_id)
+    assert (letter.index, letter.code, letter.retryable) == (13, "ValidationException", False)
+    assert letter.item == {"pk": {"S": "k13"}, "v": {"N": "13"}}
+
+
+def test_retry_failed_writes_the_retryable_ones_once_the_fault_clears(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    fake.unprocessed = {"k5": 10**6, "k40": 10**6}
+    fake.poison = {"k13"}
+    dump = write_dump(tmp_path / "d.json", 50)
+    ledger = tmp_path / "l.db"
+    first = import_file(dump, "t", ledger=ledger, client=fake, retry=FAST)
+    assert first.dead_letters == 3
+    assert "k5" not in table_values(fake)
+
+    fake.unprocessed.clear()
+    again = retry_failed(first.run_id, ledger=ledger, client=fake, retry=FAST)
+    assert again.dead_letters == 1
+    assert again.items_written == 49
+    assert again.state == "completed_with_failures"
+    assert table_values(fake) == {f"k{i}": i for i in range(50) if i != 13}
+    with Ledger(ledger) as book:
+        (left,) = book.dead_letters(first.run_id)
+    assert left.index == 13
+
+
+def test_out_of_order_completion_keeps_the_checkpoint_gapless(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    fake.max_delay = 0.004
+    dump = write_dump(tmp_path / "d.json", 1500)
+    seen: list[int] = []
+
+    def progress(items: int, done: int, total: int) -> None:
+        written = table_values(fake)
+        assert all(f"k{i}" in written for i in range(items)), "checkpoint ran ahead of a write"
+        seen.append(items)
+
+    import_file(dump, "t", ledger=tmp_path / "l.db", client=fake, concurrency=8,
+                progress=progress, retry=FAST)  # fmt: skip
+    assert seen == sorted(seen) and seen[-1] == 1500
+    assert len(table_values(fake)) == 1500
+
+
+def test_items_sharing_a_key_land_in_file_order_under_concurrency(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    fake.max_delay = 0.003
+    dump = write_dump(tmp_path / "d.json", 2000, key=lambda i: f"k{(i * 7) % 60}")
+    import_file(dump, "t", ledger=tmp_path / "l.db", client=fake, concurrency=8, retry=FAST)
+    last = {}
+    for i in range(2000):
+        last[f"k{(i * 7) % 60}"] = i
+    assert table_values(fake) == last
+    # every key's puts arrived in file order, not just the last one
+    order: dict[str, list[int]] = {}
+    for (pk,) in fake.log:
+        order.setdefault(pk, []).append(len(order.get(pk, [])))
+    assert all(len(v) >= 30 for v in order.values())
+
+
+def test_a_malformed_tail_keeps_what_came_before_and_resumes_once_fixed(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    ledger = tmp_path / "l.db"
+    good = [{"pk": f"k{i}", "v": i} for i in range(60)]
+    body = json.dumps(good)[:-1]
+    dump = tmp_path / "d.json"
+    dump.write_text(body + ', {"pk": "k60", "v": oops}]')
+    with pytest.raises(InputError, match=r"invalid JSON .* in item 60") as e:
+        import_file(dump, "t", ledger=ledger, client=fake, batch_size=7, retry=FAST)
+    assert "fix the file" in (e.value.hint or "")
+    (run,) = run_status(ledger=ledger)
+    assert (run.state, run.items_committed) == ("failed", 60)
+    assert len(fake.items) == 60
+
+    dump.write_text(body + ', {"pk": "k60", "v": 60}, {"pk": "k61", "v": 61}]')
+    result = resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
+    assert (result.state, result.items_committed) == ("completed", 62)
+    assert table_values(fake) == {f"k{i}": i for i in range(62)}
+
+
+def test_resume_refuses_a_file_that_changed_before_the_checkpoint(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    ledger = tmp_path / "l.db"
+    dump = write_dump(tmp_path / "d.json", 100)
+    fake.on_call = lambda items: fake.fail_next.extend(["connection"] * 3)
+    with pytest.raises(ServiceError, match="kept failing"):
+        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST)
+    (run,) = run_status(ledger=ledger)
+    assert (run.state, run.items_committed) == ("failed", 25)
+    fake.on_call = None
+    write_dump(dump, 100, key=lambda i: f"other{i}")
+    with pytest.raises(FileChangedError, match="has changed since run"):
+        resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
+    assert sorted(table_values(fake)) == sorted(f"k{i}" for i in range(25))
+
+
+def test_a_run_stopped_by_the_service_resumes_where_it_stopped(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    ledger = tmp_path / "l.db"
+    dump = write_dump(tmp_path / "d.json", 300)
+    calls = {"n": 0}
+
+    def outage(items: list) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            fake.fail_next = ["connection"] * 3
+
+    fake.on_call = outage
+    with pytest.raises(ServiceError):
+        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST)
+    (run,) = run_status(ledger=ledger)
+    assert run.items_committed == 125  # five batches of 25 made it before the outage
+    fake.on_call = None
+    result = resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
+    assert result.state == "completed"
+    assert table_values(fake) == {f"k{i}": i for i in range(300)}
+
+
+def test_a_remote_endpoint_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    dump = write_dump(tmp_path / "d.json", 10)
+    with pytest.raises(UsageError, match="refusing to write to https://dynamodb"):
+        import_file(dump, "t", endpoint="https://dynamodb.eu-west-1.amazonaws.com",
+                    ledger=tmp_path / "l.db", client=fake)  # fmt: skip
+    assert fake.calls == 0
+    assert run_status(ledger=tmp_path / "l.db") == []
+
+
+def test_a_run_held_by_another_owner_cannot_be_resumed(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    ledger = tmp_path / "l.db"
+    fake.fail_next = ["connection"] * 3
+    with pytest.raises(ServiceError):
+        import_file(write_dump(tmp_path / "d.json", 10), "t", ledger=ledger, client=fake,
+                    concurrency=1, retry=FAST)  # fmt: skip
+    (run,) = run_status(ledger=ledger)
+    with Ledger(ledger) as other, other.lock(run.id):
+        assert run_status(run.id, ledger=ledger)[0].state == "failed"
+        with pytest.raises(RunBusyError, match="another rimport process"):
+            resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
