@@ -36,6 +36,7 @@ LedgerOpt = Annotated[
     Path | None,
     typer.Option(
         "--ledger",
+        metavar="PATH",
         help="SQLite ledger of runs [default: $RIMPORT_LEDGER, else "
         "$XDG_STATE_HOME/rimport/ledger.sqlite]",
         show_default=False,
@@ -54,34 +55,47 @@ def _main(
 @app.command()
 def start(
     file: Annotated[
-        Path, typer.Argument(help="The dump: a JSON array, a wrapper object, or JSON Lines.")
+        Path,
+        typer.Argument(
+            metavar="FILE", help="The dump: a JSON array, a wrapper object, or JSON Lines."
+        ),
     ],
-    table: Annotated[str, typer.Option("--table", "-t", help="DynamoDB table to write to.")],
+    table: Annotated[
+        str, typer.Option("--table", "-t", metavar="TABLE", help="DynamoDB table to write to.")
+    ],
     endpoint: Annotated[
         str | None,
         typer.Option(
+            metavar="URL",
             help="DynamoDB endpoint URL, or `aws` for the region's AWS endpoint "
             "[default: $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, http://localhost:8000]",
             show_default=False,
         ),
     ] = None,
     region: Annotated[
-        str | None, typer.Option(help="AWS region [default: from the AWS config]")
+        str | None, typer.Option(metavar="REGION", help="AWS region [default: from the AWS config]")
     ] = None,
     ledger: LedgerOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=25, help="Items per BatchWriteItem.")] = 25,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=25, metavar="N", help="Items per BatchWriteItem.")
+    ] = 25,
     format: Annotated[
-        str, typer.Option("--format", help="auto, json (array or wrapper) or jsonl.")
+        str,
+        typer.Option("--format", metavar="FORMAT", help="auto, json (array or wrapper) or jsonl."),
     ] = "auto",
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Batches in flight at once.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, metavar="N", help="Batches in flight at once.")
+    ] = 4,
     create_table: Annotated[
         bool, typer.Option("--create-table", help="Create the table (on-demand) if missing.")
     ] = False,
     key: Annotated[
-        str | None, typer.Option(help="Partition key for --create-table, as NAME:S|N|B.")
+        str | None,
+        typer.Option(metavar="NAME:TYPE", help="Partition key for --create-table, as NAME:S|N|B."),
     ] = None,
     sort_key: Annotated[
-        str | None, typer.Option(help="Sort key for --create-table, NAME:S|N|B.")
+        str | None,
+        typer.Option(metavar="NAME:TYPE", help="Sort key for --create-table, NAME:S|N|B."),
     ] = None,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow an endpoint that is not this machine.")
@@ -109,7 +123,9 @@ def start(
 
 @app.command()
 def resume(
-    run_id: Annotated[str, typer.Argument(help="The run (any unique prefix of its id).")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
+    ],
     ledger: LedgerOpt = None,
 ) -> None:
     """Continue a run from its last checkpoint, after checking the file is unchanged."""
@@ -124,7 +140,8 @@ def resume(
 @app.command("retry-failed")
 def retry_failed_cmd(
     run_id: Annotated[
-        str | None, typer.Argument(help="The run [default: every run with retryable items].")
+        str | None,
+        typer.Argument(metavar="RUN_ID", help="The run [default: every run with retryable items]."),
     ] = None,
     ledger: LedgerOpt = None,
 ) -> None:
@@ -157,7 +174,9 @@ def retry_failed_cmd(
 
 @app.command()
 def status(
-    run_id: Annotated[str | None, typer.Argument(help="One run [default: all of them].")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="RUN_ID", help="One run [default: all of them].")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ledger: LedgerOpt = None,
 ) -> None:
@@ -293,7 +312,7 @@ def _close_bars() -> None:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="rimport")
     except Exception:
         if _debug:
             raise

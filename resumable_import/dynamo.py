@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ServiceError, TableError, UsageError
+from .errors import ServiceError, TableError, UsageError, hint_for
 
 DEFAULT_ENDPOINT = "http://localhost:8000"
 AWS = "aws"  # `--endpoint aws`: the region's public DynamoDB endpoint
@@ -182,12 +182,11 @@ def ensure_table(
 
 
 def _service_error(e: Exception, table: str) -> ServiceError:
+    code = ""
     if isinstance(e, ClientError):
         err = e.response.get("Error", {})
-        what = f"{err.get('Code')}: {err.get('Message')}"
+        code = err.get("Code", "")
+        what = f"{code}: {err.get('Message')}"
     else:
         what = str(e)
-    return ServiceError(
-        f"cannot reach table {table!r}: {what}",
-        "check --endpoint and --region, and that DynamoDB (Local) is running",
-    )
+    return ServiceError(f"cannot reach table {table!r}: {what}", hint_for(code))

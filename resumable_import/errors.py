@@ -70,3 +70,19 @@ class ServiceError(RimportError):
 
 class LedgerError(RimportError):
     pass
+
+
+def hint_for(code: str) -> str:
+    """What to do about a DynamoDB error code that stops a run."""
+    if code == "ResourceNotFoundException":
+        return "the table is gone or on another endpoint/region; check --table and --endpoint"
+    if code in {
+        "UnrecognizedClientException",
+        "AccessDeniedException",
+        "InvalidSignatureException",
+    }:
+        return (
+            "check your AWS credentials and permissions "
+            "(DynamoDB Local accepts only letters and digits in the access key id)"
+        )
+    return "check --endpoint and --region, and that DynamoDB (Local) is running"

@@ -188,7 +188,10 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
     stripped = body.lstrip()
     if not stripped:
         what = "is empty" if size == 0 else "holds only white space"
-        raise InputError(f"{path} {what}: there are no items to import")
+        raise InputError(
+            f"{path} {what}: there are no items to import",
+            "check the path, and that whatever wrote the dump finished writing it",
+        )
     if fmt == "jsonl":
         return Shape("jsonl")
     first = stripped[:1]

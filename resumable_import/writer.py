@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .errors import ServiceError
+from .errors import ServiceError, hint_for
 from .items import Item, key_of
 
 TRANSIENT_CODES = frozenset(
@@ -129,12 +129,12 @@ class BatchWriter:
                 if code not in TRANSIENT_CODES and status < 500:
                     raise ServiceError(
                         f"DynamoDB refused the write to table {self._table!r}: {code}: {message}",
-                        _hint_for(code),
+                        hint_for(code),
                     ) from None
             except (BotoConnectionError, HTTPClientError) as e:
                 code, message = type(e).__name__, str(e)
             except BotoCoreError as e:
-                raise ServiceError(f"cannot write to DynamoDB: {e}", _hint_for("")) from None
+                raise ServiceError(f"cannot write to DynamoDB: {e}", hint_for("")) from None
             else:
                 left = response.get("UnprocessedItems", {}).get(self._table, [])
                 if not left:
@@ -161,15 +161,3 @@ class BatchWriter:
                 self._on_retry(code, sends, delay)
             if self._stop.wait(delay):
                 raise Interrupted
-
-
-def _hint_for(code: str) -> str:
-    if code == "ResourceNotFoundException":
-        return "the table is gone or on another endpoint/region; check --table and --endpoint"
-    if code in {
-        "UnrecognizedClientException",
-        "AccessDeniedException",
-        "InvalidSignatureException",
-    }:
-        return "check your AWS credentials and permissions"
-    return "fix the cause, then run `rimport resume` to continue from the last checkpoint"

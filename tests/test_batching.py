@@ -17,7 +17,7 @@ def raws(*pks: object) -> list[RawItem]:
     return [
         RawItem(i, {"pk": pk} if isinstance(pk, str) else pk, 10 * (i + 1))
         for i, pk in enumerate(pks)
-    ]  # noqa: E501
+    ]
 
 
 def test_json_values_become_dynamodb_attributes() -> None:

@@ -64,10 +64,11 @@ def test_a_one_line_wrapper_is_ambiguous_and_refused(tmp_path: Path) -> None:
 
 
 def test_numbers_keep_every_digit(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        '[{"a": 0.1, "b": 3.14159265358979323846264338327950288, "c": 12345678901234567890123456789012345678, "d": -1e-130, "e": 1.50}]',
-    )  # noqa: E501
+    text = (
+        '[{"a": 0.1, "b": 3.14159265358979323846264338327950288,'
+        ' "c": 12345678901234567890123456789012345678, "d": -1e-130, "e": 1.50}]'
+    )
+    path = write(tmp_path, text)
     (item,) = values(path)
     assert item["a"] == Decimal("0.1") and str(item["a"]) == "0.1"
     assert str(item["b"]) == "3.14159265358979323846264338327950288"
@@ -100,7 +101,7 @@ def test_utf8_bom_is_skipped(tmp_path: Path) -> None:
 )
 def test_malformed_files_are_refused_with_a_position(
     tmp_path: Path, text: str, message: str
-) -> None:  # noqa: E501
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(InputError, match=message) as e:
         values(path)

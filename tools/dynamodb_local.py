@@ -111,10 +111,14 @@ def main() -> int:
         print(jar_dir())
         return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    with running(args.port) as endpoint:
-        env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=endpoint)
-        print(f"DynamoDB Local is up at {endpoint}", file=sys.stderr)
-        return subprocess.call(command, env=env)
+    with contextlib.ExitStack() as stack:
+        endpoint = f"http://127.0.0.1:{args.port}" if args.port else ""
+        if endpoint and _answers(endpoint):
+            print(f"using the server already listening at {endpoint}", file=sys.stderr)
+        else:
+            endpoint = stack.enter_context(running(args.port))
+            print(f"DynamoDB Local is up at {endpoint}", file=sys.stderr)
+        return subprocess.call(command, env=dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=endpoint))
 
 
 if __name__ == "__main__":

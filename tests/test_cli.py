@@ -1,0 +1,96 @@
+"""What a user sees: help, one-line errors with hints, exit codes. No DynamoDB needed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, rimport
+
+import resumable_import
+
+COMMANDS = ["start", "resume", "status", "retry-failed"]
+
+
+def test_help_lists_every_command() -> None:
+    out = rimport("--help")
+    assert out.returncode == 0
+    for command in COMMANDS:
+        assert re.search(rf"^\s+{command}\s", out.stdout, re.M), command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_is_in_the_readme(command: str) -> None:
+    out = rimport(command, "--help")
+    assert out.returncode == 0 and "Usage:" in out.stdout
+    assert f"rimport {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_public_api_is_all_importable() -> None:
+    for name in resumable_import.__all__:
+        assert getattr(resumable_import, name) is not None
+
+
+def test_status_of_an_empty_ledger(ledger: Path) -> None:
+    assert json.loads(rimport("status", "--json", "--ledger", ledger).stdout) == []
+    assert "no runs yet" in rimport("status", "--ledger", ledger).stdout
+
+
+def test_an_unknown_run_is_one_line_and_a_hint(ledger: Path) -> None:
+    out = rimport("resume", "abcdef12", "--ledger", ledger)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        f"error: no run 'abcdef12' in the ledger {ledger}",
+        "hint: `rimport status` lists the runs; pass --ledger if they are in another ledger",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "nope.json: no such file or directory"),
+        ("", "nope.json is empty: there are no items to import"),
+        ("true", "nope.json starts with 't', not '[' or '{'"),
+        ('{"Items": [{"pk": "a"}]}', "reads both as JSON Lines (one item) and as a wrapper"),
+    ],
+)
+def test_a_bad_dump_is_refused_before_a_run_exists(
+    tmp_path: Path, ledger: Path, content: str | None, message: str
+) -> None:
+    dump = tmp_path / "nope.json"
+    if content is not None:
+        dump.write_text(content)
+    out = rimport("start", dump, "--table", "t", "--ledger", ledger)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and message in out.stderr.splitlines()[0]
+    assert out.stderr.splitlines()[1].startswith("hint: ")
+    assert "Traceback" not in out.stderr
+    assert json.loads(rimport("status", "--json", "--ledger", ledger).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "26"], "Invalid value for '--batch-size'"),
+        (["--create-table"], "--create-table needs --key NAME:S|N|B"),
+        (["--create-table", "--key", "id:X"], "'id:X' is not a key definition"),
+        (["--key", "id:S"], "--key and --sort-key only go with --create-table"),
+        (["--endpoint", "localhost:8000"], "'localhost:8000' is not an endpoint URL"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    tmp_path: Path, ledger: Path, args: list[str], message: str
+) -> None:
+    dump = tmp_path / "d.json"
+    dump.write_text('[{"pk": "a"}]')
+    out = rimport("start", dump, "--table", "t", "--ledger", ledger, *args)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+def test_debug_shows_the_traceback(ledger: Path) -> None:
+    out = rimport("--debug", "resume", "abcdef12", "--ledger", ledger)
+    assert out.returncode != 0
+    assert "Traceback" in out.stderr and "UsageError" in out.stderr

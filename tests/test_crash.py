@@ -1,0 +1,108 @@
+"""Crash safety: SIGKILL a real rimport process mid-run, resume, and compare the table with
+the file item by item. Runs with the default concurrency, so batches are in flight when the
+process dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import make_dump
+import pytest
+from conftest import assert_table_equals, dump_items, rimport
+
+from resumable_import.ledger import Ledger
+
+ITEMS = 40_000
+
+
+@pytest.fixture(scope="module")
+def big_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dump.write(tmp_path_factory.mktemp("crash") / "dump.json", ITEMS)
+
+
+def spawn(*args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "resumable_import", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def kill_when(proc: subprocess.Popen[str], book: Ledger, run_id: str, items: int) -> int:
+    """SIGKILL `proc` once its run has committed at least `items`; return the checkpoint."""
+    deadline = time.monotonic() + 120
+    while (done := book.run(run_id).items_committed) < items:
+        assert proc.poll() is None, f"rimport ended early: {proc.communicate()[1]}"
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return done
+
+
+def test_killed_three_times_and_resumed_the_table_equals_the_file(
+    big_dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    proc = spawn("start", big_dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    with Ledger(ledger) as book:
+        checkpoints = [kill_when(proc, book, run_id, ITEMS * 15 // 100)]
+        assert book.run(run_id).state == "interrupted"
+        for fraction in (45, 75):
+            proc = spawn("resume", run_id[:6], "--ledger", ledger)
+            checkpoints.append(kill_when(proc, book, run_id, ITEMS * fraction // 100))
+            assert book.run(run_id).items_committed >= checkpoints[-1]
+    assert checkpoints == sorted(checkpoints) and checkpoints[0] > 0
+
+    out = rimport("resume", run_id, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert f"run {run_id}: completed: {ITEMS:,} items read" in out.stderr
+    assert_table_equals(ddb, table, dump_items(big_dump))
+    with Ledger(ledger) as book:
+        run = book.run(run_id)
+    assert (run.state, run.items_committed, run.dead_letters) == ("completed", ITEMS, 0)
+
+
+def test_a_second_resume_of_the_same_run_is_refused(
+    big_dump: Path, endpoint: str, table: str, ledger: Path
+) -> None:
+    proc = spawn("start", big_dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    with Ledger(ledger) as book:
+        at = kill_when(proc, book, run_id, 500)
+        first = spawn("resume", run_id, "--ledger", ledger)
+        try:
+            while book.run(run_id).items_committed == at:  # the first resume is under way
+                time.sleep(0.01)
+            second = rimport("resume", run_id, "--ledger", ledger)
+            assert second.returncode == 1
+            assert f"run {run_id} is being run by another rimport process" in second.stderr
+        finally:
+            first.kill()
+            first.communicate()
+
+
+def test_resume_refuses_a_file_that_changed(
+    tmp_path: Path, endpoint: str, table: str, ledger: Path
+) -> None:
+    dump = make_dump.write(tmp_path / "d.json", 20_000)
+    proc = spawn("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    with Ledger(ledger) as book:
+        at = kill_when(proc, book, run_id, 500)
+    text = dump.read_text(encoding="utf-8")
+    dump.write_text(text.replace("item#000000003", "item#00000000X", 1), encoding="utf-8")
+    out = rimport("resume", run_id, "--ledger", ledger)
+    assert out.returncode == 2
+    assert f"has changed since run {run_id} read it" in out.stderr
+    with Ledger(ledger) as book:
+        assert book.run(run_id).items_committed == at

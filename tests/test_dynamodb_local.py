@@ -1,0 +1,102 @@
+"""The CLI against a real DynamoDB Local: what lands in the table, and what is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import make_dump
+import pytest
+from conftest import assert_table_equals, dump_items, rimport, scan
+
+
+def status(ledger: Path, run_id: str) -> dict[str, Any]:
+    out = rimport("status", run_id, "--json", "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    ("shape", "count"), [("array", 20_000), ("object", 3_000), ("jsonl", 3_000)]
+)
+def test_a_dump_lands_item_for_item(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path, shape: str, count: int
+) -> None:
+    suffix = ".jsonl" if shape == "jsonl" else ".json"
+    dump = make_dump.write(tmp_path / f"dump{suffix}", count, shape)
+    out = rimport("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.splitlines()[0]
+    assert f"run {run_id}: completed: {count:,} items read, {count:,} written" in out.stderr
+    assert_table_equals(ddb, table, dump_items(dump))
+    st = status(ledger, run_id)
+    assert (st["state"], st["items_committed"], st["items_written"], st["dead_letters"]) == (
+        "completed", count, count, 0,
+    )  # fmt: skip
+    assert st["shape"] == {"array": "array", "object": "object:Items", "jsonl": "jsonl"}[shape]
+    assert st["file_hash"].startswith("sha256:") and st["endpoint"] == endpoint
+
+
+def test_bad_items_are_dead_lettered_and_the_rest_written(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    items = [{"pk": f"k{i}", "v": i} for i in range(60)]
+    items[7] = {"pk": "k7", "blob": "x" * 410_000}  # over DynamoDB's 400 KB item limit
+    items[33] = {"no_key": True}
+    items[50] = {"pk": 5}  # the key has the wrong type
+    dump = tmp_path / "d.json"
+    dump.write_text(json.dumps(items[:45])[:-1] + ", 17, " + json.dumps(items[45:])[1:])
+    out = rimport("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 3, out.stderr
+    run_id = out.stdout.splitlines()[0]
+    assert "4 dead-lettered" in out.stderr
+    assert f"rimport retry-failed {run_id}" in out.stderr
+    good = [it for i, it in enumerate(items) if i not in (7, 33, 50)]
+    assert_table_equals(ddb, table, good)
+    st = status(ledger, run_id)
+    assert (st["state"], st["items_committed"], st["dead_letters"]) == (
+        "completed_with_failures",
+        61,
+        4,
+    )
+    detail = rimport("status", run_id, "--ledger", ledger).stdout
+    for index in (7, 33, 45, 51):
+        assert f"  {index}  " in detail
+    assert "NotAnObject" in detail and "ValidationException" in detail
+
+
+def test_a_missing_table_is_a_clear_error(tmp_path: Path, endpoint: str, ledger: Path) -> None:
+    dump = make_dump.write(tmp_path / "d.json", 3)
+    out = rimport("start", dump, "--table", "no-such-table", "--endpoint", endpoint,
+                  "--ledger", ledger)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        f"error: table 'no-such-table' does not exist at {endpoint}",
+        "hint: create it, or pass --create-table --key NAME:S [--sort-key NAME:S]",
+    ]
+
+
+def test_create_table_makes_the_table_with_the_given_keys(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    dump = make_dump.write(tmp_path / "d.json", 50)
+    out = rimport("start", dump, "--table", "made-here", "--endpoint", endpoint, "--ledger", ledger,
+                  "--create-table", "--key", "pk:S", "--sort-key", "n:N")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    schema = ddb.describe_table(TableName="made-here")["Table"]["KeySchema"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in schema] == [("pk", "HASH"), ("n", "RANGE")]
+    assert len(scan(ddb, "made-here")) == 50
+
+
+def test_a_remote_endpoint_is_refused_before_anything_happens(tmp_path: Path, ledger: Path) -> None:
+    dump = make_dump.write(tmp_path / "d.json", 3)
+    out = rimport("start", dump, "--table", "t", "--endpoint", "https://dynamodb.us-east-1.amazonaws.com",
+                  "--ledger", ledger)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert out.stderr.splitlines()[0].startswith(
+        "error: refusing to write to https://dynamodb.us-east-1.amazonaws.com"
+    )
+    assert "--allow-remote" in out.stderr
+    assert rimport("status", "--json", "--ledger", ledger).stdout.strip() == "[]"
