@@ -338,9 +338,14 @@ _SELECT_RUNS = (
 
 
 def _migrations() -> list[tuple[int, str]]:
-    """The numbered SQL files shipped in the package, in order."""
+    """The numbered SQL files, in order: shipped in the installed package as
+    `resumable_import.migrations`, or in `migrations/` beside a source checkout."""
+    try:
+        folder: Any = resources.files("resumable_import.migrations")
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parent.parent / "migrations"
     found = []
-    for entry in resources.files("resumable_import.migrations").iterdir():
+    for entry in folder.iterdir():
         if m := re.fullmatch(r"(\d{4})_\w+\.sql", entry.name):
             found.append((int(m.group(1)), entry.read_text(encoding="utf-8")))
     return sorted(found)

@@ -77,10 +77,14 @@ def ledger(tmp_path: Path) -> Path:
     return tmp_path / "state" / "ledger.sqlite"
 
 
+# The console script that `pip install` made, beside this interpreter.
+RIMPORT = str(Path(sys.executable).parent / "rimport")
+
+
 def rimport(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a child process."""
     return subprocess.run(
-        [sys.executable, "-m", "resumable_import", *map(str, args)],
+        [RIMPORT, *map(str, args)],
         capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
     )  # fmt: skip
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import make_dump
 import pytest
-from conftest import assert_table_equals, dump_items, rimport
+from conftest import RIMPORT, assert_table_equals, dump_items, rimport
 
 from resumable_import.ledger import Ledger
 
@@ -28,7 +27,7 @@ def big_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def spawn(*args: str | Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "resumable_import", *map(str, args)],
+        [RIMPORT, *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )  # fmt: skip
 
