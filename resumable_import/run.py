@@ -9,6 +9,7 @@ it, so items with the same key reach the table in file order.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -148,7 +149,6 @@ def retry_failed(
     run_id: str,
     *,
     ledger: str | Path | Ledger | None = None,
-    progress: Progress | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
 ) -> ImportResult:
@@ -160,7 +160,7 @@ def retry_failed(
     started = time.monotonic()
     with _ledger(ledger) as book:
         run = book.run(run_id)
-        with book.lock(run.id):
+        with book.lock(run.id), _log_to(book):
             pending = book.dead_letters(run.id, retryable_only=True)
             if pending:
                 check_endpoint(run.endpoint, run.options.get("allow_remote", False))
@@ -171,7 +171,6 @@ def retry_failed(
                     client, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
                 )
                 log.info("run %s: retrying %d dead letters", run.id, len(pending))
-                done = 0
                 for group in _groups(pending, info.key_names):
                     failures = {f.position: f for f in writer.write([d.item for d in group])}
                     written, failed = [], []
@@ -185,9 +184,6 @@ def retry_failed(
                             letter.attempts += 1
                             written.append(letter)
                     book.settle(run.id, written, failed)
-                    done += len(group)
-                    if progress:
-                        progress(done, done, len(pending))
             run = book.run(run.id)
             if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
                 state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES
@@ -220,7 +216,7 @@ def _execute(
     started = time.monotonic()
     resuming = run.items_committed > 0
     book.set_state(run.id, states.RUNNING)
-    with _log_to(book.path.with_name("rimport.log")):
+    with _log_to(book):
         log.info(
             "run %s: %s %s -> table %s at %s, from item %d (byte %d)",
             run.id, "resumed" if resuming else "started", run.file, run.table, run.endpoint,
@@ -421,8 +417,10 @@ def _ledger(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
 
 
 @contextmanager
-def _log_to(path: Path) -> Iterator[None]:
-    """Append run events to the log file beside the ledger while a run works."""
+def _log_to(book: Ledger) -> Iterator[None]:
+    """Append run events to `$RIMPORT_LOG`, else `rimport.log` beside the ledger, while a
+    run works."""
+    path = os.environ.get("RIMPORT_LOG") or book.path.with_name("rimport.log")
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)

@@ -105,3 +105,22 @@ def test_resume_refuses_a_file_that_changed(
     assert f"has changed since run {run_id} read it" in out.stderr
     with Ledger(ledger) as book:
         assert book.run(run_id).items_committed == at
+
+
+def test_ctrl_c_saves_the_checkpoint_and_says_how_to_resume(
+    big_dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    proc = spawn("start", big_dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    with Ledger(ledger) as book:
+        while book.run(run_id).items_committed < 2_000:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert f"hint: continue with: rimport resume {run_id}" in err
+        run = book.run(run_id)
+        assert run.state == "interrupted" and run.items_committed >= 2_000
+    log = (ledger.parent / "rimport.log").read_text(encoding="utf-8")
+    assert f"run {run_id}: interrupted at item {run.items_committed}" in log
