@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .items import Item, ItemError, Key, key_of, to_item
+from .items import Item, ItemError, Key, raw_key, to_item
 from .reader import RawItem
 
 MAX_BATCH = 25
@@ -58,7 +58,7 @@ def batches(
                 item = to_item(raw.value)
             except ItemError as e:
                 item, rejected = None, Rejected(raw.index, raw.value, e)
-            key = key_of(item, key_names) if item is not None else None
+            key = raw_key(raw.value, key_names) if item is not None else None
             if batch is not None and (len(batch.items) >= size or (key and key in batch.keys)):
                 yield batch
                 batch = None

@@ -6,6 +6,7 @@ hint and an exit code; a traceback only with --debug.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -18,7 +19,14 @@ from tqdm import tqdm
 from .dynamo import KeySpec
 from .errors import RimportError, UsageError
 from .ledger import Ledger, Run
-from .run import ImportResult, import_file, resume_run, retry_failed, run_status
+from .run import (
+    DEFAULT_CONCURRENCY,
+    ImportResult,
+    import_file,
+    resume_run,
+    retry_failed,
+    run_status,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -84,8 +92,12 @@ def start(
         typer.Option("--format", metavar="FORMAT", help="auto, json (array or wrapper) or jsonl."),
     ] = "auto",
     concurrency: Annotated[
-        int, typer.Option(min=1, max=64, metavar="N", help="Batches in flight at once.")
-    ] = 4,
+        int, typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")
+    ] = DEFAULT_CONCURRENCY,
+    max_wcu: Annotated[
+        float | None,
+        typer.Option(metavar="N", help="Cap on write capacity units per second.", min=1),
+    ] = None,
     create_table: Annotated[
         bool, typer.Option("--create-table", help="Create the table (on-demand) if missing.")
     ] = False,
@@ -115,6 +127,7 @@ def start(
         return import_file(
             file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
             fmt=format, create_keys=keys, allow_remote=allow_remote, concurrency=concurrency,
+            max_wcu=max_wcu,
             progress=bar, on_start=bar.start,
         )  # fmt: skip
 
@@ -218,7 +231,7 @@ class _Bar:
         )  # fmt: skip
 
     def __call__(self, items: int, done: int, total: int) -> None:
-        if self._bar is None:
+        if self._bar is None or self._bar.disable:
             return
         self._bar.update(done - self._bar.n)
         rate = (items - self._items0) / max(time.monotonic() - self._t0, 1e-9)
@@ -311,6 +324,9 @@ def _close_bars() -> None:
 
 
 def main() -> None:
+    # Everything imported so far lives as long as the process: keep the garbage collector
+    # from walking it again and again while millions of items pass through.
+    gc.freeze()
     try:
         app(prog_name="rimport")
     except Exception:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import ServiceError, TableError, UsageError, hint_for
@@ -62,8 +63,15 @@ def check_endpoint(endpoint: str, allow_remote: bool) -> None:
         )
 
 
-def make_client(endpoint: str, region: str | None, *, pool_size: int = 10) -> tuple[Any, str]:
-    """A DynamoDB client and the region it uses.
+@dataclass(frozen=True)
+class Connection:
+    client: Any  # botocore DynamoDB client
+    region: str
+    credentials: Any  # botocore credentials, for the fast write path to sign with
+
+
+def connect(endpoint: str, region: str | None, *, pool_size: int = 10) -> Connection:
+    """A DynamoDB client for `endpoint`, with the region and credentials it uses.
 
     Against a local endpoint, missing credentials and region get harmless defaults so that
     DynamoDB Local works out of the box. botocore's own retries are off: the writer retries,
@@ -79,9 +87,16 @@ def make_client(endpoint: str, region: str | None, *, pool_size: int = 10) -> tu
         raise UsageError(
             "no AWS region set", "pass --region, or set AWS_REGION / AWS_DEFAULT_REGION"
         )
-    credentials: dict[str, str] = {}
-    if local and session.get_credentials() is None:
-        credentials = {"aws_access_key_id": "rimport", "aws_secret_access_key": "rimport"}
+    credentials = session.get_credentials()
+    dummy: dict[str, str] = {}
+    if credentials is None:
+        if not local:
+            raise UsageError(
+                "no AWS credentials found",
+                "configure them as for the AWS CLI (aws configure, AWS_PROFILE, ...)",
+            )
+        credentials = Credentials("rimport", "rimport")
+        dummy = {"aws_access_key_id": "rimport", "aws_secret_access_key": "rimport"}
     config = Config(
         retries={"total_max_attempts": 1},
         parameter_validation=False,
@@ -94,9 +109,9 @@ def make_client(endpoint: str, region: str | None, *, pool_size: int = 10) -> tu
         region_name=region,
         endpoint_url=None if endpoint == AWS else endpoint,
         config=config,
-        **credentials,
+        **dummy,
     )
-    return client, region
+    return Connection(client, region, credentials)
 
 
 @dataclass(frozen=True)

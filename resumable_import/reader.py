@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from .errors import InputError
 
@@ -38,6 +38,7 @@ _PEEK = 4 << 20
 _MAX_VALUE_CHARS = 64 << 20
 _MAX_LINE = 64 << 20
 _WS = re.compile(r"[ \t\n\r]*")
+_SEPARATOR = re.compile(r"[ \t\n\r]*(,)?[ \t\n\r]*")
 
 
 def _reject_constant(name: str) -> Any:
@@ -73,8 +74,7 @@ class Position:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class RawItem:
+class RawItem(NamedTuple):
     index: int
     value: Any
     end: int  # byte offset just past this item: the checkpoint after it
@@ -98,10 +98,14 @@ class _Text:
         self.buf = ""
         self.pos = 0
         self.eof = False
+        self._ascii = True  # then a char offset is a byte offset: no encoding to count
 
     def byte_offset(self, char_pos: int) -> int:
         """Byte offset of `char_pos`; positions asked for must not go backwards."""
-        b = self._mark_byte + len(self.buf[self._mark_char : char_pos].encode("utf-8"))
+        if self._ascii:
+            b = self._mark_byte + char_pos - self._mark_char
+        else:
+            b = self._mark_byte + len(self.buf[self._mark_char : char_pos].encode("utf-8"))
         self._mark_char, self._mark_byte = char_pos, b
         return b
 
@@ -123,6 +127,7 @@ class _Text:
                 offset=self._read_to + e.start,
             ) from None
         self._read_to += len(data)
+        self._ascii = self.buf.isascii()
         self.eof = not data
         return bool(data)
 
@@ -291,6 +296,22 @@ def _skip_value(t: _Text) -> bool:
 def _array_values(t: _Text, *, after: bool, index: int = 0) -> Iterator[Any]:
     """Values of an array whose '[' is consumed; `after` if one element was read already."""
     while True:
+        # Fast path, taken for nearly every item: separator and value both in the buffer.
+        buf = t.buf
+        m = _SEPARATOR.match(buf, t.pos)
+        start = m.end()
+        if start < len(buf) and buf[start] != "]" and (m.group(1) is not None) == after:
+            try:
+                value, end = _decode(buf, start)
+            except ValueError:
+                pass  # cut by the chunk boundary, or malformed: the slow path sorts it out
+            else:
+                if end < len(buf) or type(value) not in (int, Decimal):
+                    t.pos = end
+                    yield value
+                    index += 1
+                    after = True
+                    continue
         c = t.peek()
         if c == "]":
             t.pos += 1

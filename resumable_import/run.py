@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +20,21 @@ from typing import Any
 
 from . import ledger as states
 from .batching import Batch, batches
-from .dynamo import KeySpec, check_endpoint, ensure_table, make_client, resolve_endpoint
+from .dynamo import KeySpec, check_endpoint, connect, ensure_table, resolve_endpoint
 from .errors import FileChangedError, InputError, RimportError, ServiceError, UsageError
 from .fingerprint import file_hash
 from .items import key_of, to_attribute
 from .ledger import DeadLetter, Ledger, Run
 from .reader import Dump, Position, Shape
-from .writer import BatchWriter, Failure, RetryPolicy
+from .transport import SyncTransport, Transport, open_transport
+from .writer import Failure, Job, RetryPolicy, Writer
 
 log = logging.getLogger("rimport")
 
 Progress = Callable[[int, int, int], None]
 """Called after each committed batch with (items done, bytes done, bytes in the file)."""
 
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = 16  # requests in flight; DynamoDB Local saturates near 4
 CHECKPOINT_LOG_EVERY = 100  # batches
 
 
@@ -67,6 +66,7 @@ def import_file(
     create_keys: tuple[KeySpec, ...] | None = None,
     allow_remote: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_wcu: float | None = None,
     progress: Progress | None = None,
     on_start: Callable[[Run], None] | None = None,
     client: Any = None,
@@ -81,11 +81,12 @@ def import_file(
         raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
     if concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
+    if max_wcu is not None and max_wcu <= 0:
+        raise UsageError(f"--max-wcu must be positive, not {max_wcu}")
     endpoint = resolve_endpoint(endpoint)
     check_endpoint(endpoint, allow_remote)
     dump = Dump.open(path, fmt)
-    if client is None:
-        client, region = make_client(endpoint, region, pool_size=concurrency + 2)
+    client, transport, region = _connect(endpoint, region, client)
     info = ensure_table(client, table, create_keys, endpoint)
     digest = file_hash(dump.path)
     with _ledger(ledger) as book:
@@ -95,12 +96,13 @@ def import_file(
             file_hash=digest,
             table=table,
             endpoint=endpoint,
-            region=region or "",
+            region=region,
             format=fmt,
             shape=str(dump.shape),
             options={
                 "batch_size": batch_size,
                 "concurrency": concurrency,
+                "max_wcu": max_wcu,
                 "allow_remote": allow_remote,
                 "keys": [f"{k.name}:{k.type}" for k in info.keys],
             },
@@ -108,7 +110,7 @@ def import_file(
         with book.lock(run.id):
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, info.key_names, progress, retry)
+            return _execute(book, run, dump, transport, info.key_names, progress, retry)
 
 
 def resume_run(
@@ -135,14 +137,11 @@ def resume_run(
                 )
             _check_unchanged(book, run, dump)
             check_endpoint(run.endpoint, run.options.get("allow_remote", False))
-            if client is None:
-                client, _ = make_client(
-                    run.endpoint, run.region, pool_size=run.options["concurrency"] + 2
-                )
+            client, transport, _ = _connect(run.endpoint, run.region, client)
             info = ensure_table(client, run.table, None, run.endpoint)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, info.key_names, progress, retry)
+            return _execute(book, run, dump, transport, info.key_names, progress, retry)
 
 
 def retry_failed(
@@ -164,11 +163,10 @@ def retry_failed(
             pending = book.dead_letters(run.id, retryable_only=True)
             if pending:
                 check_endpoint(run.endpoint, run.options.get("allow_remote", False))
-                if client is None:
-                    client, _ = make_client(run.endpoint, run.region)
+                client, transport, _ = _connect(run.endpoint, run.region, client)
                 info = ensure_table(client, run.table, None, run.endpoint)
-                writer = BatchWriter(
-                    client, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
+                writer = Writer(
+                    transport, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
                 )
                 log.info("run %s: retrying %d dead letters", run.id, len(pending))
                 for group in _groups(pending, info.key_names):
@@ -208,7 +206,7 @@ def _execute(
     book: Ledger,
     run: Run,
     dump: Dump,
-    client: Any,
+    transport: Transport,
     key_names: tuple[str, ...],
     progress: Progress | None,
     retry: RetryPolicy | None,
@@ -222,15 +220,16 @@ def _execute(
             run.id, "resumed" if resuming else "started", run.file, run.table, run.endpoint,
             run.items_committed, run.byte_offset,
         )  # fmt: skip
-        stop = threading.Event()
-        writer = BatchWriter(
-            client, run.table, key_names, retry, stop=stop, on_retry=_log_retry(run.id)
-        )
+        concurrency = run.options["concurrency"]
+        writer = Writer(
+            transport, run.table, key_names, retry, max_inflight=concurrency,
+            max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
+        )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = batches(dump.items(start), key_names, run.options["batch_size"])
         committer = _Committer(book, run, dump.size, progress)
         try:
-            _pump(source, writer, committer, run.options["concurrency"], stop)
+            _pump(source, writer, committer, window=2 * concurrency)
         except KeyboardInterrupt:
             run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
             raise RunInterrupted(
@@ -258,50 +257,37 @@ def _execute(
         return _result(book.run(run.id), time.monotonic() - started)
 
 
-def _pump(
-    source: Iterator[Batch],
-    writer: BatchWriter,
-    committer: _Committer,
-    concurrency: int,
-    stop: threading.Event,
-) -> None:
-    """Send batches, up to `concurrency` at once, and commit them in file order."""
-    inflight: deque[tuple[Batch, Future[list[Failure]]]] = deque()
-    busy_keys: dict[Any, int] = {}
+def _pump(source: Iterator[Batch], writer: Writer, committer: _Committer, window: int) -> None:
+    """Hand batches to the writer, up to `window` at once, and commit them in file order."""
+    inflight: deque[tuple[Batch, Job]] = deque()
 
-    def settle_oldest() -> None:
-        batch, future = inflight.popleft()
-        committer.commit(batch, future.result())
-        for key in batch.keys:
-            if busy_keys[key] == 1:
-                del busy_keys[key]
-            else:
-                busy_keys[key] -= 1
+    def settle() -> None:
+        while inflight and inflight[0][1].done:
+            batch, job = inflight.popleft()
+            committer.commit(batch, job.failures)
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rimport-write")
+    def must_wait(batch: Batch) -> bool:
+        keys = batch.keys  # a handful of C-level set checks; cheaper than tracking keys
+        return len(inflight) >= window or any(
+            not keys.isdisjoint(other.keys) for other, _ in inflight
+        )
+
     try:
-        try:
-            for batch in source:
-                while inflight and (
-                    len(inflight) >= concurrency or not batch.keys.isdisjoint(busy_keys)
-                ):
-                    settle_oldest()
-                inflight.append((batch, pool.submit(writer.write, batch.items)))
-                for key in batch.keys:
-                    busy_keys[key] = busy_keys.get(key, 0) + 1
-                while inflight and inflight[0][1].done():
-                    settle_oldest()
-        except InputError:
-            while inflight:  # everything read before the problem still gets written
-                settle_oldest()
-            raise
-        while inflight:
-            settle_oldest()
-    except BaseException:
-        stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+        for batch in source:
+            while inflight and must_wait(batch):
+                writer.poll(block=True)
+                settle()
+            inflight.append((batch, writer.submit(batch.items)))
+            writer.poll(block=False)
+            settle()
+    except InputError:
+        while inflight:  # everything read before the problem still gets written
+            writer.poll(block=True)
+            settle()
         raise
-    pool.shutdown()
+    while inflight:
+        writer.poll(block=True)
+        settle()
 
 
 class _Committer:
@@ -388,6 +374,17 @@ def _groups(letters: list[DeadLetter], key_names: tuple[str, ...]) -> Iterator[l
             keys.add(key)
     if group:
         yield group
+
+
+def _connect(endpoint: str, region: str | None, client: Any) -> tuple[Any, Transport, str]:
+    """(client for table calls, transport for writes, region).
+
+    A client given by the caller (a test fake, a preconfigured botocore client) does both.
+    """
+    if client is not None:
+        return client, SyncTransport(client), region or ""
+    conn = connect(endpoint, region)
+    return conn.client, open_transport(conn.client, conn.credentials), conn.region
 
 
 def _result(run: Run, elapsed: float) -> ImportResult:

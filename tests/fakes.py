@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
+
+from resumable_import.transport import SyncTransport
 
 
 def client_error(code: str, message: str = "injected", status: int = 400) -> ClientError:
@@ -28,8 +29,6 @@ class FakeDynamo:
       poison           partition-key values whose presence fails the whole request with
                        ValidationException, as an item over 400 KB does
       unprocessed      partition-key value -> how many more times to hand it back unprocessed
-      max_delay        each call sleeps a random time up to this, so concurrent calls finish
-                       out of order
     """
 
     def __init__(self, table: str = "t", key_names: tuple[str, ...] = ("pk",)) -> None:
@@ -40,11 +39,9 @@ class FakeDynamo:
         self.fail_next: list[str | ClientError] = []
         self.poison: set[str] = set()
         self.unprocessed: dict[str, int] = {}
-        self.max_delay = 0.0
         self.calls = 0
         self.on_call: Callable[[list[dict[str, Any]]], None] | None = None
         self._lock = threading.Lock()
-        self._rng = random.Random(3)
 
     def describe_table(self, TableName: str) -> dict[str, Any]:
         if TableName != self.table:
@@ -66,10 +63,7 @@ class FakeDynamo:
     def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.calls += 1
-            delay = self._rng.uniform(0, self.max_delay)
             fault = self.fail_next.pop(0) if self.fail_next else None
-        if delay:
-            time.sleep(delay)
         if fault == "connection":
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
         if fault is not None:
@@ -103,3 +97,20 @@ class FakeDynamo:
             return tuple(item[n]["S"] for n in self.key_names)
         except KeyError:
             return None
+
+
+class ShuffledTransport(SyncTransport):
+    """Answers come back in a random order, some held over to later waits, as they would
+    from several connections at once."""
+
+    def __init__(self, client: Any, seed: int = 5) -> None:
+        super().__init__(client)
+        self._held: list[tuple[Any, Any]] = []
+        self._rng = random.Random(seed)
+
+    def wait(self, timeout: float | None) -> list[tuple[Any, Any]]:
+        self._held += super().wait(timeout)
+        self._rng.shuffle(self._held)
+        cut = self._rng.randint(1, len(self._held)) if self._held else 0
+        out, self._held = self._held[:cut], self._held[cut:]
+        return out

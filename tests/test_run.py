@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import FakeDynamo
+from fakes import FakeDynamo, ShuffledTransport
 
+import resumable_import.run as run_module
 from resumable_import import (
     FileChangedError,
     InputError,
@@ -71,9 +72,9 @@ def test_retry_failed_writes_the_retryable_ones_once_the_fault_clears(tmp_path: 
     assert left.index == 13
 
 
-def test_out_of_order_completion_keeps_the_checkpoint_gapless(tmp_path: Path) -> None:
+def test_out_of_order_completion_keeps_the_checkpoint_gapless(tmp_path: Path, monkeypatch) -> None:
     fake = FakeDynamo()
-    fake.max_delay = 0.004
+    monkeypatch.setattr(run_module, "SyncTransport", ShuffledTransport)
     dump = write_dump(tmp_path / "d.json", 1500)
     seen: list[int] = []
 
@@ -88,9 +89,11 @@ def test_out_of_order_completion_keeps_the_checkpoint_gapless(tmp_path: Path) ->
     assert len(table_values(fake)) == 1500
 
 
-def test_items_sharing_a_key_land_in_file_order_under_concurrency(tmp_path: Path) -> None:
+def test_items_sharing_a_key_land_in_file_order_under_concurrency(
+    tmp_path: Path, monkeypatch
+) -> None:
     fake = FakeDynamo()
-    fake.max_delay = 0.003
+    monkeypatch.setattr(run_module, "SyncTransport", ShuffledTransport)
     dump = write_dump(tmp_path / "d.json", 2000, key=lambda i: f"k{(i * 7) % 60}")
     import_file(dump, "t", ledger=tmp_path / "l.db", client=fake, concurrency=8, retry=FAST)
     last = {}
@@ -137,7 +140,9 @@ def test_resume_refuses_a_file_that_changed_before_the_checkpoint(tmp_path: Path
     write_dump(dump, 100, key=lambda i: f"other{i}")
     with pytest.raises(FileChangedError, match="has changed since run"):
         resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
-    assert sorted(table_values(fake)) == sorted(f"k{i}" for i in range(25))
+    written = table_values(fake)
+    assert all(f"k{i}" in written for i in range(25))
+    assert not any(k.startswith("other") for k in written), "the changed file was read"
 
 
 def test_a_run_stopped_by_the_service_resumes_where_it_stopped(tmp_path: Path) -> None:
@@ -149,14 +154,15 @@ def test_a_run_stopped_by_the_service_resumes_where_it_stopped(tmp_path: Path) -
     def outage(items: list) -> None:
         calls["n"] += 1
         if calls["n"] == 5:
-            fake.fail_next = ["connection"] * 3
+            fake.fail_next = ["connection"] * 10
 
     fake.on_call = outage
     with pytest.raises(ServiceError):
         import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST)
     (run,) = run_status(ledger=ledger)
-    assert run.items_committed == 125  # five batches of 25 made it before the outage
+    assert run.items_committed == 125  # the five batches that made it before the outage
     fake.on_call = None
+    fake.fail_next.clear()  # the outage is over
     result = resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
     assert result.state == "completed"
     assert table_values(fake) == {f"k{i}": i for i in range(300)}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
+
 import pytest
 from fakes import FakeDynamo, client_error
 
 from resumable_import.errors import ServiceError
-from resumable_import.items import to_item
-from resumable_import.writer import BatchWriter, RetryPolicy
+from resumable_import.items import item_size, to_item, write_units
+from resumable_import.transport import SyncTransport
+from resumable_import.writer import RetryPolicy, Writer
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0001, max_delay=0.001)
 
@@ -16,8 +20,8 @@ def items(n: int, prefix: str = "k") -> list[dict]:
     return [to_item({"pk": f"{prefix}{i}", "v": i}) for i in range(n)]
 
 
-def writer(fake: FakeDynamo, policy: RetryPolicy = FAST) -> BatchWriter:
-    return BatchWriter(fake, fake.table, fake.key_names, policy)
+def writer(fake: FakeDynamo, policy: RetryPolicy = FAST, **kw: object) -> Writer:
+    return Writer(SyncTransport(fake), fake.table, fake.key_names, policy, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -95,3 +99,44 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
         delays = [policy.delay(attempt) for _ in range(200)]
         assert all(0 <= d <= cap for d in delays)
         assert max(delays) > cap / 2
+
+
+def test_throttling_halves_the_requests_in_flight_and_success_wins_them_back() -> None:
+    fake = FakeDynamo()
+    w = writer(fake, max_inflight=16)
+    assert w.limit == 16
+    fake.fail_next = ["ProvisionedThroughputExceededException"] * 3
+    w.write(items(1))
+    assert w.limit == 8  # three throttles within 100 ms count as one burst
+    time.sleep(0.11)
+    fake.fail_next = ["ThrottlingException"]
+    w.write(items(1, "b"))
+    assert w.limit == 4
+    for i in range(20):  # one more request in flight per round of `limit` clean answers
+        w.write(items(1, f"c{i}"))
+    assert 4 < w.limit < 16
+    for i in range(200):
+        w.write(items(1, f"d{i}"))
+    assert w.limit == 16
+    assert w.throttled == 4
+
+
+def test_max_wcu_spaces_the_requests_out() -> None:
+    fake = FakeDynamo()
+    w = writer(fake, max_inflight=4, max_wcu=50)
+    big = [to_item({"pk": f"k{i}", "blob": "x" * 1500}) for i in range(100)]  # 2 WCU each
+    started = time.monotonic()
+    for i in range(0, 100, 25):
+        w.write(big[i : i + 25])
+    elapsed = time.monotonic() - started
+    assert len(fake.items) == 100
+    assert 2.5 < elapsed < 6  # 200 units at 50/s, the first 50 from a full bucket: ~3 s
+
+
+def test_item_size_follows_dynamodb_rules() -> None:
+    item = to_item({"pk": "abc", "n": Decimal("123.4500"), "ok": True, "m": {"a": [1, "xy"]}})
+    # name + value: pk 2+3; n 1+(5 significant digits -> 3+1); ok 2+1;
+    # m 1 + map(3 + per entry 1 + "a" 1 + list(3 + (1 + number 2) + (1 + string 2)))
+    assert item_size(item) == (2 + 3) + (1 + 4) + (2 + 1) + (1 + 3 + 1 + 1 + 3 + 3 + 3)
+    assert write_units(item) == 1
+    assert write_units(to_item({"pk": "x" * 2000})) == 2

@@ -69,21 +69,47 @@ def encode(value: Any) -> str:
 
 
 def write(path: Path, count: int, shape: str = "array", seed: int = 7) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        if shape == "object":
-            f.write(f'{{"Count": {count}, "Items": [\n')
-        elif shape == "array":
-            f.write("[\n")
-        for i, it in enumerate(items(count, seed)):
-            if shape == "jsonl":
-                f.write(encode(it) + "\n")
-            else:
-                f.write(("" if i == 0 else ",\n") + encode(it))
-        if shape == "object":
-            f.write(f'\n], "ScannedCount": {count}}}\n')
-        elif shape == "array":
-            f.write("\n]\n")
+    """Write `count` items in the given shape; return the path."""
+    write_marked(path, count, shape, seed)
     return path
+
+
+def write_marked(
+    path: Path, count: int, shape: str = "array", seed: int = 7, *, mark: int | None = None
+) -> int | None:
+    """Write `count` items; return the byte offset just past item `mark - 1`, if asked.
+
+    Items cycle through 1,000 distinct bodies with their own key and index, so a
+    multi-GB dump takes seconds to write.
+    """
+    rng = random.Random(seed)
+    tails = []
+    for i in range(min(count, 1000)):
+        it = item(i, rng)
+        head = encode({"pk": it["pk"], "n": it["n"]})
+        tails.append(encode(it)[len(head) - 1 :].encode("utf-8"))
+    if shape == "object":
+        opening, sep, closing = (
+            f'{{"Count": {count}, "Items": [\n',
+            b",\n",
+            f'\n], "ScannedCount": {count}}}\n',
+        )
+    elif shape == "array":
+        opening, sep, closing = "[\n", b",\n", "\n]\n"
+    else:
+        opening, sep, closing = "", b"\n", "\n"
+    offset = None
+    with open(path, "wb", buffering=1 << 20) as f:
+        pos = f.write(opening.encode())
+        for i in range(count):
+            if i:
+                pos += f.write(sep)
+            pos += f.write(b'{"pk": "item#%09d", "n": %d' % (i, i))
+            pos += f.write(tails[i % len(tails)])
+            if mark is not None and i == mark - 1:
+                offset = pos
+        f.write(closing.encode())
+    return offset
 
 
 def main() -> None:
