@@ -98,7 +98,7 @@ async def serve(standin: Standin, port: int) -> None:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
+                path = lines[0].split(" ", 2)[1]
                 headers = {
                     k.lower(): v.strip()
                     for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
@@ -120,11 +120,11 @@ async def serve(standin: Standin, port: int) -> None:
                         {"__type": "#UnknownOperationException", "message": target},
                     )
                 data = orjson.dumps(payload)
-                writer.write(
+                head = (
                     f"HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                    f"Content-Length: {len(data)}\r\nx-amz-crc32: {zlib.crc32(data)}\r\n\r\n".encode()
-                    + data
+                    f"Content-Length: {len(data)}\r\nx-amz-crc32: {zlib.crc32(data)}\r\n\r\n"
                 )
+                writer.write(head.encode() + data)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
