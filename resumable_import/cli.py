@@ -123,13 +123,12 @@ def start(
             keys = (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
         elif key or sort_key:
             raise UsageError("--key and --sort-key only go with --create-table")
-        bar = _Bar()
-        return import_file(
-            file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
-            fmt=format, create_keys=keys, allow_remote=allow_remote, concurrency=concurrency,
-            max_wcu=max_wcu,
-            progress=bar, on_start=bar.start,
-        )  # fmt: skip
+        with _Bar() as bar:
+            return import_file(
+                file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
+                fmt=format, create_keys=keys, allow_remote=allow_remote, concurrency=concurrency,
+                max_wcu=max_wcu, progress=bar, on_start=bar.start,
+            )  # fmt: skip
 
     _finish(_guard(work))
 
@@ -144,8 +143,8 @@ def resume(
     """Continue a run from its last checkpoint, after checking the file is unchanged."""
 
     def work() -> ImportResult:
-        bar = _Bar()
-        return resume_run(run_id, ledger=ledger, progress=bar, on_start=bar.start)
+        with _Bar() as bar:
+            return resume_run(run_id, ledger=ledger, progress=bar, on_start=bar.start)
 
     _finish(_guard(work))
 
@@ -237,10 +236,12 @@ class _Bar:
         rate = (items - self._items0) / max(time.monotonic() - self._t0, 1e-9)
         self._bar.set_postfix_str(f"{items:,} items, {rate:,.0f} items/s", refresh=False)
 
-    def close(self) -> None:
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
-            self._bar = None
 
 
 def _finish(result: ImportResult) -> None:
@@ -314,13 +315,6 @@ def _guard(work: Any) -> Any:
             raise
         _say("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        _close_bars()
-
-
-def _close_bars() -> None:
-    for bar in list(getattr(tqdm, "_instances", [])):
-        bar.close()
 
 
 def main() -> None:

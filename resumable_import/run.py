@@ -1,9 +1,10 @@
 """A run: open the ledger and the dump, stream batches to the writer, commit checkpoints.
 
-Batches go out up to `concurrency` at a time but are committed strictly in file order, so
-the checkpoint is always a prefix of the file with no gaps: every item before it is in the
-table or in the dead letters. A batch that shares a key with one still in flight waits for
-it, so items with the same key reach the table in file order.
+Several batches are in the writer's hands at once and may finish in any order, but they
+are committed strictly in file order, so the checkpoint is always a prefix of the file
+with no gaps: every item before it is in the table or in the dead letters. A batch that
+shares a key with one still in flight waits for it, so items with the same key reach the
+table in file order.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ log = logging.getLogger("rimport")
 Progress = Callable[[int, int, int], None]
 """Called after each committed batch with (items done, bytes done, bytes in the file)."""
 
-DEFAULT_CONCURRENCY = 16  # requests in flight; DynamoDB Local saturates near 4
+DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
 CHECKPOINT_LOG_EVERY = 100  # batches
 
 
@@ -272,22 +273,22 @@ def _pump(source: Iterator[Batch], writer: Writer, committer: _Committer, window
             not keys.isdisjoint(other.keys) for other, _ in inflight
         )
 
+    def drain(enough: Callable[[], bool] = lambda: False) -> None:
+        """Take in answers and commit until `enough` (by default: until nothing is left)."""
+        while inflight and not enough():
+            writer.poll(block=True)
+            settle()
+
     try:
         for batch in source:
-            while inflight and must_wait(batch):
-                writer.poll(block=True)
-                settle()
+            drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
             inflight.append((batch, writer.submit(batch.items)))
             writer.poll(block=False)
             settle()
     except InputError:
-        while inflight:  # everything read before the problem still gets written
-            writer.poll(block=True)
-            settle()
+        drain()  # everything read before the problem still gets written
         raise
-    while inflight:
-        writer.poll(block=True)
-        settle()
+    drain()
 
 
 class _Committer:

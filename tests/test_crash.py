@@ -32,12 +32,13 @@ def spawn(*args: str | Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def started(proc: subprocess.Popen[str]) -> str:
-    """The run id a `start` prints first."""
+def start(dump: Path, table: str, endpoint: str, ledger: Path) -> tuple[subprocess.Popen[str], str]:
+    """A `rimport start` under way, and the run id it printed first."""
+    proc = spawn("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
     assert run_id, f"rimport start failed: {proc.communicate()[1]}"
-    return run_id
+    return proc, run_id
 
 
 def kill_when(proc: subprocess.Popen[str], book: Ledger, run_id: str, items: int) -> int:
@@ -56,8 +57,7 @@ def kill_when(proc: subprocess.Popen[str], book: Ledger, run_id: str, items: int
 def test_killed_three_times_and_resumed_the_table_equals_the_file(
     big_dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
 ) -> None:
-    proc = spawn("start", big_dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
-    run_id = started(proc)
+    proc, run_id = start(big_dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
         checkpoints = [kill_when(proc, book, run_id, ITEMS * 15 // 100)]
         assert book.run(run_id).state == "interrupted"
@@ -79,8 +79,7 @@ def test_killed_three_times_and_resumed_the_table_equals_the_file(
 def test_a_second_resume_of_the_same_run_is_refused(
     big_dump: Path, endpoint: str, table: str, ledger: Path
 ) -> None:
-    proc = spawn("start", big_dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
-    run_id = started(proc)
+    proc, run_id = start(big_dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
         at = kill_when(proc, book, run_id, 500)
         first = spawn("resume", run_id, "--ledger", ledger)
@@ -99,8 +98,7 @@ def test_resume_refuses_a_file_that_changed(
     tmp_path: Path, endpoint: str, table: str, ledger: Path
 ) -> None:
     dump = make_dump.write(tmp_path / "d.json", 20_000)
-    proc = spawn("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
-    run_id = started(proc)
+    proc, run_id = start(dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
         at = kill_when(proc, book, run_id, 500)
     text = dump.read_text(encoding="utf-8")
@@ -115,8 +113,7 @@ def test_resume_refuses_a_file_that_changed(
 def test_ctrl_c_saves_the_checkpoint_and_says_how_to_resume(
     big_dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
 ) -> None:
-    proc = spawn("start", big_dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
-    run_id = started(proc)
+    proc, run_id = start(big_dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
         while book.run(run_id).items_committed < 2_000:
             time.sleep(0.01)

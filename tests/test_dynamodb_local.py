@@ -64,6 +64,11 @@ def test_bad_items_are_dead_lettered_and_the_rest_written(
     for index in (7, 33, 45, 51):
         assert f"  {index}  " in detail
     assert "NotAnObject" in detail and "ValidationException" in detail
+    again = rimport("retry-failed", run_id, "--ledger", ledger)
+    assert again.returncode == 3
+    assert f"run {run_id}: 0 of 4 dead letters written, 4 remain" in again.stderr
+    nothing = rimport("retry-failed", "--ledger", ledger)
+    assert (nothing.returncode, nothing.stderr) == (0, "no run has dead letters worth retrying\n")
 
 
 def test_a_missing_table_is_a_clear_error(tmp_path: Path, endpoint: str, ledger: Path) -> None:
