@@ -20,12 +20,14 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import InputError
+from .sources import Source
 
 FORMATS = ("auto", "json", "jsonl")
 ITEMS_KEYS = ("Items", "items", "Records")
@@ -62,7 +64,8 @@ class Shape:
 
     @classmethod
     def parse(cls, text: str) -> Shape:
-        kind, _, key = text.partition(":")
+        """Read back `str(shape)`, with or without the codec that `Dump.describe` adds."""
+        kind, _, key = text.partition("+")[0].partition(":")
         return cls(kind, key or None)
 
 
@@ -87,7 +90,7 @@ class _Text:
     translate back to byte offsets in the file even when the file is not ASCII.
     """
 
-    def __init__(self, f: BinaryIO, offset: int, path: Path) -> None:
+    def __init__(self, f: Source, offset: int, path: Path) -> None:
         f.seek(offset)
         self._f = f
         self._path = path
@@ -186,9 +189,10 @@ class _Text:
 
 def detect_shape(path: Path, fmt: str = "auto") -> Shape:
     """Decide how items sit in `path`, refusing to guess between two readings."""
-    with open(path, "rb") as f:
+    with Source(path) as f:
         head = f.read(_PEEK)
-        size = f.seek(0, 2)
+        whole = len(f.read(1)) == 0  # the head is the whole (decompressed) file
+    size = len(head) if whole else len(head) + 1
     body = head[3:] if head.startswith(_BOM) else head
     stripped = body.lstrip()
     if not stripped:
@@ -242,7 +246,7 @@ def _is_object_array(key: str, value: Any) -> bool:
 
 def _find_items_key(path: Path) -> str:
     """Walk the top-level object to the first key whose value is an array of items."""
-    with open(path, "rb") as f:
+    with Source(path) as f:
         t = _Text(f, _data_start(f), path)
         t.expect("{", "'{'")
         first = True
@@ -260,7 +264,7 @@ def _find_items_key(path: Path) -> str:
     )
 
 
-def _data_start(f: BinaryIO) -> int:
+def _data_start(f: Source) -> int:
     f.seek(0)
     return 3 if f.read(3) == _BOM else 0
 
@@ -346,6 +350,28 @@ class Dump:
         self.path = Path(path)
         self.shape = shape
         self.size = self.path.stat().st_size
+        self._source: Source | None = None
+        self._compressed = False
+
+    def describe(self) -> str:
+        """The shape, and the compression if any: `array`, `object:Items+gzip`, ..."""
+        with Source(self.path) as f:
+            return str(self.shape) + ("" if f.codec == "none" else f"+{f.codec}")
+
+    def file_position(self, item_end: int) -> int:
+        """How far into the file reading is, for progress: the item's own offset, or for a
+        compressed dump the compressed bytes read so far."""
+        if self._source is None:
+            return min(item_end, self.size) if self._compressed else item_end
+        return self._source.bytes_read if self._compressed else item_end
+
+    @contextmanager
+    def _reading(self, source: Source) -> Iterator[None]:
+        self._source, self._compressed = source, source.codec != "none"
+        try:
+            yield
+        finally:
+            self._source = None
 
     @classmethod
     def open(cls, path: str | Path, fmt: str = "auto") -> Dump:
@@ -359,13 +385,13 @@ class Dump:
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""
-        with open(self.path, "rb") as f:
+        with Source(self.path) as f, self._reading(f):
             if self.shape.kind == "jsonl":
                 yield from self._lines(f, start or Position(0, _data_start(f)))
             else:
                 yield from self._json(f, start)
 
-    def _json(self, f: BinaryIO, start: Position | None) -> Iterator[RawItem]:
+    def _json(self, f: Source, start: Position | None) -> Iterator[RawItem]:
         t = _Text(f, start.offset if start else _data_start(f), self.path)
         resuming = start is not None
         if self.shape.kind == "object" and not resuming:
@@ -391,7 +417,7 @@ class Dump:
                     )
         _expect_end(t)
 
-    def _lines(self, f: BinaryIO, start: Position) -> Iterator[RawItem]:
+    def _lines(self, f: Source, start: Position) -> Iterator[RawItem]:
         f.seek(start.offset)
         index, offset = start.index, start.offset
         for line in iter(lambda: f.readline(_MAX_LINE), b""):

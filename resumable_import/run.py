@@ -99,7 +99,7 @@ def import_file(
             endpoint=endpoint,
             region=region,
             format=fmt,
-            shape=str(dump.shape),
+            shape=dump.describe(),
             options={
                 "batch_size": batch_size,
                 "concurrency": concurrency,
@@ -228,7 +228,7 @@ def _execute(
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = batches(dump.items(start), key_names, run.options["batch_size"])
-        committer = _Committer(book, run, dump.size, progress)
+        committer = _Committer(book, run, dump, progress)
         try:
             _pump(source, writer, committer, window=2 * concurrency)
         except KeyboardInterrupt:
@@ -294,10 +294,10 @@ def _pump(source: Iterator[Batch], writer: Writer, committer: _Committer, window
 class _Committer:
     """Turns a written batch into a ledger commit: dead letters plus the new checkpoint."""
 
-    def __init__(self, book: Ledger, run: Run, size: int, progress: Progress | None) -> None:
+    def __init__(self, book: Ledger, run: Run, dump: Dump, progress: Progress | None) -> None:
         self._book = book
         self._run_id = run.id
-        self._size = size
+        self._dump = dump
         self._progress = progress
         self._batches = 0
 
@@ -328,7 +328,8 @@ class _Committer:
                 "run %s: checkpoint at item %d, byte %d", self._run_id, batch.last + 1, batch.end
             )
         if self._progress:
-            self._progress(batch.last + 1, batch.end, self._size)
+            done = self._dump.file_position(batch.end)
+            self._progress(batch.last + 1, done, self._dump.size)
 
 
 def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool = False) -> Run:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
+import lzma
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -194,3 +198,38 @@ def test_offsets_resume_exactly_after_each_item(
             assert [r.value for r in rest] == items[raw.index + 1 :]
     finally:
         reader._CHUNK = old
+
+
+# -- compressed dumps ------------------------------------------------------------------------
+
+COMPRESSORS = {
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
+@pytest.mark.parametrize("codec", sorted(COMPRESSORS))
+@pytest.mark.parametrize("shape", ["array", "jsonl"])
+def test_compressed_dumps_are_read_whatever_their_name(
+    tmp_path: Path, codec: str, shape: str
+) -> None:
+    items = [{"pk": f"k{i}", "é": i} for i in range(300)]
+    text = render(items, shape, "\n ")
+    path = write(tmp_path, COMPRESSORS[codec](text.encode()), name="dump.json")  # no .gz
+    dump = Dump.open(path)
+    assert dump.shape == Shape(shape)
+    full = list(dump.items())
+    assert [r.value for r in full] == items
+    assert dump.file_position(full[-1].end) <= path.stat().st_size  # progress in file bytes
+    rest = list(dump.items(Position(200, full[199].end)))
+    assert [r.value for r in rest] == items[200:]
+
+
+def test_a_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
+    data = gzip.compress(render([{"pk": f"k{i}"} for i in range(5000)], "array", " ").encode())
+    path = write(tmp_path, data[: len(data) // 2], name="dump.json.gz")
+    with pytest.raises(InputError, match=r"cannot read the gzip stream after byte \d+") as e:
+        values(path)
+    assert "gzip -t" in (e.value.hint or "")

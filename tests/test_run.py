@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -190,3 +191,26 @@ def test_a_run_held_by_another_owner_cannot_be_resumed(tmp_path: Path) -> None:
         assert run_status(run.id, ledger=ledger)[0].state == "failed"
         with pytest.raises(RunBusyError, match="another rimport process"):
             resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
+
+
+def test_a_gzip_dump_resumes_after_an_outage_and_reports_its_codec(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    ledger = tmp_path / "l.db"
+    dump = tmp_path / "d.jsonl"  # the name says nothing of the compression
+    lines = "".join(json.dumps({"pk": f"k{i}", "v": i}) + "\n" for i in range(300))
+    dump.write_bytes(gzip.compress(lines.encode()))
+    seen: list[tuple[int, int, int]] = []
+    fake.on_call = lambda items: (
+        fake.fail_next.extend(["connection"] * 10) if fake.calls == 4 else None
+    )
+    with pytest.raises(ServiceError):
+        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST,
+                    progress=lambda *p: seen.append(p))  # fmt: skip
+    (run,) = run_status(ledger=ledger)
+    assert run.shape == "jsonl+gzip"
+    assert 0 < run.items_committed < 300
+    assert all(done <= total == dump.stat().st_size for _, done, total in seen)
+    fake.on_call = None
+    fake.fail_next.clear()
+    assert resume_run(run.id, ledger=ledger, client=fake, retry=FAST).state == "completed"
+    assert table_values(fake) == {f"k{i}": i for i in range(300)}
