@@ -1,5 +1,8 @@
 """Items -> batches of at most 25 puts, never two with the same primary key.
 
+Plain JSON elements are converted to DynamoDB attribute values here; elements of a
+DynamoDB JSON dump (`typed`) are only checked.
+
 DynamoDB rejects a BatchWriteItem that holds one key twice. Closing the batch at the
 repeated key, instead of dropping one of the two, keeps the outcome exactly that of writing
 the file in order: the later item lands last and wins, and a bad later item cannot erase
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .items import Item, ItemError, Key, raw_key, to_item
+from .items import Item, ItemError, Key, key_of, raw_key, to_item, typed_item
 from .reader import RawItem
 
 MAX_BATCH = 25
@@ -42,7 +45,11 @@ class Batch:
 
 
 def batches(
-    raw_items: Iterable[RawItem], key_names: tuple[str, ...], size: int = MAX_BATCH
+    raw_items: Iterable[RawItem],
+    key_names: tuple[str, ...],
+    size: int = MAX_BATCH,
+    *,
+    typed: bool = False,
 ) -> Iterator[Batch]:
     """Group items into batches; each covers a contiguous run of item indexes.
 
@@ -51,14 +58,17 @@ def batches(
     """
     if not 1 <= size <= MAX_BATCH:
         raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {size}")
+    convert = typed_item if typed else to_item
     batch: Batch | None = None
     try:
         for raw in raw_items:
             try:
-                item = to_item(raw.value)
+                item = convert(raw.value)
             except ItemError as e:
                 item, rejected = None, Rejected(raw.index, raw.value, e)
-            key = raw_key(raw.value, key_names) if item is not None else None
+            key = None
+            if item is not None:
+                key = key_of(item, key_names) if typed else raw_key(raw.value, key_names)
             if batch is not None and (len(batch.items) >= size or (key and key in batch.keys)):
                 yield batch
                 batch = None

@@ -89,7 +89,12 @@ def start(
     ] = 25,
     format: Annotated[
         str,
-        typer.Option("--format", metavar="FORMAT", help="auto, json (array or wrapper) or jsonl."),
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="auto, json (array or wrapper), jsonl, or ddb-json (DynamoDB's typed JSON, "
+            "in any of those layouts).",
+        ),
     ] = "auto",
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")
@@ -260,7 +265,8 @@ def _finish(result: ImportResult) -> None:
 def _print_table(runs: list[Run]) -> None:
     rows = [("RUN", "STATE", "TABLE", "ITEMS", "WRITTEN", "DEAD", "DONE", "UPDATED", "FILE")]
     for r in runs:
-        done = f"{100 * r.byte_offset / r.file_size:.0f}%" if r.file_size else "-"
+        # The checkpoint counts decompressed bytes: no share of a compressed file's size.
+        done = f"{100 * r.byte_offset / r.file_size:.0f}%" if "+" not in r.shape else "-"
         if r.state in ("completed", "completed_with_failures"):
             done = "100%"
         rows.append((r.id, r.state, r.table, f"{r.items_committed:,}", f"{r.items_written:,}",

@@ -82,6 +82,33 @@ def to_item(value: Any) -> Item:
     return _map(value)
 
 
+TYPE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+
+
+def is_attribute(value: Any) -> bool:
+    return type(value) is dict and len(value) == 1 and next(iter(value)) in TYPE_TAGS
+
+
+def looks_typed(value: Any) -> bool:
+    """True for an object every attribute of which is already a DynamoDB attribute value."""
+    return type(value) is dict and bool(value) and all(map(is_attribute, value.values()))
+
+
+def typed_item(value: Any) -> Item:
+    """An element of a DynamoDB JSON dump: checked at the top level and sent as is, so
+    numbers stay the strings they are and binary stays base64, as on the wire."""
+    if type(value) is not dict:
+        kind = "null" if value is None else type(value).__name__
+        raise ItemError("NotAnObject", f"the item is a JSON {kind}, not an object")
+    for name, attribute in value.items():
+        if not is_attribute(attribute):
+            raise ItemError(
+                "NotDynamoDBJSON",
+                f'attribute {name!r} is not a DynamoDB attribute value such as {{"S": "text"}}',
+            )
+    return value
+
+
 _KEY_TYPES = (str, int, Decimal)
 
 

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import InputError
+from .items import looks_typed
 from .sources import Source
 
-FORMATS = ("auto", "json", "jsonl")
+FORMATS = ("auto", "json", "jsonl", "ddb-json")
 ITEMS_KEYS = ("Items", "items", "Records")
 
 _BOM = b"\xef\xbb\xbf"
@@ -213,7 +214,7 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
             "or JSON Lines (one object per line)",
             offset=size - len(stripped) if len(head) == size else None,
         )
-    if fmt == "auto":
+    if fmt in ("auto", "ddb-json"):
         line, newline, rest = body.partition(b"\n")
         whole_line = bool(newline) or len(head) == size
         obj = _loads_or_none(line) if whole_line else None
@@ -346,9 +347,10 @@ def _expect_end(t: _Text) -> None:
 class Dump:
     """An open dump file: its size, its shape, and its items from any checkpoint on."""
 
-    def __init__(self, path: str | Path, shape: Shape) -> None:
+    def __init__(self, path: str | Path, shape: Shape, *, typed: bool = False) -> None:
         self.path = Path(path)
         self.shape = shape
+        self.typed = typed  # items are DynamoDB JSON already
         self.size = self.path.stat().st_size
         self._source: Source | None = None
         self._compressed = False
@@ -379,9 +381,18 @@ class Dump:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
         p = Path(path)
         try:
-            return cls(p, detect_shape(p, fmt))
+            dump = cls(p, detect_shape(p, fmt), typed=fmt == "ddb-json")
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
+        if fmt == "auto":
+            first = next(dump.items(), None)
+            if first is not None and looks_typed(first.value):
+                raise InputError(
+                    f"{p}: its items read both as plain JSON and as DynamoDB JSON "
+                    '(every attribute is like {"S": "text"})',
+                    "say which with --format ddb-json or --format json / jsonl",
+                )
+        return dump
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""

@@ -130,7 +130,9 @@ def resume_run(
             run = book.run(run.id)  # re-read now that no one else can change it
             if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
                 return _result(run, 0.0)
-            dump = Dump(run.file, Shape.parse(run.shape)) if _exists(run) else None
+            dump = None
+            if _exists(run):
+                dump = Dump(run.file, Shape.parse(run.shape), typed=run.format == "ddb-json")
             if dump is None:
                 raise InputError(
                     f"{run.file}: the dump of run {run.id} is gone",
@@ -227,7 +229,7 @@ def _execute(
             max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
-        source = batches(dump.items(start), key_names, run.options["batch_size"])
+        source = batches(dump.items(start), key_names, run.options["batch_size"], typed=dump.typed)
         committer = _Committer(book, run, dump, progress)
         try:
             _pump(source, writer, committer, window=2 * concurrency)

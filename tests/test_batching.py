@@ -73,3 +73,12 @@ def test_the_partial_batch_is_yielded_before_a_read_error() -> None:
 def test_batch_size_must_fit_dynamodb(size: int) -> None:
     with pytest.raises(ValueError, match=r"1\.\.25"):
         list(batches(raws("a"), ("pk",), size=size))
+
+
+def test_dynamodb_json_items_are_checked_and_sent_as_they_are() -> None:
+    good = {"pk": {"S": "a"}, "b": {"B": "AAE="}, "n": {"N": "1.50"}}
+    bad = {"pk": {"S": "b"}, "plain": "text"}
+    raws = [RawItem(0, good, 10), RawItem(1, bad, 20), RawItem(2, {"pk": {"S": "a"}}, 30)]
+    out = list(batches(raws, ("pk",), typed=True))
+    assert [b.items for b in out] == [[good], [{"pk": {"S": "a"}}]]  # the repeated key splits
+    assert [(r.index, r.error.code) for r in out[0].rejected] == [(1, "NotDynamoDBJSON")]

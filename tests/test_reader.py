@@ -233,3 +233,12 @@ def test_a_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"cannot read the gzip stream after byte \d+") as e:
         values(path)
     assert "gzip -t" in (e.value.hint or "")
+
+
+def test_a_dump_of_dynamodb_json_must_be_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path, '[{"pk": {"S": "a"}, "n": {"N": "1"}}]')
+    with pytest.raises(InputError, match="both as plain JSON and as DynamoDB JSON") as e:
+        Dump.open(path)
+    assert "--format ddb-json" in (e.value.hint or "")
+    assert Dump.open(path, "ddb-json").typed
+    assert values(path, fmt="json") == [{"pk": {"S": "a"}, "n": {"N": "1"}}]
