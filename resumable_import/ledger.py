@@ -67,10 +67,12 @@ class Run:
     started_at: str
     updated_at: str
     finished_at: str | None
+    block_hashes: list[str] | None
     dead_letters: int = 0  # pending ones
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        del d["block_hashes"]  # for resume's check only
         return {"run_id": d.pop("id"), **d}
 
 
@@ -156,15 +158,17 @@ class Ledger:
         format: str,
         shape: str,
         options: dict[str, Any],
+        block_hashes: list[str] | None = None,
     ) -> Run:
         now = _now()
         run_id = secrets.token_hex(6)
         self._db.execute(
             "INSERT INTO runs (id, file, file_size, file_hash, table_name, endpoint, region,"
-            " format, shape, options, state, started_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " format, shape, options, state, started_at, updated_at, block_hashes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, file, file_size, file_hash, table, endpoint, region, format, shape,
-             json.dumps(options), RUNNING, now, now),
+             json.dumps(options), RUNNING, now, now,
+             json.dumps(block_hashes) if block_hashes else None),
         )  # fmt: skip
         return self.run(run_id)
 
@@ -192,6 +196,7 @@ class Ledger:
     def _run(self, row: sqlite3.Row | tuple[Any, ...]) -> Run:
         run = Run(*row[:-1], dead_letters=row[-1])  # type: ignore[arg-type]
         run.options = json.loads(row[9])
+        run.block_hashes = json.loads(row[19]) if row[19] else None
         if run.state == RUNNING and not self.is_locked(run.id):
             run.state = INTERRUPTED
         return run
@@ -243,11 +248,12 @@ class Ledger:
             (state, error, prefix_hash, now, finished, run_id),
         )
 
-    def set_file(self, run_id: str, size: int, file_hash: str) -> None:
+    def set_file(self, run_id: str, size: int, file_hash: str, block_hashes: list[str]) -> None:
         """The dump was fixed after the checkpoint; the run goes on with the new file."""
         self._db.execute(
-            "UPDATE runs SET file_size = ?, file_hash = ?, updated_at = ? WHERE id = ?",
-            (size, file_hash, _now(), run_id),
+            "UPDATE runs SET file_size = ?, file_hash = ?, block_hashes = ?, updated_at = ?"
+            " WHERE id = ?",
+            (size, file_hash, json.dumps(block_hashes), _now(), run_id),
         )
 
     # -- dead letters ---------------------------------------------------------------------
@@ -332,6 +338,7 @@ _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
+    " r.block_hashes,"
     " (SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
     " FROM runs r"
 )

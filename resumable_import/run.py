@@ -23,7 +23,7 @@ from . import ledger as states
 from .batching import Batch, batches
 from .dynamo import KeySpec, check_endpoint, connect, ensure_table, resolve_endpoint
 from .errors import FileChangedError, InputError, RimportError, ServiceError, UsageError
-from .fingerprint import file_hash
+from .fingerprint import block_hashes, file_hash, fingerprint
 from .items import key_of, to_attribute
 from .ledger import DeadLetter, Ledger, Run
 from .reader import Dump, Position, Shape
@@ -89,12 +89,13 @@ def import_file(
     dump = Dump.open(path, fmt)
     client, transport, region = _connect(endpoint, region, client)
     info = ensure_table(client, table, create_keys, endpoint)
-    digest = file_hash(dump.path)
+    digest, blocks = fingerprint(dump.path)
     with _ledger(ledger) as book:
         run = book.create_run(
             file=str(dump.path.resolve()),
             file_size=dump.size,
             file_hash=digest,
+            block_hashes=blocks,
             table=table,
             endpoint=endpoint,
             region=region,
@@ -348,14 +349,17 @@ def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool 
 
 
 def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
-    current = file_hash(dump.path)
-    if current == run.file_hash:
+    if run.block_hashes:
+        if block_hashes(dump.path) == run.block_hashes:
+            return
+    elif file_hash(dump.path) == run.file_hash:  # a run recorded before block hashes
         return
+    current, blocks = fingerprint(dump.path)
     if run.prefix_hash and file_hash(dump.path, run.byte_offset) == run.prefix_hash:
         log.info(
             "run %s: %s changed after byte %d only; continuing", run.id, run.file, run.byte_offset
         )
-        book.set_file(run.id, dump.size, current)
+        book.set_file(run.id, dump.size, current, blocks)
         return
     raise FileChangedError(
         f"{run.file} has changed since run {run.id} read it ({run.file_hash[:19]}… is now "

@@ -37,12 +37,16 @@ def test_a_new_ledger_has_every_migration_applied_and_recorded(tmp_path: Path) -
 def test_a_later_migration_is_applied_once_in_order(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "l.db"
     Ledger(path).close()
-    steps = [*ledger_module._migrations(), (2, "ALTER TABLE runs ADD COLUMN note TEXT;\n")]
+    shipped = ledger_module._migrations()
+    assert [n for n, _ in shipped] == list(range(1, len(shipped) + 1))  # numbered, no gaps
+    nxt = len(shipped) + 1
+    steps = [*shipped, (nxt, "ALTER TABLE runs ADD COLUMN note TEXT;\n")]
     monkeypatch.setattr(ledger_module, "_migrations", lambda: steps)
     with Ledger(path) as book:
-        assert book.schema_version == 2
+        assert book.schema_version == nxt
+        book._db.execute("UPDATE runs SET note = 'x'")  # the new column exists
     with Ledger(path) as book:  # reopening does not apply it again (it would fail)
-        assert book.schema_version == 2
+        assert book.schema_version == nxt
 
 
 def test_a_ledger_from_a_newer_rimport_is_refused_not_rewritten(tmp_path: Path) -> None:
