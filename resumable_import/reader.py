@@ -34,7 +34,7 @@ FORMATS = ("auto", "json", "jsonl", "ddb-json")
 ITEMS_KEYS = ("Items", "items", "Records")
 
 _BOM = b"\xef\xbb\xbf"
-_CHUNK = 1 << 20
+_CHUNK = 256 << 10  # a non-ASCII chunk costs 4 bytes a char in memory: keep it small
 _PEEK = 4 << 20
 # One item's text may grow the buffer to this before the reader calls it malformed: a
 # DynamoDB item is at most 400 KB, so anything near this is a broken file, not an item.
