@@ -28,7 +28,8 @@ from .run import (
     run_status,
 )
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
+EXIT_ERROR, EXIT_DEAD_LETTERS, EXIT_INTERRUPTED = 1, 3, 130
 
 app = typer.Typer(
     add_completion=False,
@@ -230,8 +231,8 @@ class _Bar:
         self._bar = tqdm(
             total=run.file_size, initial=run.byte_offset, unit="B", unit_scale=True,
             unit_divisor=1024, dynamic_ncols=True, disable=not sys.stderr.isatty(),
-            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
-            " {postfix}",
+            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}]"
+            "{postfix}",
         )  # fmt: skip
 
     def __call__(self, items: int, done: int, total: int) -> None:
