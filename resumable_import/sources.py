@@ -86,22 +86,22 @@ class Source:
             raise self.corrupt(e) from None
 
     def read(self, size: int) -> bytes:
+        return self._take(self.stream.read, size)
+
+    def readline(self, limit: int) -> bytes:
+        return self._take(self.stream.readline, limit)
+
+    def _take(self, method: Callable[[int], bytes], size: int) -> bytes:
         try:
-            data = self.stream.read(size)
+            data = method(size)
         except _STREAM_ERRORS as e:
             raise self.corrupt(e) from None
         self._pos += len(data)
         return data
 
-    def readline(self, limit: int) -> bytes:
-        try:
-            line = self.stream.readline(limit)
-        except _STREAM_ERRORS as e:
-            raise self.corrupt(e) from None
-        self._pos += len(line)
-        return line
-
     def corrupt(self, e: BaseException) -> InputError:
+        if self.codec == "none":
+            return InputError(f"{self.path}: cannot read the file: {e}", "check the disk and path")
         return InputError(
             f"{self.path}: cannot read the {self.codec} stream after byte {self._raw.tell()} "
             f"of the file: {e}",
