@@ -193,11 +193,10 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
     with Source(path) as f:
         head = f.read(_PEEK)
         whole = len(f.read(1)) == 0  # the head is the whole (decompressed) file
-    size = len(head) if whole else len(head) + 1
     body = head[3:] if head.startswith(_BOM) else head
     stripped = body.lstrip()
     if not stripped:
-        what = "is empty" if size == 0 else "holds only white space"
+        what = "is empty" if not head else "holds only white space"
         raise InputError(
             f"{path} {what}: there are no items to import",
             "check the path, and that whatever wrote the dump finished writing it",
@@ -212,14 +211,13 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
             f"{path} starts with {first.decode('latin-1')!r}, not '[' or '{{'",
             "a dump is a JSON array of objects, an object holding such an array, "
             "or JSON Lines (one object per line)",
-            offset=size - len(stripped) if len(head) == size else None,
+            offset=len(head) - len(stripped),
         )
     if fmt in ("auto", "ddb-json"):
         line, newline, rest = body.partition(b"\n")
-        whole_line = bool(newline) or len(head) == size
-        obj = _loads_or_none(line) if whole_line else None
+        obj = _loads_or_none(line) if newline or whole else None
         if isinstance(obj, dict):
-            if rest.strip() or len(head) < size:
+            if rest.strip() or not whole:
                 return Shape("jsonl")
             key = next((k for k, v in obj.items() if _is_object_array(k, v)), None)
             if key is None:
