@@ -1,7 +1,7 @@
 """Items -> batches of at most 25 puts, never two with the same primary key.
 
 Plain JSON elements are converted to DynamoDB attribute values here; elements of a
-DynamoDB JSON dump (`typed`) are only checked.
+DynamoDB JSON dump or export (`items_as`) are only checked.
 
 DynamoDB rejects a BatchWriteItem that holds one key twice. Closing the batch at the
 repeated key, instead of dropping one of the two, keeps the outcome exactly that of writing
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .items import Item, ItemError, Key, key_of, raw_key, to_item, typed_item
+from .items import CONVERTERS, Item, ItemError, Key, key_of, raw_key
 from .reader import RawItem
 
 MAX_BATCH = 25
@@ -49,7 +49,7 @@ def batches(
     key_names: tuple[str, ...],
     size: int = MAX_BATCH,
     *,
-    typed: bool = False,
+    items_as: str = "json",
 ) -> Iterator[Batch]:
     """Group items into batches; each covers a contiguous run of item indexes.
 
@@ -58,7 +58,8 @@ def batches(
     """
     if not 1 <= size <= MAX_BATCH:
         raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {size}")
-    convert = typed_item if typed else to_item
+    convert = CONVERTERS[items_as]
+    typed = items_as != "json"
     batch: Batch | None = None
     try:
         for raw in raw_items:

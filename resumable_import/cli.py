@@ -93,8 +93,8 @@ def start(
         typer.Option(
             "--format",
             metavar="FORMAT",
-            help="auto, json (array or wrapper), jsonl, or ddb-json (DynamoDB's typed JSON, "
-            "in any of those layouts).",
+            help="auto, json (array or wrapper), jsonl, ddb-json (DynamoDB's typed JSON, "
+            "in any of those layouts) or ddb-export (the lines of a DynamoDB export to S3).",
         ),
     ] = "auto",
     concurrency: Annotated[

@@ -109,6 +109,23 @@ def typed_item(value: Any) -> Item:
     return value
 
 
+def export_item(value: Any) -> Item:
+    """A line of DynamoDB's export to S3, `{"Item": {...typed...}}`: the item inside."""
+    if type(value) is not dict or list(value) != ["Item"]:
+        raise ItemError(
+            "NotAnExportLine", 'the line is not {"Item": {...}} as DynamoDB exports write it'
+        )
+    return typed_item(value["Item"])
+
+
+def looks_exported(value: Any) -> bool:
+    return type(value) is dict and list(value) == ["Item"] and looks_typed(value["Item"])
+
+
+# How the elements of a dump become items, by `--format`: plain JSON is converted;
+# DynamoDB's own JSON is only checked.
+CONVERTERS = {"json": to_item, "ddb-json": typed_item, "ddb-export": export_item}
+
 _KEY_TYPES = (str, int, Decimal)
 
 

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import InputError
-from .items import looks_typed
+from .items import looks_exported, looks_typed
 from .sources import Source
 
-FORMATS = ("auto", "json", "jsonl", "ddb-json")
+FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export")
 ITEMS_KEYS = ("Items", "items", "Records")
 
 _BOM = b"\xef\xbb\xbf"
@@ -201,7 +201,7 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
             f"{path} {what}: there are no items to import",
             "check the path, and that whatever wrote the dump finished writing it",
         )
-    if fmt == "jsonl":
+    if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
         return Shape("jsonl")
     first = stripped[:1]
     if first == b"[":
@@ -228,6 +228,11 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
                 "say which with --format json or --format jsonl",
             )
     return Shape("object", _find_items_key(path))
+
+
+def items_as(fmt: str) -> str:
+    """What the elements of a dump in format `fmt` are: plain JSON, or DynamoDB's own."""
+    return fmt if fmt in ("ddb-json", "ddb-export") else "json"
 
 
 def _loads_or_none(line: bytes) -> Any:
@@ -345,10 +350,10 @@ def _expect_end(t: _Text) -> None:
 class Dump:
     """An open dump file: its size, its shape, and its items from any checkpoint on."""
 
-    def __init__(self, path: str | Path, shape: Shape, *, typed: bool = False) -> None:
+    def __init__(self, path: str | Path, shape: Shape, *, items_as: str = "json") -> None:
         self.path = Path(path)
         self.shape = shape
-        self.typed = typed  # items are DynamoDB JSON already
+        self.items_as = items_as  # json, or DynamoDB's own: ddb-json, ddb-export
         self.size = self.path.stat().st_size
         self._source: Source | None = None
         self._compressed = False
@@ -379,16 +384,18 @@ class Dump:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
         p = Path(path)
         try:
-            dump = cls(p, detect_shape(p, fmt), typed=fmt == "ddb-json")
+            dump = cls(p, detect_shape(p, fmt), items_as=items_as(fmt))
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         if fmt == "auto":
             first = next(dump.items(), None)
-            if first is not None and looks_typed(first.value):
+            value = first.value if first is not None else None
+            if looks_typed(value) or looks_exported(value):
+                flag = "ddb-json" if looks_typed(value) else "ddb-export"
                 raise InputError(
-                    f"{p}: its items read both as plain JSON and as DynamoDB JSON "
-                    '(every attribute is like {"S": "text"})',
-                    "say which with --format ddb-json or --format json / jsonl",
+                    f"{p}: its items read both as plain JSON and as DynamoDB's own JSON "
+                    '(attributes like {"S": "text"})',
+                    f"say which with --format {flag} or --format json / jsonl",
                 )
         return dump
 

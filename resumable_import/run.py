@@ -26,7 +26,7 @@ from .errors import FileChangedError, InputError, RimportError, ServiceError, Us
 from .fingerprint import block_hashes, file_hash, fingerprint
 from .items import key_of, to_attribute
 from .ledger import DeadLetter, Ledger, Run
-from .reader import Dump, Position, Shape
+from .reader import Dump, Position, Shape, items_as
 from .transport import SyncTransport, Transport, open_transport
 from .writer import Failure, Job, RetryPolicy, Writer
 
@@ -133,7 +133,7 @@ def resume_run(
                 return _result(run, 0.0)
             dump = None
             if _exists(run):
-                dump = Dump(run.file, Shape.parse(run.shape), typed=run.format == "ddb-json")
+                dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
             if dump is None:
                 raise InputError(
                     f"{run.file}: the dump of run {run.id} is gone",
@@ -230,7 +230,9 @@ def _execute(
             max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
-        source = batches(dump.items(start), key_names, run.options["batch_size"], typed=dump.typed)
+        source = batches(
+            dump.items(start), key_names, run.options["batch_size"], items_as=dump.items_as
+        )
         committer = _Committer(book, run, dump, progress)
         try:
             _pump(source, writer, committer, window=2 * concurrency)

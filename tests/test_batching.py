@@ -79,6 +79,13 @@ def test_dynamodb_json_items_are_checked_and_sent_as_they_are() -> None:
     good = {"pk": {"S": "a"}, "b": {"B": "AAE="}, "n": {"N": "1.50"}}
     bad = {"pk": {"S": "b"}, "plain": "text"}
     raws = [RawItem(0, good, 10), RawItem(1, bad, 20), RawItem(2, {"pk": {"S": "a"}}, 30)]
-    out = list(batches(raws, ("pk",), typed=True))
+    out = list(batches(raws, ("pk",), items_as="ddb-json"))
     assert [b.items for b in out] == [[good], [{"pk": {"S": "a"}}]]  # the repeated key splits
     assert [(r.index, r.error.code) for r in out[0].rejected] == [(1, "NotDynamoDBJSON")]
+
+
+def test_export_lines_give_the_item_inside() -> None:
+    raws = [RawItem(0, {"Item": {"pk": {"S": "a"}}}, 10), RawItem(1, {"pk": {"S": "b"}}, 20)]
+    (batch,) = list(batches(raws, ("pk",), items_as="ddb-export"))
+    assert batch.items == [{"pk": {"S": "a"}}]
+    assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "NotAnExportLine")]

@@ -237,8 +237,17 @@ def test_a_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_dump_of_dynamodb_json_must_be_named_as_such(tmp_path: Path) -> None:
     path = write(tmp_path, '[{"pk": {"S": "a"}, "n": {"N": "1"}}]')
-    with pytest.raises(InputError, match="both as plain JSON and as DynamoDB JSON") as e:
+    with pytest.raises(InputError, match="both as plain JSON and as DynamoDB's own JSON") as e:
         Dump.open(path)
     assert "--format ddb-json" in (e.value.hint or "")
-    assert Dump.open(path, "ddb-json").typed
+    assert Dump.open(path, "ddb-json").items_as == "ddb-json"
     assert values(path, fmt="json") == [{"pk": {"S": "a"}, "n": {"N": "1"}}]
+
+
+def test_export_lines_must_be_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"Item": {"pk": {"S": "a"}}}\n{"Item": {"pk": {"S": "b"}}}\n')
+    with pytest.raises(InputError, match="DynamoDB's own JSON") as e:
+        Dump.open(path)
+    assert "--format ddb-export" in (e.value.hint or "")
+    dump = Dump.open(path, "ddb-export")
+    assert (dump.shape, dump.items_as) == (Shape("jsonl"), "ddb-export")
