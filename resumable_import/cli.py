@@ -97,6 +97,14 @@ def start(
             "in any of those layouts) or ddb-export (the lines of a DynamoDB export to S3).",
         ),
     ] = "auto",
+    items_path: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH",
+            help="Where the items array sits in a wrapper object, as dotted keys "
+            "(Items, data.records).",
+        ),
+    ] = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")
     ] = DEFAULT_CONCURRENCY,
@@ -132,8 +140,8 @@ def start(
         with _Bar() as bar:
             return import_file(
                 file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
-                fmt=format, create_keys=keys, allow_remote=allow_remote, concurrency=concurrency,
-                max_wcu=max_wcu, progress=bar, on_start=bar.start,
+                fmt=format, items_path=items_path, create_keys=keys, allow_remote=allow_remote,
+                concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=bar.start,
             )  # fmt: skip
 
     _finish(_guard(work))

@@ -57,11 +57,11 @@ _decode = _DECODER.raw_decode
 class Shape:
     """How items sit in the file; stored with the run so `resume` reads the same way."""
 
-    kind: str  # "array" | "object" | "jsonl"
-    key: str | None = None  # for "object": the key holding the items array
+    kind: str  # "array" | "object" (detected) | "path" (named by --items-path) | "jsonl"
+    key: str | None = None  # for "object" and "path": the dotted keys down to the items array
 
     def __str__(self) -> str:
-        return f"object:{self.key}" if self.kind == "object" else self.kind
+        return f"{self.kind}:{self.key}" if self.key else self.kind
 
     @classmethod
     def parse(cls, text: str) -> Shape:
@@ -171,13 +171,13 @@ class _Text:
             return "the file ends in the middle of a value (truncated?)"
         return f"invalid JSON ({e.msg})"
 
-    def error(self, what: str, *, at: int | None = None, index: int | None = None) -> InputError:
+    def error(
+        self, what: str, *, at: int | None = None, index: int | None = None, hint: str | None = None
+    ) -> InputError:
         offset = self.byte_offset(self.pos if at is None else max(at, self._mark_char))
         where = f" in item {index}" if index is not None else ""
         return InputError(
-            f"{self._path}: {what} at byte {offset}{where}",
-            offset=offset,
-            index=index,
+            f"{self._path}: {what} at byte {offset}{where}", hint, offset=offset, index=index
         )
 
     def expect(self, char: str, what: str) -> None:
@@ -379,12 +379,15 @@ class Dump:
             self._source = None
 
     @classmethod
-    def open(cls, path: str | Path, fmt: str = "auto") -> Dump:
+    def open(cls, path: str | Path, fmt: str = "auto", items_path: str | None = None) -> Dump:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
+        if items_path is not None and fmt not in ("auto", "json", "ddb-json"):
+            raise InputError(f"--items-path does not go with --format {fmt}")
         p = Path(path)
         try:
-            dump = cls(p, detect_shape(p, fmt), items_as=items_as(fmt))
+            shape = Shape("path", items_path) if items_path else detect_shape(p, fmt)
+            dump = cls(p, shape, items_as=items_as(fmt))
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         if fmt == "auto":
@@ -410,26 +413,30 @@ class Dump:
     def _json(self, f: Source, start: Position | None) -> Iterator[RawItem]:
         t = _Text(f, start.offset if start else _data_start(f), self.path)
         resuming = start is not None
-        if self.shape.kind == "object" and not resuming:
-            t.expect("{", "'{'")
-            first = True
-            while (key := _next_key(t, first)) != self.shape.key:
-                if key is None:
-                    raise t.error(f"no key {self.shape.key!r} in the top-level object")
-                first = False
-                _skip_value(t)
+        # The keys from the top-level object down to the items array (none for an array).
+        path = self.shape.key.split(".") if self.shape.key else []
         if not resuming:
+            for depth, part in enumerate(path):
+                t.expect("{", "'{'")
+                first = True
+                while (key := _next_key(t, first)) != part:
+                    if key is None:
+                        where = ".".join(path[:depth]) or "the top-level object"
+                        raise t.error(f"no key {part!r} in {where}")
+                    first = False
+                    _skip_value(t)
             t.expect("[", "'['")
         index = start.index if start else 0
         for value in _array_values(t, after=resuming, index=index):
             yield RawItem(index, value, t.byte_offset(t.pos))
             index += 1
-        if self.shape.kind == "object":
+        for _ in path:  # what follows the array in each enclosing object
             while (key := _next_key(t, first=False)) is not None:
-                if _skip_value(t):
+                if _skip_value(t) and self.shape.kind == "object":
                     raise t.error(
                         f"a second array of objects, under {key!r}, follows the items "
                         f"under {self.shape.key!r}",
+                        hint="name the one to import with --items-path",
                     )
         _expect_end(t)
 

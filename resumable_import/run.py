@@ -64,6 +64,7 @@ def import_file(
     ledger: str | Path | Ledger | None = None,
     batch_size: int = 25,
     fmt: str = "auto",
+    items_path: str | None = None,
     create_keys: tuple[KeySpec, ...] | None = None,
     allow_remote: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -86,7 +87,7 @@ def import_file(
         raise UsageError(f"--max-wcu must be positive, not {max_wcu}")
     endpoint = resolve_endpoint(endpoint)
     check_endpoint(endpoint, allow_remote)
-    dump = Dump.open(path, fmt)
+    dump = Dump.open(path, fmt, items_path)
     client, transport, region = _connect(endpoint, region, client)
     info = ensure_table(client, table, create_keys, endpoint)
     digest, blocks = fingerprint(dump.path)

@@ -251,3 +251,30 @@ def test_export_lines_must_be_named_as_such(tmp_path: Path) -> None:
     assert "--format ddb-export" in (e.value.hint or "")
     dump = Dump.open(path, "ddb-export")
     assert (dump.shape, dump.items_as) == (Shape("jsonl"), "ddb-export")
+
+
+NESTED = (
+    '{"meta": {"items": [{"not": "these"}]},\n "data": {"count": 3, "records": [\n'
+    '{"pk": "a"}, {"pk": "b"},\n {"pk": "c"}], "more": [{"x": 1}]}, "tail": [1]}\n'
+)
+
+
+def test_items_path_names_the_array_in_a_nested_wrapper(tmp_path: Path) -> None:
+    path = write(tmp_path, NESTED)
+    dump = Dump.open(path, items_path="data.records")
+    full = list(dump.items())
+    assert [r.value["pk"] for r in full] == ["a", "b", "c"]
+    assert str(dump.shape) == "path:data.records"
+    for raw in full:  # resuming after any item, through the closing braces
+        rest = list(
+            Dump(path, Shape.parse(str(dump.shape))).items(Position(raw.index + 1, raw.end))
+        )
+        assert [r.value["pk"] for r in rest] == ["a", "b", "c"][raw.index + 1 :]
+
+
+def test_a_missing_items_path_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, NESTED)
+    with pytest.raises(InputError, match="no key 'rows' in data at byte"):
+        Dump.open(path, items_path="data.rows")
+    with pytest.raises(InputError, match="does not go with --format jsonl"):
+        Dump.open(path, "jsonl", items_path="data")
