@@ -223,9 +223,13 @@ class Writer:
             self._throttled()
             keys = {key_of(r["PutRequest"]["Item"], self._key_names) for r in left}
             still = [p for p in part.positions if key_of(job.items[p], self._key_names) in keys]
-            if still and len(still) < len(part.positions):
+            if len(still) != len(left):
+                # The service may write an item back differently (a number normalised): when
+                # not every leftover is recognised, send them all again rather than lose one.
+                still = part.positions
+            elif len(still) < len(part.positions):
                 part.fruitless = 0  # progress: the attempt budget starts over
-            part.positions = still or part.positions
+            part.positions = still
             code = UNPROCESSED
             message = f"{len(part.positions)} item(s) returned unprocessed (throttled)"
         else:

@@ -140,3 +140,25 @@ def test_item_size_follows_dynamodb_rules() -> None:
     assert item_size(item) == (2 + 3) + (1 + 4) + (2 + 1) + (1 + 3 + 1 + 1 + 3 + 3 + 3)
     assert write_units(item) == 1
     assert write_units(to_item({"pk": "x" * 2000})) == 2
+
+
+def test_leftovers_it_cannot_recognise_are_all_sent_again() -> None:
+    """If the service hands back an item written differently (here a normalised number
+    key), the writer cannot tell which one it was, so it resends the whole request."""
+
+    class Normalising:
+        def __init__(self) -> None:
+            self.sent: list[list[str]] = []
+
+        def batch_write_item(self, RequestItems: dict) -> dict:
+            puts = RequestItems["t"]
+            self.sent.append([p["PutRequest"]["Item"]["pk"]["N"] for p in puts])
+            if len(self.sent) > 1:
+                return {"UnprocessedItems": {}}
+            back = {"PutRequest": {"Item": {"pk": {"N": "1.5"}}}}  # sent as "1.50"
+            return {"UnprocessedItems": {"t": [back, puts[2]]}}
+
+    client = Normalising()
+    w = Writer(SyncTransport(client), "t", ("pk",), FAST)
+    assert w.write([to_item({"pk": Decimal(v)}) for v in ("0", "1.50", "2")]) == []
+    assert client.sent == [["0", "1.50", "2"], ["0", "1.50", "2"]]
