@@ -139,10 +139,17 @@ def raw_key(value: dict[str, Any], key_names: tuple[str, ...]) -> Key | None:
 
 
 def key_of(item: Item, key_names: tuple[str, ...]) -> Key | None:
-    """The item's primary key as a hashable value; None when a key attribute is missing."""
+    """The item's primary key as a hashable value; None when it has no usable key.
+
+    Numbers compare by value, as DynamoDB compares keys: "1.50" and "1.5" are one key.
+    """
+    parts = []
     try:
-        return tuple(next(iter(item[name].items())) for name in key_names)
-    except (KeyError, AttributeError, StopIteration):
+        for name in key_names:
+            ((kind, value),) = item[name].items()
+            parts.append((kind, Decimal(value) if kind == "N" else value))
+        return tuple(parts)
+    except (KeyError, AttributeError, ValueError, TypeError, ArithmeticError):
         return None
 
 

@@ -29,6 +29,7 @@ def test_json_values_become_dynamodb_attributes() -> None:
         "m": {"M": {"k": {"BOOL": False}}},
     }  # fmt: skip
     assert key_of(item, ("s",)) == (("S", "x"),)
+    assert key_of({"k": {"N": "1.50"}}, ("k",)) == key_of({"k": {"N": "1.5"}}, ("k",))
     assert key_of(item, ("missing",)) is None
 
 

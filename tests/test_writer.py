@@ -143,8 +143,8 @@ def test_item_size_follows_dynamodb_rules() -> None:
 
 
 def test_leftovers_it_cannot_recognise_are_all_sent_again() -> None:
-    """If the service hands back an item written differently (here a normalised number
-    key), the writer cannot tell which one it was, so it resends the whole request."""
+    """If the service hands back an item written in a way the writer cannot match to one it
+    sent, it cannot tell which one it was, so it resends the whole request."""
 
     class Normalising:
         def __init__(self) -> None:
@@ -155,7 +155,7 @@ def test_leftovers_it_cannot_recognise_are_all_sent_again() -> None:
             self.sent.append([p["PutRequest"]["Item"]["pk"]["N"] for p in puts])
             if len(self.sent) > 1:
                 return {"UnprocessedItems": {}}
-            back = {"PutRequest": {"Item": {"pk": {"N": "1.5"}}}}  # sent as "1.50"
+            back = {"PutRequest": {"Item": {"pk": {"S": "1.50"}}}}  # sent as a number
             return {"UnprocessedItems": {"t": [back, puts[2]]}}
 
     client = Normalising()
