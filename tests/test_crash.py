@@ -42,16 +42,17 @@ def start(dump: Path, table: str, endpoint: str, ledger: Path) -> tuple[subproce
 
 
 def kill_when(proc: subprocess.Popen[str], book: Ledger, run_id: str, items: int) -> int:
-    """SIGKILL `proc` once its run has committed at least `items`; return the checkpoint."""
+    """SIGKILL `proc` once its run has committed at least `items`; return the checkpoint it
+    died with (it may commit another batch between our look and the kill)."""
     deadline = time.monotonic() + 120
-    while (done := book.run(run_id).items_committed) < items:
+    while book.run(run_id).items_committed < items:
         assert proc.poll() is None, f"rimport ended early: {proc.communicate()[1]}"
         assert time.monotonic() < deadline, "no progress"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    return done
+    return book.run(run_id).items_committed
 
 
 def test_killed_three_times_and_resumed_the_table_equals_the_file(
