@@ -103,7 +103,8 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
 
 def test_throttling_halves_the_requests_in_flight_and_success_wins_them_back() -> None:
     fake = FakeDynamo()
-    w = writer(fake, max_inflight=16)
+    no_wait = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)
+    w = writer(fake, no_wait, max_inflight=16)
     assert w.limit == 16
     fake.fail_next = ["ProvisionedThroughputExceededException"] * 3
     w.write(items(1))
