@@ -85,7 +85,9 @@ def test_a_second_resume_of_the_same_run_is_refused(
         at = kill_when(proc, book, run_id, 500)
         first = spawn("resume", run_id, "--ledger", ledger)
         try:
+            deadline = time.monotonic() + 120
             while book.run(run_id).items_committed == at:  # the first resume is under way
+                assert first.poll() is None and time.monotonic() < deadline, "resume stalled"
                 time.sleep(0.01)
             second = rimport("resume", run_id, "--ledger", ledger)
             assert second.returncode == 1
@@ -116,7 +118,9 @@ def test_ctrl_c_saves_the_checkpoint_and_says_how_to_resume(
 ) -> None:
     proc, run_id = start(big_dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
+        deadline = time.monotonic() + 120
         while book.run(run_id).items_committed < 2_000:
+            assert proc.poll() is None and time.monotonic() < deadline, "no progress"
             time.sleep(0.01)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
