@@ -121,8 +121,7 @@ class Ledger:
     def _migrate(self) -> None:
         steps = _migrations()
         latest = steps[-1][0] if steps else 0
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction("BEGIN IMMEDIATE"):
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > latest:
                 raise LedgerError(
@@ -135,9 +134,18 @@ class Ledger:
                     for statement in _statements(sql):
                         self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version = {number}")
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[None]:
+        """One transaction; rolled back on any exception, Ctrl-C included, even one that
+        lands just after COMMIT (then there is nothing left to roll back)."""
+        try:
+            self._db.execute(begin)
+            yield
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
 
     @property
@@ -212,8 +220,7 @@ class Ledger:
     ) -> None:
         """Record a batch DynamoDB acknowledged: its dead letters and the new checkpoint."""
         now = _now()
-        self._db.execute("BEGIN")
-        try:
+        with self._transaction():
             if dead:
                 self._db.executemany(
                     "INSERT INTO dead_letters (run_id, item_index, item, error_code,"
@@ -227,10 +234,6 @@ class Ledger:
                 " items_written = items_written + ?, updated_at = ? WHERE id = ?",
                 (items_committed, byte_offset, written, now, run_id),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def set_state(
         self,
@@ -275,8 +278,7 @@ class Ledger:
     def settle(self, run_id: str, written: list[DeadLetter], failed: list[DeadLetter]) -> None:
         """Record a retry: `written` ones are done, `failed` ones carry their new error."""
         now = _now()
-        self._db.execute("BEGIN")
-        try:
+        with self._transaction():
             self._db.executemany(
                 "UPDATE dead_letters SET status = 'written', attempts = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -291,10 +293,6 @@ class Ledger:
                 "UPDATE runs SET items_written = items_written + ?, updated_at = ? WHERE id = ?",
                 (len(written), now, run_id),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     # -- ownership ------------------------------------------------------------------------
 

@@ -121,3 +121,30 @@ def test_a_running_run_whose_process_died_shows_as_interrupted(tmp_path: Path) -
         child.kill()
         child.wait()
         child.stdout.close()  # type: ignore[union-attr]
+
+
+def test_ctrl_c_landing_just_after_a_commit_stays_a_ctrl_c(tmp_path: Path) -> None:
+    """The interrupt may arrive after COMMIT returned but before the transaction block
+    ends: there is nothing to roll back, and the user must still see an interruption."""
+
+    class InterruptAfterCommit:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.db, name)
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            cursor = self.db.execute(sql, *args)
+            if sql == "COMMIT":
+                raise KeyboardInterrupt
+            return cursor
+
+    with Ledger(tmp_path / "l.db") as book:
+        run = new_run(book)
+        real = book._db
+        book._db = InterruptAfterCommit(real)  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            book.commit(run.id, items_committed=25, byte_offset=900, written=25, dead=[])
+        book._db = real
+        assert book.run(run.id).items_committed == 25
