@@ -11,13 +11,15 @@ a good earlier one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .items import CONVERTERS, Item, ItemError, Key, key_of, raw_key
 from .reader import RawItem
 
 MAX_BATCH = 25
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +91,20 @@ def batches(
         raise
     if batch is not None:
         yield batch
+
+
+def groups(entries: Iterable[T], key: Callable[[T], Key | None]) -> Iterator[list[T]]:
+    """Already-converted entries (dead letters to retry) in groups that fit one request:
+    at most 25, no key twice, by the same rule as `batches`."""
+    group: list[T] = []
+    keys: set[Key] = set()
+    for entry in entries:
+        k = key(entry)
+        if len(group) == MAX_BATCH or (k and k in keys):
+            yield group
+            group, keys = [], set()
+        group.append(entry)
+        if k:
+            keys.add(k)
+    if group:
+        yield group

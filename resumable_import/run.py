@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ledger as states
-from .batching import Batch, batches
+from .batching import Batch, batches, groups
 from .dynamo import KeySpec, check_endpoint, connect, ensure_table, resolve_endpoint
 from .errors import FileChangedError, InputError, RimportError, ServiceError, UsageError
 from .fingerprint import block_hashes, file_hash, fingerprint
@@ -132,14 +132,12 @@ def resume_run(
             run = book.run(run.id)  # re-read now that no one else can change it
             if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
                 return _result(run, 0.0)
-            dump = None
-            if _exists(run):
-                dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
-            if dump is None:
+            if not _exists(run):
                 raise InputError(
                     f"{run.file}: the dump of run {run.id} is gone",
                     "put the file back where it was to resume",
                 )
+            dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
             _check_unchanged(book, run, dump)
             check_endpoint(run.endpoint, run.options.get("allow_remote", False))
             client, transport, _ = _connect(run.endpoint, run.region, client)
@@ -174,7 +172,7 @@ def retry_failed(
                     transport, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
                 )
                 log.info("run %s: retrying %d dead letters", run.id, len(pending))
-                for group in _groups(pending, info.key_names):
+                for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
                     failures = {f.position: f for f in writer.write([d.item for d in group])}
                     written, failed = [], []
                     for position, letter in enumerate(group):
@@ -369,22 +367,6 @@ def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
         f"{current[:19]}…)",
         "resuming would mix two versions of the data; import the new file with `rimport start`",
     )
-
-
-def _groups(letters: list[DeadLetter], key_names: tuple[str, ...]) -> Iterator[list[DeadLetter]]:
-    """Dead letters in batches of at most 25 with no repeated key."""
-    group: list[DeadLetter] = []
-    keys: set[Any] = set()
-    for letter in letters:
-        key = key_of(letter.item, key_names)
-        if len(group) == 25 or (key and key in keys):
-            yield group
-            group, keys = [], set()
-        group.append(letter)
-        if key:
-            keys.add(key)
-    if group:
-        yield group
 
 
 def _connect(endpoint: str, region: str | None, client: Any) -> tuple[Any, Transport, str]:
