@@ -242,6 +242,7 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
 
     from resumable_import.batching import batches
     from resumable_import.dynamo import connect
+    from resumable_import.items import KeySpec
     from resumable_import.reader import Dump
     from resumable_import.transport import _Signer
 
@@ -255,7 +256,8 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
     )
     signer = _Signer(conn.client, conn.credentials)
     requests = [
-        signer.request(table, b.items)[:2] for b in batches(Dump.open(path).items(), ("pk",))
+        signer.request(table, b.items)[:2]
+        for b in batches(Dump.open(path).items(), (KeySpec("pk", "S"),))
     ]
     host = urlsplit(endpoint)
     chunks = [requests[i::threads] for i in range(threads)]

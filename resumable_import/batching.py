@@ -1,7 +1,6 @@
 """Items -> batches of at most 25 puts, never two with the same primary key.
 
-Plain JSON elements are converted to DynamoDB attribute values here; elements of a
-DynamoDB JSON dump or export (`items_as`) are only checked.
+Each element is converted and checked by `checks.Prepare` on the way in.
 
 DynamoDB rejects a BatchWriteItem that holds one key twice. Closing the batch at the
 repeated key, instead of dropping one of the two, keeps the outcome exactly that of writing
@@ -15,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .items import CONVERTERS, Item, ItemError, Key, key_of, raw_key
+from .checks import Prepare
+from .items import Item, ItemError, Key, KeySpec
 from .reader import RawItem
 
 MAX_BATCH = 25
@@ -48,30 +48,30 @@ class Batch:
 
 def batches(
     raw_items: Iterable[RawItem],
-    key_names: tuple[str, ...],
+    keys: tuple[KeySpec, ...],
     size: int = MAX_BATCH,
     *,
     items_as: str = "json",
 ) -> Iterator[Batch]:
     """Group items into batches; each covers a contiguous run of item indexes.
 
-    If the source fails midway, the batch gathered so far is still yielded before the
-    error propagates, so nothing read before a problem is lost.
+    An element that fails `checks.Prepare` rides along as rejected, so its index is
+    accounted for at the batch's checkpoint. If the source fails midway, the batch gathered
+    so far is still yielded before the error propagates, so nothing read before a problem
+    is lost.
     """
     if not 1 <= size <= MAX_BATCH:
         raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {size}")
-    convert = CONVERTERS[items_as]
-    typed = items_as != "json"
+    prepare = Prepare(keys, items_as)
     batch: Batch | None = None
+    previous_end = 0  # an element's text lies between the previous one's end and its own
     try:
         for raw in raw_items:
             try:
-                item = convert(raw.value)
+                item, key = prepare(raw.value, raw.end - previous_end)
             except ItemError as e:
-                item, rejected = None, Rejected(raw.index, raw.value, e)
-            key = None
-            if item is not None:
-                key = key_of(item, key_names) if typed else raw_key(raw.value, key_names)
+                item, key, rejected = None, None, Rejected(raw.index, raw.value, e)
+            previous_end = raw.end
             if batch is not None and (len(batch.items) >= size or (key and key in batch.keys)):
                 yield batch
                 batch = None
@@ -83,8 +83,7 @@ def batches(
                 continue
             batch.items.append(item)
             batch.indexes.append(raw.index)
-            if key:
-                batch.keys.add(key)
+            batch.keys.add(key)
     except Exception:
         if batch is not None:
             yield batch

@@ -20,10 +20,10 @@ from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import ServiceError, TableError, UsageError, hint_for
+from .items import KeySpec
 
 DEFAULT_ENDPOINT = "http://localhost:8000"
 AWS = "aws"  # `--endpoint aws`: the region's public DynamoDB endpoint
-KEY_TYPES = ("S", "N", "B")
 
 
 def resolve_endpoint(flag: str | None) -> str:
@@ -112,21 +112,6 @@ def connect(endpoint: str, region: str | None, *, pool_size: int = 10) -> Connec
         **dummy,
     )
     return Connection(client, region, credentials)
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    name: str
-    type: str
-
-    @classmethod
-    def parse(cls, text: str) -> KeySpec:
-        name, _, type_ = text.rpartition(":")
-        if not name or type_ not in KEY_TYPES:
-            raise UsageError(
-                f"{text!r} is not a key definition", "write it as NAME:S, NAME:N or NAME:B"
-            )
-        return cls(name, type_)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,11 @@ and this conversion runs once per attribute of every item, so it is on the hot p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from .errors import UsageError
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -24,23 +27,34 @@ class ItemError(Exception):
 
 
 # Scalars are converted inline in the two loops below rather than by a call per value: this
-# runs for every attribute of every item, and the calls alone were half of its cost.
+# runs for every attribute of every item, and the calls alone were half of its cost. The
+# same loops enforce DynamoDB's nesting and number limits, so a plain JSON item that passes
+# conversion is one DynamoDB will store; `depth` counts the item itself as level 1.
+
+MAX_DEPTH = 32  # levels of maps and lists, the item included (DynamoDB refuses a 33rd)
+MAX_DIGITS = 38
+_MAX_EXP, _MIN_EXP = 125, -130  # adjusted exponents DynamoDB stores: 1E-130 .. 9.99…E+125
 
 
-def _map(d: dict[str, Any]) -> dict[str, AttributeValue]:
+def _map(d: dict[str, Any], depth: int) -> dict[str, AttributeValue]:
+    if depth > MAX_DEPTH:
+        raise _too_deep()
     out: dict[str, AttributeValue] = {}
     for k, v in d.items():
         t = type(v)
         if t is str:
             out[k] = {"S": v}
         elif t is dict:
-            out[k] = {"M": _map(v)}
+            out[k] = {"M": _map(v, depth + 1)}
         elif t is int or t is Decimal:
-            out[k] = {"N": str(v)}
+            s = str(v)
+            if len(s) > MAX_DIGITS or "E" in s:  # cheap test: only these can break a limit
+                check_number(s)
+            out[k] = {"N": s}
         elif t is bool:
             out[k] = {"BOOL": v}
         elif t is list:
-            out[k] = {"L": _list(v)}
+            out[k] = {"L": _list(v, depth + 1)}
         elif v is None:
             out[k] = {"NULL": True}
         else:
@@ -48,7 +62,9 @@ def _map(d: dict[str, Any]) -> dict[str, AttributeValue]:
     return out
 
 
-def _list(values: list[Any]) -> list[AttributeValue]:
+def _list(values: list[Any], depth: int) -> list[AttributeValue]:
+    if depth > MAX_DEPTH:
+        raise _too_deep()
     out: list[AttributeValue] = []
     add = out.append
     for v in values:
@@ -56,13 +72,16 @@ def _list(values: list[Any]) -> list[AttributeValue]:
         if t is str:
             add({"S": v})
         elif t is dict:
-            add({"M": _map(v)})
+            add({"M": _map(v, depth + 1)})
         elif t is int or t is Decimal:
-            add({"N": str(v)})
+            s = str(v)
+            if len(s) > MAX_DIGITS or "E" in s:
+                check_number(s)
+            add({"N": s})
         elif t is bool:
             add({"BOOL": v})
         elif t is list:
-            add({"L": _list(v)})
+            add({"L": _list(v, depth + 1)})
         elif v is None:
             add({"NULL": True})
         else:
@@ -70,8 +89,55 @@ def _list(values: list[Any]) -> list[AttributeValue]:
     return out
 
 
+def _too_deep() -> ItemError:
+    return ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
+
+
+def check_number(text: str) -> Decimal:
+    """The number DynamoDB would store for `text`, or ItemError if it would refuse it."""
+    try:
+        n = Decimal(text)
+    except ArithmeticError:
+        raise ItemError("BadNumber", f"{text[:40]!r} is not a number") from None
+    if not n.is_finite():
+        raise ItemError("BadNumber", f"{text[:40]!r} is not a number DynamoDB can store")
+    significant = _significant_digits(n)
+    if significant > MAX_DIGITS:
+        raise ItemError(
+            "BadNumber", f"{_short(text)} has {significant} significant digits; DynamoDB keeps 38"
+        )
+    if n and not _MIN_EXP <= n.adjusted() <= _MAX_EXP:
+        raise ItemError(
+            "BadNumber",
+            f"{_short(text)} is outside DynamoDB's number range (magnitudes 1E-130 to 9.99…E+125)",
+        )
+    return n
+
+
+def _significant_digits(n: Decimal) -> int:
+    # Not Decimal.normalize(): it rounds to the context's 28 digits.
+    return len("".join(map(str, n.as_tuple().digits)).strip("0")) or 1
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}…({len(text)} chars)"
+
+
 def to_attribute(value: Any) -> AttributeValue:
-    return _list([value])[0]
+    """Any JSON value as an attribute value, limits unchecked: how a value rimport refused
+    is kept in the dead letters, so the data is not lost with the item."""
+    t = type(value)
+    if t is dict:
+        return {"M": {k: to_attribute(v) for k, v in value.items()}}
+    if t is list:
+        return {"L": [to_attribute(v) for v in value]}
+    if t is int or t is Decimal:
+        return {"N": str(value)}
+    if t is bool:
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    return {"S": value}
 
 
 def to_item(value: Any) -> Item:
@@ -79,7 +145,7 @@ def to_item(value: Any) -> Item:
     if type(value) is not dict:
         kind = "null" if value is None else type(value).__name__
         raise ItemError("NotAnObject", f"the item is a JSON {kind}, not an object")
-    return _map(value)
+    return _map(value, 1)
 
 
 TYPE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
@@ -126,17 +192,6 @@ def looks_exported(value: Any) -> bool:
 # DynamoDB's own JSON is only checked.
 CONVERTERS = {"json": to_item, "ddb-json": typed_item, "ddb-export": export_item}
 
-_KEY_TYPES = (str, int, Decimal)
-
-
-def raw_key(value: dict[str, Any], key_names: tuple[str, ...]) -> Key | None:
-    """The primary key of a dump element before conversion; None if it cannot be one."""
-    if len(key_names) == 1:  # the common case, without a generator per item
-        k = value.get(key_names[0])
-        return (k,) if type(k) in _KEY_TYPES else None
-    key = tuple(value.get(name) for name in key_names)
-    return key if all(type(k) in _KEY_TYPES for k in key) else None
-
 
 def key_of(item: Item, key_names: tuple[str, ...]) -> Key | None:
     """The item's primary key as a hashable value; None when it has no usable key.
@@ -154,8 +209,12 @@ def key_of(item: Item, key_names: tuple[str, ...]) -> Key | None:
 
 
 def item_size(item: Item) -> int:
-    """The item's size in bytes as DynamoDB counts it (for write units and the 400 KB limit)."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+    """The item's size in bytes as DynamoDB counts it, for write units and the 400 KB limit.
+
+    The same walk enforces the rules a typed item can break on its own (nesting, numbers,
+    empty or repeated set members), so checking a DynamoDB JSON item costs one pass.
+    """
+    return sum(len(name.encode()) + _value_size(value, 2) for name, value in item.items())
 
 
 def write_units(item: Item) -> int:
@@ -163,30 +222,63 @@ def write_units(item: Item) -> int:
     return max(1, -(-item_size(item) // 1024))
 
 
-def _value_size(value: AttributeValue) -> int:
+def _value_size(value: AttributeValue, depth: int) -> int:
     ((kind, v),) = value.items()
     if kind == "S":
         return len(v.encode())
     if kind == "N":
         return _number_size(v)
     if kind == "B":
-        return len(v)
+        return _binary_size(v)
     if kind in ("BOOL", "NULL"):
         return 1
+    if kind in ("M", "L") and depth > MAX_DEPTH:
+        raise _too_deep()
     if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + _value_size(x) for k, x in v.items())
+        return 3 + sum(1 + len(k.encode()) + _value_size(x, depth + 1) for k, x in v.items())
     if kind == "L":
-        return 3 + sum(1 + _value_size(x) for x in v)
+        return 3 + sum(1 + _value_size(x, depth + 1) for x in v)
+    if kind not in ("SS", "NS", "BS"):
+        raise ItemError("NotDynamoDBJSON", f"unknown attribute type {kind!r}")
+    if not v:
+        raise ItemError("EmptySet", f"an empty {kind} set: DynamoDB stores no empty sets")
+    members = [check_number(x) for x in v] if kind == "NS" else v
+    if len(set(members)) != len(v):
+        raise ItemError("SetDuplicates", f"a {kind} set holds the same member twice")
     if kind == "SS":
         return sum(len(x.encode()) for x in v)
     if kind == "NS":
         return sum(_number_size(x) for x in v)
-    if kind == "BS":
-        return sum(len(x) for x in v)
-    raise ValueError(f"unknown attribute type {kind!r}")
+    return sum(map(_binary_size, v))
 
 
 def _number_size(text: str) -> int:
     """One byte per two significant digits, plus one."""
-    digits = Decimal(text).normalize().as_tuple().digits
-    return (len(digits) + 1) // 2 + 1
+    return (_significant_digits(check_number(text)) + 1) // 2 + 1
+
+
+def _binary_size(value: str | bytes) -> int:
+    """Bytes of a binary value: raw bytes from the API, base64 text in DynamoDB JSON."""
+    if isinstance(value, str):
+        return len(value.rstrip("=")) * 3 // 4
+    return len(value)
+
+
+KEY_TYPES = ("S", "N", "B")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One key attribute of a table: its name and type (S, N or B)."""
+
+    name: str
+    type: str
+
+    @classmethod
+    def parse(cls, text: str) -> KeySpec:
+        name, _, type_ = text.rpartition(":")
+        if not name or type_ not in KEY_TYPES:
+            raise UsageError(
+                f"{text!r} is not a key definition", "write it as NAME:S, NAME:N or NAME:B"
+            )
+        return cls(name, type_)

@@ -113,7 +113,7 @@ def import_file(
         with book.lock(run.id):
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, transport, info.key_names, progress, retry)
+            return _execute(book, run, dump, transport, info.keys, progress, retry)
 
 
 def resume_run(
@@ -144,7 +144,7 @@ def resume_run(
             info = ensure_table(client, run.table, None, run.endpoint)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, transport, info.key_names, progress, retry)
+            return _execute(book, run, dump, transport, info.keys, progress, retry)
 
 
 def retry_failed(
@@ -210,7 +210,7 @@ def _execute(
     run: Run,
     dump: Dump,
     transport: Transport,
-    key_names: tuple[str, ...],
+    keys: tuple[KeySpec, ...],
     progress: Progress | None,
     retry: RetryPolicy | None,
 ) -> ImportResult:
@@ -225,13 +225,11 @@ def _execute(
         )  # fmt: skip
         concurrency = run.options["concurrency"]
         writer = Writer(
-            transport, run.table, key_names, retry, max_inflight=concurrency,
+            transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
             max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
-        source = batches(
-            dump.items(start), key_names, run.options["batch_size"], items_as=dump.items_as
-        )
+        source = batches(dump.items(start), keys, run.options["batch_size"], items_as=dump.items_as)
         committer = _Committer(book, run, dump, progress)
         try:
             _pump(source, writer, committer, window=2 * concurrency)

@@ -9,8 +9,10 @@ import pytest
 
 from resumable_import.batching import batches
 from resumable_import.errors import InputError
-from resumable_import.items import ItemError, key_of, to_item
+from resumable_import.items import ItemError, KeySpec, key_of, to_item
 from resumable_import.reader import RawItem
+
+PK = (KeySpec("pk", "S"),)
 
 
 def raws(*pks: object) -> list[RawItem]:
@@ -39,19 +41,19 @@ def test_an_element_that_is_not_an_object_is_an_item_error() -> None:
 
 
 def test_batches_hold_at_most_size_items_and_cover_every_index() -> None:
-    out = list(batches(raws(*"abcdefghij"), ("pk",), size=4))
+    out = list(batches(raws(*"abcdefghij"), PK, size=4))
     assert [len(b.items) for b in out] == [4, 4, 2]
     assert [(b.first, b.last, b.end) for b in out] == [(0, 3, 40), (4, 7, 80), (8, 9, 100)]
 
 
 def test_a_repeated_key_closes_the_batch_so_the_later_item_lands_last() -> None:
-    out = list(batches(raws("a", "b", "a", "c"), ("pk",)))
+    out = list(batches(raws("a", "b", "a", "c"), PK))
     assert [[i["pk"]["S"] for i in b.items] for b in out] == [["a", "b"], ["a", "c"]]
     assert [b.indexes for b in out] == [[0, 1], [2, 3]]
 
 
 def test_rejected_items_travel_with_their_batch() -> None:
-    (batch,) = list(batches(raws("a", 5, "b"), ("pk",)))
+    (batch,) = list(batches(raws("a", 5, "b"), PK))
     assert [i["pk"]["S"] for i in batch.items] == ["a", "b"]
     assert batch.indexes == [0, 2]
     assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "NotAnObject")]
@@ -65,7 +67,7 @@ def test_the_partial_batch_is_yielded_before_a_read_error() -> None:
 
     out = []
     with pytest.raises(InputError):
-        for b in batches(source(), ("pk",)):
+        for b in batches(source(), PK):
             out.append(b)
     assert [b.indexes for b in out] == [[0, 1]]
 
@@ -73,20 +75,20 @@ def test_the_partial_batch_is_yielded_before_a_read_error() -> None:
 @pytest.mark.parametrize("size", [0, 26])
 def test_batch_size_must_fit_dynamodb(size: int) -> None:
     with pytest.raises(ValueError, match=r"1\.\.25"):
-        list(batches(raws("a"), ("pk",), size=size))
+        list(batches(raws("a"), PK, size=size))
 
 
 def test_dynamodb_json_items_are_checked_and_sent_as_they_are() -> None:
     good = {"pk": {"S": "a"}, "b": {"B": "AAE="}, "n": {"N": "1.50"}}
     bad = {"pk": {"S": "b"}, "plain": "text"}
     raws = [RawItem(0, good, 10), RawItem(1, bad, 20), RawItem(2, {"pk": {"S": "a"}}, 30)]
-    out = list(batches(raws, ("pk",), items_as="ddb-json"))
+    out = list(batches(raws, PK, items_as="ddb-json"))
     assert [b.items for b in out] == [[good], [{"pk": {"S": "a"}}]]  # the repeated key splits
     assert [(r.index, r.error.code) for r in out[0].rejected] == [(1, "NotDynamoDBJSON")]
 
 
 def test_export_lines_give_the_item_inside() -> None:
     raws = [RawItem(0, {"Item": {"pk": {"S": "a"}}}, 10), RawItem(1, {"pk": {"S": "b"}}, 20)]
-    (batch,) = list(batches(raws, ("pk",), items_as="ddb-export"))
+    (batch,) = list(batches(raws, PK, items_as="ddb-export"))
     assert batch.items == [{"pk": {"S": "a"}}]
     assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "NotAnExportLine")]
