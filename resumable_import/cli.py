@@ -11,13 +11,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from tqdm import tqdm
 
-from .dynamo import KeySpec
+from .dynamo import table_keys
 from .errors import RimportError, UsageError
+from .items import KeySpec
 from .ledger import Ledger, Run
 from .run import (
     DEFAULT_CONCURRENCY,
@@ -27,6 +28,7 @@ from .run import (
     retry_failed,
     run_status,
 )
+from .validate import Report, validate_file
 
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
 EXIT_ERROR, EXIT_DEAD_LETTERS, EXIT_INTERRUPTED = 1, 3, 130
@@ -61,50 +63,65 @@ def _main(
     _debug = debug
 
 
+FileArg = Annotated[
+    Path,
+    typer.Argument(metavar="FILE", help="The dump: a JSON array, a wrapper object, or JSON Lines."),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help="DynamoDB endpoint URL, or `aws` for the region's AWS endpoint "
+        "[default: $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, http://localhost:8000]",
+        show_default=False,
+    ),
+]
+RegionOpt = Annotated[
+    str | None, typer.Option(metavar="REGION", help="AWS region [default: from the AWS config]")
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="auto, json (array or wrapper), jsonl, ddb-json (DynamoDB's typed JSON, "
+        "in any of those layouts) or ddb-export (the lines of a DynamoDB export to S3).",
+    ),
+]
+ItemsPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="PATH",
+        help="Where the items array sits in a wrapper object, as dotted keys "
+        "(Items, data.records).",
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME:TYPE",
+        help="Partition key as NAME:S|N|B, for a table that does not exist yet.",
+    ),
+]
+SortKeyOpt = Annotated[
+    str | None, typer.Option(metavar="NAME:TYPE", help="Sort key as NAME:S|N|B, with --key.")
+]
+
+
 @app.command()
 def start(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="FILE", help="The dump: a JSON array, a wrapper object, or JSON Lines."
-        ),
-    ],
+    file: FileArg,
     table: Annotated[
         str, typer.Option("--table", "-t", metavar="TABLE", help="DynamoDB table to write to.")
     ],
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="DynamoDB endpoint URL, or `aws` for the region's AWS endpoint "
-            "[default: $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, http://localhost:8000]",
-            show_default=False,
-        ),
-    ] = None,
-    region: Annotated[
-        str | None, typer.Option(metavar="REGION", help="AWS region [default: from the AWS config]")
-    ] = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
     ledger: LedgerOpt = None,
     batch_size: Annotated[
         int, typer.Option(min=1, max=25, metavar="N", help="Items per BatchWriteItem.")
     ] = 25,
-    format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            metavar="FORMAT",
-            help="auto, json (array or wrapper), jsonl, ddb-json (DynamoDB's typed JSON, "
-            "in any of those layouts) or ddb-export (the lines of a DynamoDB export to S3).",
-        ),
-    ] = "auto",
-    items_path: Annotated[
-        str | None,
-        typer.Option(
-            metavar="PATH",
-            help="Where the items array sits in a wrapper object, as dotted keys "
-            "(Items, data.records).",
-        ),
-    ] = None,
+    format: FormatOpt = "auto",
+    items_path: ItemsPathOpt = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")
     ] = DEFAULT_CONCURRENCY,
@@ -113,30 +130,29 @@ def start(
         typer.Option(metavar="N", help="Cap on write capacity units per second.", min=1),
     ] = None,
     create_table: Annotated[
-        bool, typer.Option("--create-table", help="Create the table (on-demand) if missing.")
+        bool,
+        typer.Option("--create-table", help="Create the table (on-demand, with --key) if missing."),
     ] = False,
-    key: Annotated[
-        str | None,
-        typer.Option(metavar="NAME:TYPE", help="Partition key for --create-table, as NAME:S|N|B."),
-    ] = None,
-    sort_key: Annotated[
-        str | None,
-        typer.Option(metavar="NAME:TYPE", help="Sort key for --create-table, NAME:S|N|B."),
-    ] = None,
+    key: KeyOpt = None,
+    sort_key: SortKeyOpt = None,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow an endpoint that is not this machine.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Only check the dump, as `rimport validate` does."),
+    ] = False,
 ) -> None:
     """Import FILE into a table as a new run; prints the run id first."""
+    if dry_run:
+        _validate(file, table, key, sort_key, endpoint, region, format, items_path)
 
     def work() -> ImportResult:
-        keys = None
-        if create_table:
-            if not key:
-                raise UsageError("--create-table needs --key NAME:S|N|B")
-            keys = (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
-        elif key or sort_key:
-            raise UsageError("--key and --sort-key only go with --create-table")
+        keys = _key_specs(key, sort_key)
+        if create_table and not keys:
+            raise UsageError("--create-table needs --key NAME:S|N|B")
+        if keys and not create_table:
+            raise UsageError("--key and --sort-key go with --create-table or --dry-run")
         with _Bar() as bar:
             return import_file(
                 file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
@@ -145,6 +161,30 @@ def start(
             )  # fmt: skip
 
     _finish(_guard(work))
+
+
+@app.command()
+def validate(
+    file: FileArg,
+    table: Annotated[
+        str | None,
+        typer.Option(
+            "--table", "-t", metavar="TABLE", help="Check against this table's key (read only)."
+        ),
+    ] = None,
+    key: KeyOpt = None,
+    sort_key: SortKeyOpt = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    format: FormatOpt = "auto",
+    items_path: ItemsPathOpt = None,
+) -> None:
+    """Read all of FILE and report what DynamoDB would refuse, writing nothing.
+
+    Exits 0 when every item can be written, 3 when some cannot, 2 when the file itself
+    cannot be read to the end.
+    """
+    _validate(file, table, key, sort_key, endpoint, region, format, items_path)
 
 
 @app.command()
@@ -219,6 +259,34 @@ def status(
         _print_table(runs)
 
 
+def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | None:
+    if sort_key and not key:
+        raise UsageError("--sort-key needs --key")
+    if not key:
+        return None
+    return (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
+
+
+def _validate(
+    file: Path, table: str | None, key: str | None, sort_key: str | None,
+    endpoint: str | None, region: str | None, fmt: str, items_path: str | None,
+) -> NoReturn:  # fmt: skip
+    def work() -> Report:
+        keys = _key_specs(key, sort_key)
+        if keys is None:
+            if not table:
+                raise UsageError("say what to check the keys against: --table T or --key NAME:S")
+            keys = table_keys(table, endpoint, region)
+        with _Bar() as bar:
+            return validate_file(file, keys, fmt=fmt, items_path=items_path, progress=bar)
+
+    report = _guard(work)
+    _print_report(report)
+    if report.stopped is not None:
+        raise typer.Exit(report.stopped.exit_code)
+    raise typer.Exit(0 if report.clean else EXIT_DEAD_LETTERS)
+
+
 # -- output ------------------------------------------------------------------------------
 
 
@@ -234,16 +302,21 @@ class _Bar:
         typer.echo(run.id)
         verb = "resuming" if run.items_committed else "importing"
         _say(f"run {run.id}: {verb} {run.file} into table {run.table} at {run.endpoint}")
-        self._items0 = run.items_committed
+        self.begin(run.file_size, run.byte_offset, run.items_committed)
+
+    def begin(self, total: int, done: int = 0, items: int = 0) -> None:
+        self._items0 = items
         self._t0 = time.monotonic()
         self._bar = tqdm(
-            total=run.file_size, initial=run.byte_offset, unit="B", unit_scale=True,
+            total=total, initial=done, unit="B", unit_scale=True,
             unit_divisor=1024, dynamic_ncols=True, disable=not sys.stderr.isatty(),
             bar_format="{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}]"
             "{postfix}",
         )  # fmt: skip
 
     def __call__(self, items: int, done: int, total: int) -> None:
+        if self._bar is None:
+            self.begin(total)
         if self._bar is None or self._bar.disable:
             return
         self._bar.update(done - self._bar.n)
@@ -269,6 +342,34 @@ def _finish(result: ImportResult) -> None:
         _say(f"see them with `rimport status {result.run_id}`; retry with "
              f"`rimport retry-failed {result.run_id}`")  # fmt: skip
         raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _print_report(r: Report) -> None:
+    mb = r.bytes / 1e6
+    speed = (
+        f" in {r.elapsed:.1f}s ({mb / r.elapsed:,.1f} MB/s, {r.items / r.elapsed:,.0f} items/s)"
+        if r.elapsed
+        else ""
+    )
+    typer.echo(f"{r.file}: {r.shape}, {r.items:,} items, {mb:,.1f} MB read{speed}")
+    if r.duplicates:
+        typer.echo(f"duplicate keys: {r.duplicates:,} (items with the key of an earlier item, "
+                   "which they replace: the last one wins)")  # fmt: skip
+    total = sum(r.counts.values())
+    if total:
+        typer.echo(f"{_count(total, 'item')} DynamoDB would refuse:")
+        for p in r.problems:
+            typer.echo(f"  {p}")
+        if total > len(r.problems):
+            typer.echo(f"  ... and {total - len(r.problems):,} more")
+        typer.echo("by kind:")
+        for code, n in r.counts.most_common():
+            typer.echo(f"  {code:<16}{n:>10,}")
+    if r.stopped is not None:
+        typer.echo(f"error: {r.stopped.message}")
+        typer.echo(f"hint: {r.stopped.hint or 'fix the file, then check it again'}")
+    elif not total:
+        typer.echo("no problems: every item can be written")
 
 
 def _print_table(runs: list[Run]) -> None:
@@ -308,6 +409,10 @@ def _print_run(run: Run, ledger: Path | None) -> None:
             typer.echo(f"  {d.index:>10}  {d.code}: {d.message}{again}")
         if len(letters) > 20:
             typer.echo(f"  ... and {len(letters) - 20} more (`rimport status {run.id} --json`)")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _say(message: str) -> None:

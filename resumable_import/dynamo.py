@@ -144,6 +144,23 @@ def describe_table(client: Any, name: str) -> TableInfo | None:
     )
 
 
+def table_keys(
+    table: str, endpoint: str | None = None, region: str | None = None
+) -> tuple[KeySpec, ...]:
+    """The key of an existing table, for checking a dump against it without writing.
+
+    Only reads the table's description, so any endpoint is fine without --allow-remote.
+    """
+    endpoint = resolve_endpoint(endpoint)
+    info = describe_table(connect(endpoint, region).client, table)
+    if info is None:
+        raise TableError(
+            f"table {table!r} does not exist at {endpoint}",
+            "pass the key it will have: --key NAME:S|N|B [--sort-key NAME:S|N|B]",
+        )
+    return info.keys
+
+
 def ensure_table(
     client: Any, name: str, keys: tuple[KeySpec, ...] | None, endpoint: str
 ) -> TableInfo:

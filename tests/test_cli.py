@@ -11,7 +11,7 @@ from conftest import ROOT, rimport
 
 import resumable_import
 
-COMMANDS = ["start", "resume", "status", "retry-failed"]
+COMMANDS = ["start", "resume", "status", "retry-failed", "validate"]
 
 
 def test_help_lists_every_command() -> None:
@@ -76,7 +76,7 @@ def test_a_bad_dump_is_refused_before_a_run_exists(
         (["--batch-size", "26"], "Invalid value for '--batch-size'"),
         (["--create-table"], "--create-table needs --key NAME:S|N|B"),
         (["--create-table", "--key", "id:X"], "'id:X' is not a key definition"),
-        (["--key", "id:S"], "--key and --sort-key only go with --create-table"),
+        (["--key", "id:S"], "--key and --sort-key go with --create-table or --dry-run"),
         (["--endpoint", "localhost:8000"], "'localhost:8000' is not an endpoint URL"),
     ],
 )
