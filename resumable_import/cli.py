@@ -10,6 +10,7 @@ import gc
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from .dynamo import table_keys
 from .errors import RimportError, UsageError
+from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
 from .run import (
@@ -65,7 +67,30 @@ def _main(
 
 FileArg = Annotated[
     Path,
-    typer.Argument(metavar="FILE", help="The dump: a JSON array, a wrapper object, or JSON Lines."),
+    typer.Argument(
+        metavar="PATH",
+        help="The dump (a JSON array, a wrapper object, JSON Lines), or a folder of dumps, "
+        "or the folder of a DynamoDB export to S3.",
+    ),
+]
+TableOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--table",
+        "-t",
+        metavar="TABLE",
+        help="DynamoDB table [default: from each file's name: messages-dump.json.gz -> "
+        "messages; for an export, the exported table].",
+        show_default=False,
+    ),
+]
+PatternOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="GLOB",
+        help="Which files of a folder [default: *.json, *.jsonl, *.ndjson, compressed or not].",
+        show_default=False,
+    ),
 ]
 EndpointOpt = Annotated[
     str | None,
@@ -111,9 +136,8 @@ SortKeyOpt = Annotated[
 @app.command()
 def start(
     file: FileArg,
-    table: Annotated[
-        str, typer.Option("--table", "-t", metavar="TABLE", help="DynamoDB table to write to.")
-    ],
+    table: TableOpt = None,
+    pattern: PatternOpt = None,
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
@@ -142,36 +166,54 @@ def start(
         bool,
         typer.Option("--dry-run", help="Only check the dump, as `rimport validate` does."),
     ] = False,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new",
+            help="Start afresh even if the file has an unfinished run (or, in a folder, "
+            "was imported already).",
+        ),
+    ] = False,
 ) -> None:
-    """Import FILE into a table as a new run; prints the run id first."""
-    if dry_run:
-        _validate(file, table, key, sort_key, endpoint, region, format, items_path)
+    """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
-    def work() -> ImportResult:
+    Started again on a folder, it skips the files already imported and continues the
+    unfinished ones.
+    """
+    if dry_run:
+        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+
+    def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
         if create_table and not keys:
             raise UsageError("--create-table needs --key NAME:S|N|B")
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
         with _Bar() as bar:
-            return import_file(
-                file, table, endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
-                fmt=format, items_path=items_path, create_keys=keys, allow_remote=allow_remote,
+            options: dict[str, Any] = dict(
+                endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
+                items_path=items_path, create_keys=keys, allow_remote=allow_remote,
                 concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=bar.start,
             )  # fmt: skip
+            if file.is_dir():
+                return import_folder(file, table, pattern=pattern, fmt=format, new=new,
+                                     on_file=_announce, **options)  # fmt: skip
+            if pattern:
+                raise UsageError("--pattern goes with a folder")
+            return import_file(file, table or table_for(file), fmt=format, new=new, **options)
 
-    _finish(_guard(work))
+    result = _guard(work)
+    if isinstance(result, FolderResult):
+        _finish_folder(result)
+    else:
+        _finish(result)
 
 
 @app.command()
 def validate(
     file: FileArg,
-    table: Annotated[
-        str | None,
-        typer.Option(
-            "--table", "-t", metavar="TABLE", help="Check against this table's key (read only)."
-        ),
-    ] = None,
+    table: TableOpt = None,
+    pattern: PatternOpt = None,
     key: KeyOpt = None,
     sort_key: SortKeyOpt = None,
     endpoint: EndpointOpt = None,
@@ -179,12 +221,12 @@ def validate(
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
 ) -> None:
-    """Read all of FILE and report what DynamoDB would refuse, writing nothing.
+    """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
 
-    Exits 0 when every item can be written, 3 when some cannot, 2 when the file itself
-    cannot be read to the end.
+    Writes nothing. Exits 0 when every item can be written, 3 when some cannot, 2 when a
+    file cannot be read to the end.
     """
-    _validate(file, table, key, sort_key, endpoint, region, format, items_path)
+    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
 
 
 @app.command()
@@ -268,23 +310,30 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
 
 
 def _validate(
-    file: Path, table: str | None, key: str | None, sort_key: str | None,
+    path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
     endpoint: str | None, region: str | None, fmt: str, items_path: str | None,
 ) -> NoReturn:  # fmt: skip
-    def work() -> Report:
-        keys = _key_specs(key, sort_key)
-        if keys is None:
-            if not table:
-                raise UsageError("say what to check the keys against: --table T or --key NAME:S")
-            keys = table_keys(table, endpoint, region)
-        with _Bar() as bar:
-            return validate_file(file, keys, fmt=fmt, items_path=items_path, progress=bar)
+    def work() -> list[Report]:
+        given = _key_specs(key, sort_key)
+        if path.is_dir():
+            todo = plan(path, table, pattern, fmt)
+            files = [(e.path, e.table, todo.fmt) for e in todo.entries]
+        else:
+            files = [(path, table or table_for(path), fmt)]
+        reports = []
+        for file, name, file_fmt in files:
+            keys = given or table_keys(name, endpoint, region)
+            with _Bar() as bar:
+                reports.append(validate_file(file, keys, fmt=file_fmt, items_path=items_path,
+                                             progress=bar))  # fmt: skip
+        return reports
 
-    report = _guard(work)
-    _print_report(report)
-    if report.stopped is not None:
-        raise typer.Exit(report.stopped.exit_code)
-    raise typer.Exit(0 if report.clean else EXIT_DEAD_LETTERS)
+    reports = _guard(work)
+    for report in reports:
+        _print_report(report)
+    if any(r.stopped for r in reports):
+        raise typer.Exit(2)
+    raise typer.Exit(0 if all(r.clean for r in reports) else EXIT_DEAD_LETTERS)
 
 
 # -- output ------------------------------------------------------------------------------
@@ -344,6 +393,45 @@ def _finish(result: ImportResult) -> None:
         raise typer.Exit(EXIT_DEAD_LETTERS)
 
 
+def _announce(entry: Entry) -> None:
+    _say(f"{entry.path} -> table {entry.table}")
+
+
+def _finish_folder(result: FolderResult) -> None:
+    """One line per file, then the exit code of the worst: 2 for a file that failed,
+    3 for dead letters."""
+    codes = [0]
+    for f in result.files:
+        r = f.result
+        if f.action == "skipped" and r is not None:
+            line = f"skipped: imported by run {r.run_id} ({r.items_committed:,} items)"
+        elif r is not None:
+            line = (f"{f.action}: run {r.run_id} {r.state}, {r.items_written:,} written, "
+                    f"{r.dead_letters:,} dead-lettered")  # fmt: skip
+        else:
+            line = "failed"
+        if f.error is not None:
+            line = f"{line}: {f.error.message}" + (
+                f" (hint: {f.error.hint})" if f.error.hint else ""
+            )
+            codes.append(f.error.exit_code)
+        elif r is not None and r.dead_letters:
+            codes.append(EXIT_DEAD_LETTERS)
+        _say(f"{f.entry.path.name} -> {f.entry.table}: {line}")
+    ok = sum(1 for f in result.files if f.error is None)
+    _say(f"{result.plan.folder}: {ok} of {len(result.files)} files done, "
+         f"{result.items:,} items read")  # fmt: skip
+    if result.count_error:
+        _say(f"error: {result.count_error}")
+        codes.append(2)
+    if any(c == 2 for c in codes):
+        _say(f"hint: fix what is named above, then run the same `rimport start "
+             f"{result.plan.folder}` again: finished files are skipped")  # fmt: skip
+    worst = 2 if 2 in codes else max(codes)
+    if worst:
+        raise typer.Exit(worst)
+
+
 def _print_report(r: Report) -> None:
     mb = r.bytes / 1e6
     speed = (
@@ -373,17 +461,34 @@ def _print_report(r: Report) -> None:
 
 
 def _print_table(runs: list[Run]) -> None:
-    rows = [("RUN", "STATE", "TABLE", "ITEMS", "WRITTEN", "DEAD", "DONE", "UPDATED", "FILE")]
+    """Runs of single files first, then each folder's runs under a line that sums them up."""
+    header = ("RUN", "STATE", "TABLE", "ITEMS", "WRITTEN", "DEAD", "DONE", "UPDATED", "FILE")
+    folders: dict[str | None, list[Run]] = {}
     for r in runs:
-        # The checkpoint counts decompressed bytes: no share of a compressed file's size.
-        done = f"{100 * r.byte_offset / r.file_size:.0f}%" if "+" not in r.shape else "-"
-        if r.state in ("completed", "completed_with_failures"):
-            done = "100%"
-        rows.append((r.id, r.state, r.table, f"{r.items_committed:,}", f"{r.items_written:,}",
-                     f"{r.dead_letters:,}", done, r.updated_at, Path(r.file).name))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        folders.setdefault(r.folder, []).append(r)
+    rows: list[tuple[str, ...] | str] = [header]
+    for folder, group in sorted(folders.items(), key=lambda kv: kv[0] is not None):
+        if folder is not None:
+            states = Counter(r.state for r in group)
+            summary = ", ".join(f"{n} {state}" for state, n in states.most_common())
+            rows.append(f"folder {folder}: {len(group)} runs ({summary})")
+        indent = "" if folder is None else "  "
+        for r in group:
+            # The checkpoint counts decompressed bytes: no share of a compressed file's size.
+            done = f"{100 * r.byte_offset / r.file_size:.0f}%" if "+" not in r.shape else "-"
+            if r.state in ("completed", "completed_with_failures"):
+                done = "100%"
+            rows.append((indent + r.id, r.state, r.table, f"{r.items_committed:,}",
+                         f"{r.items_written:,}", f"{r.dead_letters:,}", done, r.updated_at,
+                         Path(r.file).name))  # fmt: skip
+    widths = [
+        max(len(row[i]) for row in rows if isinstance(row, tuple)) for i in range(len(header))
+    ]
     for row in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if isinstance(row, str):
+            typer.echo(row)
+        else:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _print_run(run: Run, ledger: Path | None) -> None:
@@ -396,6 +501,8 @@ def _print_run(run: Run, ledger: Path | None) -> None:
         ("started", run.started_at), ("updated", run.updated_at),
         ("finished", run.finished_at or "-"),
     ]  # fmt: skip
+    if run.folder:
+        fields.insert(3, ("folder", run.folder))
     if run.error:
         fields.append(("stopped by", run.error))
     for name, value in fields:

@@ -68,6 +68,7 @@ class Run:
     updated_at: str
     finished_at: str | None
     block_hashes: list[str] | None
+    folder: str | None  # the folder it was started from, with others; None for a single file
     dead_letters: int = 0  # pending ones
 
     def as_dict(self) -> dict[str, Any]:
@@ -167,16 +168,17 @@ class Ledger:
         shape: str,
         options: dict[str, Any],
         block_hashes: list[str] | None = None,
+        folder: str | None = None,
     ) -> Run:
         now = _now()
         run_id = secrets.token_hex(6)
         self._db.execute(
             "INSERT INTO runs (id, file, file_size, file_hash, table_name, endpoint, region,"
-            " format, shape, options, state, started_at, updated_at, block_hashes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " format, shape, options, state, started_at, updated_at, block_hashes, folder)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, file, file_size, file_hash, table, endpoint, region, format, shape,
              json.dumps(options), RUNNING, now, now,
-             json.dumps(block_hashes) if block_hashes else None),
+             json.dumps(block_hashes) if block_hashes else None, folder),
         )  # fmt: skip
         return self.run(run_id)
 
@@ -199,7 +201,18 @@ class Ledger:
         return self._run(rows[0])
 
     def runs(self) -> list[Run]:
-        return [self._run(r) for r in self._db.execute(_SELECT_RUNS + " ORDER BY r.started_at")]
+        return [
+            self._run(r) for r in self._db.execute(_SELECT_RUNS + " ORDER BY r.started_at, r.rowid")
+        ]
+
+    def latest_run(self, file: str, table: str) -> Run | None:
+        """The most recent run of this file (absolute path) into this table, if any."""
+        row = self._db.execute(
+            _SELECT_RUNS + " WHERE r.file = ? AND r.table_name = ?"
+            " ORDER BY r.started_at DESC, r.rowid DESC LIMIT 1",
+            (file, table),
+        ).fetchone()
+        return self._run(row) if row else None
 
     def _run(self, row: sqlite3.Row | tuple[Any, ...]) -> Run:
         run = Run(*row[:-1], dead_letters=row[-1])  # type: ignore[arg-type]
@@ -336,7 +349,7 @@ _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
-    " r.block_hashes,"
+    " r.block_hashes, r.folder,"
     " (SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
     " FROM runs r"
 )

@@ -73,11 +73,15 @@ def import_file(
     on_start: Callable[[Run], None] | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
+    new: bool = False,
+    folder: str | None = None,
 ) -> ImportResult:
     """Import a dump into `table` as a new run, recorded in the ledger.
 
     `on_start` is called with the new run before anything is written, so a caller can tell
-    its user which run to resume should this one be killed.
+    its user which run to resume should this one be killed. An unfinished run of the same
+    file into the same table is refused unless `new`: importing twice is rarely meant, and
+    resuming costs a fraction. `folder` records the folder the file was started from.
     """
     if not 1 <= batch_size <= 25:
         raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
@@ -88,12 +92,19 @@ def import_file(
     endpoint = resolve_endpoint(endpoint)
     check_endpoint(endpoint, allow_remote)
     dump = Dump.open(path, fmt, items_path)
-    client, transport, region = _connect(endpoint, region, client)
-    info = ensure_table(client, table, create_keys, endpoint)
-    digest, blocks = fingerprint(dump.path)
-    with _ledger(ledger) as book:
+    file = str(dump.path.resolve())
+    with using_ledger(ledger) as book:
+        if not new and (last := book.latest_run(file, table)) and not finished(last):
+            raise UsageError(
+                f"{file} already has an unfinished run {last.id} into table {table!r} "
+                f"({last.state} at item {last.items_committed:,})",
+                f"continue it with `rimport resume {last.id}`, or pass --new to start over",
+            )
+        client, transport, region = _connect(endpoint, region, client)
+        info = ensure_table(client, table, create_keys, endpoint)
+        digest, blocks = fingerprint(dump.path)
         run = book.create_run(
-            file=str(dump.path.resolve()),
+            file=file,
             file_size=dump.size,
             file_hash=digest,
             block_hashes=blocks,
@@ -109,6 +120,7 @@ def import_file(
                 "allow_remote": allow_remote,
                 "keys": [f"{k.name}:{k.type}" for k in info.keys],
             },
+            folder=folder,
         )
         with book.lock(run.id):
             if on_start:
@@ -126,12 +138,12 @@ def resume_run(
     retry: RetryPolicy | None = None,
 ) -> ImportResult:
     """Continue a run from its last checkpoint, on the same file, table and endpoint."""
-    with _ledger(ledger) as book:
+    with using_ledger(ledger) as book:
         run = book.run(run_id)
         with book.lock(run.id):
             run = book.run(run.id)  # re-read now that no one else can change it
-            if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
-                return _result(run, 0.0)
+            if finished(run):
+                return result_of(run, 0.0)
             if not _exists(run):
                 raise InputError(
                     f"{run.file}: the dump of run {run.id} is gone",
@@ -160,7 +172,7 @@ def retry_failed(
     cannot succeed, and they stay visible in `status` until the data is fixed.
     """
     started = time.monotonic()
-    with _ledger(ledger) as book:
+    with using_ledger(ledger) as book:
         run = book.run(run_id)
         with book.lock(run.id), _log_to(book):
             pending = book.dead_letters(run.id, retryable_only=True)
@@ -186,19 +198,19 @@ def retry_failed(
                             written.append(letter)
                     book.settle(run.id, written, failed)
             run = book.run(run.id)
-            if run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES):
+            if finished(run):
                 state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES
                 book.set_state(run.id, state)
                 run = book.run(run.id)
             log.info("run %s: %d dead letters remain", run.id, run.dead_letters)
-            return _result(run, time.monotonic() - started)
+            return result_of(run, time.monotonic() - started)
 
 
 def run_status(
     run_id: str | None = None, *, ledger: str | Path | Ledger | None = None
 ) -> list[Run]:
     """Every run in the ledger (or the one named), oldest first."""
-    with _ledger(ledger) as book:
+    with using_ledger(ledger) as book:
         return [book.run(run_id)] if run_id else book.runs()
 
 
@@ -257,7 +269,7 @@ def _execute(
             "run %s: %s, %d items written, %d dead letters",
             run.id, state, run.items_written, run.dead_letters,
         )  # fmt: skip
-        return _result(book.run(run.id), time.monotonic() - started)
+        return result_of(book.run(run.id), time.monotonic() - started)
 
 
 def _pump(source: Iterator[Batch], writer: Writer, committer: _Committer, window: int) -> None:
@@ -347,11 +359,18 @@ def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool 
     return run
 
 
+def unchanged(run: Run) -> bool:
+    """Whether the run's file still holds the bytes it had when the run read it."""
+    path = Path(run.file)
+    if not path.is_file() or path.stat().st_size != run.file_size:
+        return False
+    if run.block_hashes:  # on both cores
+        return block_hashes(path) == run.block_hashes
+    return file_hash(path) == run.file_hash  # a run recorded before block hashes
+
+
 def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
-    if run.block_hashes:
-        if block_hashes(dump.path) == run.block_hashes:
-            return
-    elif file_hash(dump.path) == run.file_hash:  # a run recorded before block hashes
+    if unchanged(run):
         return
     current, blocks = fingerprint(dump.path)
     if run.prefix_hash and file_hash(dump.path, run.byte_offset) == run.prefix_hash:
@@ -378,7 +397,12 @@ def _connect(endpoint: str, region: str | None, client: Any) -> tuple[Any, Trans
     return conn.client, open_transport(conn.client, conn.credentials), conn.region
 
 
-def _result(run: Run, elapsed: float) -> ImportResult:
+def finished(run: Run) -> bool:
+    """Read to the end of its file; only `retry-failed` has anything left to do."""
+    return run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES)
+
+
+def result_of(run: Run, elapsed: float) -> ImportResult:
     return ImportResult(
         run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed
     )
@@ -396,7 +420,7 @@ def _log_retry(run_id: str) -> Callable[[str, int, float], None]:
 
 
 @contextmanager
-def _ledger(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
+def using_ledger(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
     if isinstance(ledger, Ledger):
         yield ledger
     else:

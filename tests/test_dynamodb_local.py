@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -158,29 +157,3 @@ def test_a_dynamodb_json_dump_lands_with_every_type(
         for item in page["Items"]:
             got[item["pk"]["S"]] = normal(item)
     assert got == {i["pk"]["S"]: normal(i) for i in items}
-
-
-def test_a_table_exported_to_s3_layout_imports_into_another_table(
-    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
-) -> None:
-    dump = make_dump.write(tmp_path / "dump.json", 3_000)
-    assert (
-        rimport(
-            "start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger
-        ).returncode
-        == 0
-    )
-    # what an export to S3 writes: gzip JSON lines of {"Item": <DynamoDB JSON>}, binary as base64
-    lines = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        lines += [json.dumps({"Item": item}, default=lambda b: base64.b64encode(b).decode())
-                  for item in page["Items"]]  # fmt: skip
-    export = tmp_path / "data" / "abcd.json.gz"
-    export.parent.mkdir()
-    export.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    second = f"{table}-copy"
-    out = rimport("start", export, "--table", second, "--endpoint", endpoint, "--ledger", ledger,
-                  "--format", "ddb-export", "--create-table", "--key", "pk:S")  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert scan(ddb, second) == scan(ddb, table)
-    assert_table_equals(ddb, second, dump_items(dump))

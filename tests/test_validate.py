@@ -121,8 +121,11 @@ def test_dynamodb_json_problems_and_the_first_twenty(tmp_path: Path) -> None:
     assert re.search(r"^  SetDuplicates\s+1$", out.stdout, re.M)
 
 
-def test_validate_needs_a_key_to_check_against(tmp_path: Path) -> None:
-    dump = make_dump.write(tmp_path / "d.json", 3)
-    out = rimport("validate", dump)
+def test_validate_without_a_key_needs_the_table(tmp_path: Path, endpoint: str) -> None:
+    dump = make_dump.write(tmp_path / "nosuchtable-dump.json", 3)
+    out = rimport("validate", dump, "--endpoint", endpoint)
     assert out.returncode == 2
-    assert out.stderr == "error: say what to check the keys against: --table T or --key NAME:S\n"
+    assert out.stderr.splitlines() == [
+        f"error: table 'nosuchtable' does not exist at {endpoint}",
+        "hint: pass the key it will have: --key NAME:S|N|B [--sort-key NAME:S|N|B]",
+    ]

@@ -1,0 +1,227 @@
+"""A folder of dumps, or of a DynamoDB export to S3: which files, into which tables.
+
+Each file is its own run, so a folder resumes file by file with the machinery a single
+file already has, and `status` shows each file's progress.
+
+Table names, when no --table is given: the file name up to its first dot, without a
+trailing `-dump` or `_dump` (`messages-dump.json.gz` -> `messages`, `users.2024-06.jsonl`
+-> `users`). An export folder names its table in `manifest-summary.json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, RimportError, RunBusyError, TableError, UsageError
+from .ledger import Ledger
+from .run import (
+    ImportResult,
+    RunInterrupted,
+    finished,
+    import_file,
+    result_of,
+    resume_run,
+    unchanged,
+    using_ledger,
+)
+
+# File names taken from a folder when no --pattern is given: JSON, JSON Lines, compressed.
+DUMP_NAME = re.compile(r"[^.].*\.(json|jsonl|ndjson)(\.(gz|bz2|xz|zst))?", re.IGNORECASE)
+TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+SUMMARY, FILES = "manifest-summary.json", "manifest-files.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    table: str
+    expected_items: int | None = None  # what the export's manifest says the file holds
+    problem: InputError | None = None  # found before reading it: the file is not imported
+
+
+@dataclass(frozen=True)
+class Plan:
+    folder: Path
+    entries: list[Entry]
+    fmt: str  # the format to read every file in: ddb-export for an export
+    expected_items: int | None = None  # the export's total, from manifest-summary.json
+
+
+@dataclass
+class FileOutcome:
+    entry: Entry
+    action: str  # imported, resumed, skipped (imported before, unchanged) or failed
+    result: ImportResult | None = None
+    error: RimportError | None = None
+
+
+@dataclass
+class FolderResult:
+    plan: Plan
+    files: list[FileOutcome] = field(default_factory=list)
+    count_error: str | None = None  # an export whose items do not add up to its manifest
+
+    @property
+    def items(self) -> int:
+        return sum(f.result.items_committed for f in self.files if f.result)
+
+
+def table_for(path: Path) -> str:
+    """The table a file goes to when none is named (the rule in the module docstring)."""
+    name = path.name.split(".", 1)[0]
+    name = re.sub(r"[-_]dump$", "", name, flags=re.IGNORECASE)
+    if not TABLE_NAME.fullmatch(name):
+        raise UsageError(
+            f"{path}: {name!r}, taken from the file name, is not a valid table name",
+            "name the table with --table (3 to 255 of A-Z a-z 0-9 _ - .)",
+        )
+    return name
+
+
+def plan(folder: Path, table: str | None, pattern: str | None, fmt: str = "auto") -> Plan:
+    """What `start DIR` imports, in order: the data files of an export, or the dumps in it."""
+    if (folder / SUMMARY).is_file():
+        if pattern:
+            raise UsageError("--pattern does not go with an export folder: its manifest lists "
+                             "the files")  # fmt: skip
+        return _export(folder, table, fmt)
+
+    def wanted(p: Path) -> bool:
+        return bool(fnmatch.fnmatch(p.name, pattern) if pattern else DUMP_NAME.fullmatch(p.name))
+
+    names = sorted(p for p in folder.iterdir() if p.is_file() and wanted(p))
+    if not names:
+        what = f"matching {pattern!r}" if pattern else "named *.json, *.jsonl or *.ndjson"
+        raise InputError(
+            f"{folder}: no files {what}",
+            "choose the files with --pattern GLOB, e.g. --pattern '*.txt'",
+        )
+    return Plan(folder, [Entry(p, table or table_for(p)) for p in names], fmt)
+
+
+def _export(folder: Path, table: str | None, fmt: str) -> Plan:
+    if fmt not in ("auto", "ddb-export"):
+        raise UsageError(f"{folder} is a DynamoDB export, read as ddb-export, not as {fmt}")
+    summary = _manifest(folder / SUMMARY)[0]
+    if summary.get("outputFormat", "DYNAMODB_JSON") != "DYNAMODB_JSON":
+        raise InputError(
+            f"{folder}: the export is in {summary['outputFormat']} format",
+            "rimport reads exports in DYNAMODB_JSON format; export the table again with it",
+        )
+    if table is None:
+        table = str(summary.get("tableArn", "")).rpartition("table/")[2]
+        if not table:
+            raise UsageError(f"{folder / SUMMARY} names no table (tableArn)", "pass --table")
+    entries = []
+    for line in _manifest(folder / FILES):
+        key = str(line.get("dataFileS3Key", ""))
+        path = folder / "data" / Path(key).name
+        count = int(line["itemCount"]) if "itemCount" in line else None
+        entries.append(Entry(path, table, count, _missing_or_damaged(path, key, line)))
+    expected = summary.get("itemCount")
+    return Plan(folder, sorted(entries, key=lambda e: e.path), "ddb-export",
+                int(expected) if expected is not None else None)  # fmt: skip
+
+
+def _manifest(path: Path) -> list[dict[str, Any]]:
+    """A manifest: one JSON object (the summary) or JSON Lines of them (the files)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read this manifest ({e})", "download it again") from None
+
+
+def _missing_or_damaged(path: Path, key: str, line: dict[str, Any]) -> InputError | None:
+    """Checked against the manifest before import: a partial download is not imported."""
+    if not path.is_file():
+        return InputError(
+            f"{path}: listed in {FILES} as {key}, but not in the folder",
+            "download the whole export folder (data/ and both manifests) again",
+        )
+    if expected := line.get("md5Checksum"):
+        h = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        if base64.b64encode(h.digest()).decode() != expected:
+            return InputError(
+                f"{path}: its MD5 does not match {FILES} (a partial or damaged download?)",
+                "download that file again, then run the same `rimport start` again",
+            )
+    return None
+
+
+def import_folder(
+    folder: str | Path,
+    table: str | None = None,
+    *,
+    pattern: str | None = None,
+    fmt: str = "auto",
+    new: bool = False,
+    ledger: str | Path | Ledger | None = None,
+    on_file: Callable[[Entry], None] | None = None,
+    **options: Any,
+) -> FolderResult:
+    """Import every dump of a folder, or every data file of an export, each as its own run.
+
+    Files whose last run into their table completed on the same bytes are skipped; files
+    with an unfinished run are resumed, so the same call after a crash finishes the job
+    without writing anything twice. `new` starts every file afresh. A file that cannot be
+    read is reported and the others still import; a DynamoDB failure or Ctrl-C stops the
+    whole folder. `options` go to `import_file` (endpoint, create_keys, progress, ...).
+    """
+    folder = Path(folder)
+    todo = plan(folder, table, pattern, fmt)
+    outcome = FolderResult(todo)
+    resume_options = {k: options[k] for k in ("progress", "on_start", "client") if k in options}
+    with using_ledger(ledger) as book:
+        for entry in todo.entries:
+            if on_file:
+                on_file(entry)
+            done = FileOutcome(entry, "failed")
+            outcome.files.append(done)
+            try:
+                if entry.problem:
+                    raise entry.problem
+                last = None if new else book.latest_run(str(entry.path.resolve()), entry.table)
+                if last and finished(last) and unchanged(last):
+                    done.action, done.result = "skipped", result_of(last, 0.0)
+                elif last and not finished(last):
+                    done.result = resume_run(last.id, ledger=book, **resume_options)
+                    done.action = "resumed"
+                else:
+                    done.result = import_file(
+                        entry.path, entry.table, fmt=todo.fmt, ledger=book, new=True,
+                        folder=str(folder.resolve()), **options,
+                    )  # fmt: skip
+                    done.action = "imported"
+            except (InputError, TableError, RunBusyError) as e:
+                done.error = e
+                continue
+            except RunInterrupted as e:
+                e.hint = f"run the same `rimport start {folder}` again to continue"
+                raise
+            if (
+                entry.expected_items is not None
+                and done.result.items_committed != entry.expected_items
+            ):
+                done.error = InputError(
+                    f"{entry.path}: {done.result.items_committed:,} items read, but the manifest "
+                    f"lists {entry.expected_items:,}"
+                )
+    complete = not any(f.error for f in outcome.files)
+    if todo.expected_items is not None and complete and outcome.items != todo.expected_items:
+        outcome.count_error = (
+            f"{folder}: {outcome.items:,} items read in all, but {SUMMARY} counts "
+            f"{todo.expected_items:,}"
+        )
+    return outcome
