@@ -201,9 +201,15 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
             f"{path} {what}: there are no items to import",
             "check the path, and that whatever wrote the dump finished writing it",
         )
-    if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
-        return Shape("jsonl")
     first = stripped[:1]
+    if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
+        if first == b"[":
+            raise InputError(
+                f"{path} is a JSON array, not JSON Lines as --format {fmt} reads",
+                "use --format " + ("ddb-json" if fmt == "ddb-export" else "json") + " (or auto)",
+                offset=len(head) - len(stripped),
+            )
+        return Shape("jsonl")
     if first == b"[":
         return Shape("array")
     if first != b"{":
@@ -213,26 +219,54 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
             "or JSON Lines (one object per line)",
             offset=len(head) - len(stripped),
         )
-    if fmt in ("auto", "ddb-json"):
-        line, newline, rest = body.partition(b"\n")
-        obj = _loads_or_none(line) if newline or whole else None
-        if isinstance(obj, dict):
-            if rest.strip() or not whole:
-                return Shape("jsonl")
-            key = next((k for k, v in obj.items() if _is_object_array(k, v)), None)
-            if key is None:
-                return Shape("jsonl")
-            raise InputError(
-                f"{path} is a single JSON object on one line: it reads both as JSON Lines "
-                f"(one item) and as a wrapper whose items are under {key!r}",
-                "say which with --format json or --format jsonl",
-            )
+    line, newline, rest = body.partition(b"\n")
+    obj = _loads_or_none(line) if newline or whole else None
+    if fmt == "json" and isinstance(obj, dict) and rest.strip():
+        raise InputError(
+            f"{path} holds one object per line (JSON Lines), not the one JSON document "
+            "--format json reads",
+            "use --format jsonl (or auto)",
+        )
+    if fmt in ("auto", "ddb-json") and isinstance(obj, dict):
+        if rest.strip() or not whole:
+            return Shape("jsonl")
+        key = next((k for k, v in obj.items() if _is_object_array(k, v)), None)
+        if key is None:
+            return Shape("jsonl")
+        raise InputError(
+            f"{path} is a single JSON object on one line: it reads both as JSON Lines "
+            f"(one item) and as a wrapper whose items are under {key!r}",
+            "say which with --format json or --format jsonl",
+        )
     return Shape("object", _find_items_key(path))
 
 
 def items_as(fmt: str) -> str:
     """What the elements of a dump in format `fmt` are: plain JSON, or DynamoDB's own."""
     return fmt if fmt in ("ddb-json", "ddb-export") else "json"
+
+
+def _check_typing(path: Path, fmt: str, value: Any) -> None:
+    """Plain or DynamoDB JSON, judged on the first item: `auto` never guesses typed JSON,
+    and a named typed format must hold it (else every item would be dead-lettered)."""
+    typed, exported = looks_typed(value), looks_exported(value)
+    if fmt == "auto" and (typed or exported):
+        raise InputError(
+            f"{path}: its items read both as plain JSON and as DynamoDB's own JSON "
+            '(attributes like {"S": "text"})',
+            f"say which with --format {'ddb-json' if typed else 'ddb-export'} or --format "
+            "json / jsonl",
+        )
+    if (fmt == "ddb-json" and not typed) or (fmt == "ddb-export" and not exported):
+        what = (
+            'DynamoDB JSON (attributes like {"S": "text"})'
+            if fmt == "ddb-json"
+            else 'an export line ({"Item": {...DynamoDB JSON...}})'
+        )
+        raise InputError(
+            f"{path}: its first item is not {what}, as --format {fmt} reads",
+            "use --format json or jsonl for plain JSON, or check the file with `rimport validate`",
+        )
 
 
 def _loads_or_none(line: bytes) -> Any:
@@ -390,16 +424,10 @@ class Dump:
             dump = cls(p, shape, items_as=items_as(fmt))
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
-        if fmt == "auto":
+        if fmt != "json" and fmt != "jsonl":
             first = next(dump.items(), None)
-            value = first.value if first is not None else None
-            if looks_typed(value) or looks_exported(value):
-                flag = "ddb-json" if looks_typed(value) else "ddb-export"
-                raise InputError(
-                    f"{p}: its items read both as plain JSON and as DynamoDB's own JSON "
-                    '(attributes like {"S": "text"})',
-                    f"say which with --format {flag} or --format json / jsonl",
-                )
+            if first is not None:
+                _check_typing(p, fmt, first.value)
         return dump
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:

@@ -253,6 +253,25 @@ def test_export_lines_must_be_named_as_such(tmp_path: Path) -> None:
     assert (dump.shape, dump.items_as) == (Shape("jsonl"), "ddb-export")
 
 
+@pytest.mark.parametrize(
+    ("text", "fmt", "message", "hint"),
+    [
+        ('[{"pk": "a"}]', "jsonl", "a JSON array, not JSON Lines", "--format json"),
+        ('[{"pk": {"S": "a"}}]', "ddb-export", "a JSON array, not JSON", "--format ddb-json"),
+        ('{"pk": "a"}\n{"pk": "b"}\n', "json", "one object per line", "--format jsonl"),
+        ('[{"pk": "a", "n": 1}]', "ddb-json", "first item is not DynamoDB JSON", "--format json"),
+        ('{"pk": {"S": "a"}}\n', "ddb-export", "first item is not an export line", "--format json"),
+    ],
+)  # fmt: skip
+def test_a_wrong_format_is_named_before_anything_is_read(
+    tmp_path: Path, text: str, fmt: str, message: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match=message) as e:
+        Dump.open(path, fmt)
+    assert str(path) in e.value.message and hint in (e.value.hint or "")
+
+
 NESTED = (
     '{"meta": {"items": [{"not": "these"}]},\n "data": {"count": 3, "records": [\n'
     '{"pk": "a"}, {"pk": "b"},\n {"pk": "c"}], "more": [{"x": 1}]}, "tail": [1]}\n'
