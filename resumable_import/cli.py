@@ -433,13 +433,13 @@ def _finish_folder(result: FolderResult) -> None:
 
 
 def _print_report(r: Report) -> None:
-    mb = r.bytes / 1e6
-    speed = (
-        f" in {r.elapsed:.1f}s ({mb / r.elapsed:,.1f} MB/s, {r.items / r.elapsed:,.0f} items/s)"
-        if r.elapsed
-        else ""
+    mb, text_mb = r.bytes / 1e6, r.text_bytes / 1e6
+    size = f"{text_mb:,.1f} MB ({mb:,.1f} MB stored)" if "+" in r.shape else f"{mb:,.1f} MB"
+    rate = max(r.elapsed, 1e-9)
+    typer.echo(
+        f"{r.file}: {r.shape}, {r.items:,} items, {size} read in {r.elapsed:.1f}s "
+        f"({text_mb / rate:,.1f} MB/s, {r.items / rate:,.0f} items/s)"
     )
-    typer.echo(f"{r.file}: {r.shape}, {r.items:,} items, {mb:,.1f} MB read{speed}")
     if r.duplicates:
         typer.echo(f"duplicate keys: {r.duplicates:,} (items with the key of an earlier item, "
                    "which they replace: the last one wins)")  # fmt: skip

@@ -44,6 +44,7 @@ class Report:
     shape: str
     items: int = 0
     bytes: int = 0  # of the file as stored: compressed bytes for a compressed dump
+    text_bytes: int = 0  # of JSON text read: decompressed bytes for a compressed dump
     problems: list[Problem] = field(default_factory=list)  # the first `keep` of them
     counts: Counter[str] = field(default_factory=Counter)  # every problem, by kind
     duplicates: int = 0  # items whose key an earlier item already had: the last one wins
@@ -96,6 +97,7 @@ def validate_file(
     except InputError as e:
         report.stopped = e
     report.bytes = dump.size if report.stopped is None else dump.file_position(previous_end)
+    report.text_bytes = previous_end
     report.duplicates = seen.repeats()
     report.elapsed = time.monotonic() - started
     if progress:
