@@ -18,7 +18,7 @@ import typer
 from tqdm import tqdm
 
 from .dynamo import table_keys
-from .errors import RimportError, UsageError
+from .errors import InputError, RimportError, UsageError
 from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
@@ -315,17 +315,22 @@ def _validate(
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
-        if path.is_dir():
-            todo = plan(path, table, pattern, fmt)
-            files = [(e.path, e.table, todo.fmt) for e in todo.entries]
-        else:
-            files = [(path, table or table_for(path), fmt)]
-        reports = []
-        for file, name, file_fmt in files:
-            keys = given or table_keys(name, endpoint, region)
+        if not path.is_dir():
             with _Bar() as bar:
-                reports.append(validate_file(file, keys, fmt=file_fmt, items_path=items_path,
-                                             progress=bar))  # fmt: skip
+                keys = given or table_keys(table or table_for(path), endpoint, region)
+                return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar)]
+        todo = plan(path, table, pattern, fmt)
+        reports = []
+        for entry in todo.entries:  # a file that cannot be read does not stop the others
+            keys = given or table_keys(entry.table, endpoint, region)
+            try:
+                if entry.problem:
+                    raise entry.problem
+                with _Bar() as bar:
+                    reports.append(validate_file(entry.path, keys, fmt=todo.fmt,
+                                                 items_path=items_path, progress=bar))  # fmt: skip
+            except InputError as e:
+                reports.append(Report(entry.path, "unreadable", stopped=e))
         return reports
 
     reports = _guard(work)

@@ -129,3 +129,17 @@ def test_validate_without_a_key_needs_the_table(tmp_path: Path, endpoint: str) -
         f"error: table 'nosuchtable' does not exist at {endpoint}",
         "hint: pass the key it will have: --key NAME:S|N|B [--sort-key NAME:S|N|B]",
     ]
+
+
+def test_a_folder_is_validated_file_by_file(tmp_path: Path) -> None:
+    dump, _ = seeded_dump(tmp_path / "seeded.json")
+    make_dump.write(tmp_path / "clean.jsonl", 500, "jsonl")
+    (tmp_path / "corrupt.json.gz").write_bytes(gzip.compress(b'[{"pk": "a"}]' * 100)[:-30])
+    out = rimport("validate", tmp_path, "--key", "pk:S")
+    assert out.returncode == 2
+    assert "clean.jsonl: jsonl, 500 items" in out.stdout
+    assert "no problems: every item can be written" in out.stdout
+    assert re.search(r"^error: .*corrupt\.json\.gz: ", out.stdout, re.M)
+    assert (
+        f"{dump}: array, 100 items" in out.stdout and "8 items DynamoDB would refuse" in out.stdout
+    )
