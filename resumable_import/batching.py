@@ -67,18 +67,21 @@ def batches(
     previous_end = 0  # an element's text lies between the previous one's end and its own
     try:
         for raw in raw_items:
+            rejected = None
             try:
                 item, key = prepare(raw.value, raw.end - previous_end)
             except ItemError as e:
-                item, key, rejected = None, None, Rejected(raw.index, raw.value, e)
+                rejected = Rejected(raw.index, raw.value, e)
             previous_end = raw.end
-            if batch is not None and (len(batch.items) >= size or (key and key in batch.keys)):
+            if batch is not None and (
+                len(batch.items) >= size or (rejected is None and key in batch.keys)
+            ):
                 yield batch
                 batch = None
             if batch is None:
                 batch = Batch(raw.index, raw.index, raw.end)
             batch.last, batch.end = raw.index, raw.end
-            if item is None:
+            if rejected is not None:
                 batch.rejected.append(rejected)
                 continue
             batch.items.append(item)

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, RimportError, RunBusyError, TableError, UsageError
+from .errors import (
+    FileChangedError,
+    InputError,
+    RimportError,
+    RunBusyError,
+    TableError,
+    UsageError,
+)
 from .ledger import Ledger
 from .run import (
     ImportResult,
@@ -182,7 +189,9 @@ def import_folder(
     folder = Path(folder)
     todo = plan(folder, table, pattern, fmt)
     outcome = FolderResult(todo)
-    resume_options = {k: options[k] for k in ("progress", "on_start", "client") if k in options}
+    resume_options = {
+        k: v for k, v in options.items() if k in ("progress", "on_start", "client", "retry")
+    }
     with using_ledger(ledger) as book:
         for entry in todo.entries:
             if on_file:
@@ -205,6 +214,8 @@ def import_folder(
                     )  # fmt: skip
                     done.action = "imported"
             except (InputError, TableError, RunBusyError) as e:
+                if isinstance(e, FileChangedError):
+                    e.hint = "to import the new version, run the same command with --new"
                 done.error = e
                 continue
             except RunInterrupted as e:

@@ -215,7 +215,7 @@ class Ledger:
         return self._run(row) if row else None
 
     def _run(self, row: sqlite3.Row | tuple[Any, ...]) -> Run:
-        run = Run(*row[:-1], dead_letters=row[-1])  # type: ignore[arg-type]
+        run = Run(*row[:-1], dead_letters=row[-1])  # type: ignore[arg-type,misc]
         run.options = json.loads(row[9])
         run.block_hashes = json.loads(row[19]) if row[19] else None
         if run.state == RUNNING and not self.is_locked(run.id):
