@@ -351,7 +351,12 @@ def commit_cost(tmp: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="dumps ten times smaller")
-    scale = 10 if parser.parse_args().quick else 1
+    parser.add_argument(
+        "--only", default="1,2,3,4,7", metavar="T,T", help="targets to measure (default: all)"
+    )
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    only = set(args.only.split(","))
     n = {
         k: v // scale
         for k, v in {
@@ -369,9 +374,30 @@ def main() -> None:
     rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="rimport-bench-"))
     ledger = tmp / "ledger.sqlite"
+    limit, commit_us, big_size = 0.0, 0.0, 0
+    resume: dict[str, tuple[float, float]] = {}
+    throttled: dict[str, tuple[int, int]] = {}
+    if "1" in only:
+        rows += client_cost(n, ledger)
+    if "2" in only:
+        ddb_rows, limit = dynamodb_local_rate(n, ledger)
+        rows += ddb_rows
+    if "3" in only:
+        rows += latency(n, ledger)
+    if "7" in only:
+        thr_rows, throttled = throttling(n, ledger)
+        rows += thr_rows
+    if "4" in only:
+        mem_rows, resume, big_size = memory_and_resume(n, ledger, tmp)
+        rows += mem_rows
+    commit_us = commit_cost(tmp)
+    print_report(rows, limit, resume, commit_us, throttled, big_size)
+
+
+def client_cost(n: dict[str, int], ledger: Path) -> list[Row]:
+    rows = []
     main_dump, _ = dump("main", n["rimport"])
     base_dump, _ = dump("main", n["baseline"])
-
     print("1. client cost against an instant endpoint", file=sys.stderr)
     with standin() as s:
         rows.append(
@@ -398,6 +424,11 @@ def main() -> None:
                 )
             )
 
+    return rows
+
+
+def dynamodb_local_rate(n: dict[str, int], ledger: Path) -> tuple[list[Row], float]:
+    rows = []
     print("2. DynamoDB Local", file=sys.stderr)
     ddb_dump, _ = dump("main", n["ddb"])
     ddb_base, _ = dump("main", n["ddb_base"])
@@ -470,6 +501,11 @@ def main() -> None:
                 )
             )
 
+    return rows, limit
+
+
+def latency(n: dict[str, int], ledger: Path) -> list[Row]:
+    rows = []
     print("3. 10 ms of latency per request", file=sys.stderr)
     lat_dump, _ = dump("main", n["latency"])
     lat_base, _ = dump("main", n["latency_base"])
@@ -506,6 +542,11 @@ def main() -> None:
             )
         )
 
+    return rows
+
+
+def throttling(n: dict[str, int], ledger: Path) -> tuple[list[Row], dict[str, tuple[int, int]]]:
+    rows = []
     print("7. throttling", file=sys.stderr)
     thr_dump, _ = dump("main", n["throttle"])
     throttled = {}
@@ -526,6 +567,13 @@ def main() -> None:
             stats = s.stats()
             throttled[tool] = (stats["throttled"], stats["requests"])
 
+    return rows, throttled
+
+
+def memory_and_resume(
+    n: dict[str, int], ledger: Path, tmp: Path
+) -> tuple[list[Row], dict[str, tuple[float, float]], int]:
+    rows = []
     print("4. memory, 5. resume", file=sys.stderr)
     small, _ = dump("mem", n["small"])
     big_items = n["big"]
@@ -554,9 +602,7 @@ def main() -> None:
         resume["jsonl"] = resume_first_write(s, big_l, "jsonl", big_items, big_l_offset, tmp)
         big_gz = gzipped(big_l)
         resume["jsonl+gzip"] = resume_first_write(s, big_gz, "jsonl", big_items, big_l_offset, tmp)
-    commit_us = commit_cost(tmp)
-
-    print_report(rows, limit, resume, commit_us, throttled, big.stat().st_size)
+    return rows, resume, big.stat().st_size
 
 
 def print_report(
@@ -577,42 +623,45 @@ def print_report(
             f"| {r.verified:,} |"
         )
 
-    def get(target: str, tool: str) -> Row:
-        return next(r for r in rows if r.target == target and r.tool == tool)
+    def get(target: str, tool: str) -> Row | None:
+        return next((r for r in rows if r.target == target and r.tool.startswith(tool)), None)
 
-    ours, base = get("1 client cost", "rimport"), get("1 client cost", "boto3 client")
-    ddb = get("2 DynamoDB Local", "rimport")
-    lat = max(
-        (r for r in rows if r.target == "3 latency" and r.tool.startswith("rimport")),
-        key=lambda r: r.rate,
-    )
-    small, big = [r for r in rows if r.target == "4 memory"]
     print()
-    print(
-        f"1. client CPU: {ours.cpu_per_item:.0f} µs/item (target 60), "
-        f"{base.cpu_per_item / ours.cpu_per_item:.1f}x less than the sequential boto3 client "
-        f"({base.cpu_per_item:.0f} µs/item; target 8x)"
-    )
-    print(
-        f"2. DynamoDB Local: {ddb.rate:,.0f} items/s = {100 * ddb.rate / limit:.0f}% of the "
-        f"server's "
-        f"ceiling measured in this run ({limit:,.0f} items/s; target 90%)"
-    )
-    print(f"3. 10 ms latency: {lat.rate:,.0f} items/s with {lat.tool} (target 20,000)")
-    print(
-        f"4. memory: peak RSS {big.rss_kb / 1024:.0f} MB on {big_size / 1e9:.1f} GB / "
-        f"{big.items:,} items, "
-        f"{small.rss_kb / 1024:.0f} MB on 100 MB (target 100 MB, flat)"
-    )
+    ours, base = get("1 client cost", "rimport"), get("1 client cost", "boto3 client")
+    if ours and base:
+        print(
+            f"1. client CPU: {ours.cpu_per_item:.0f} µs/item (target 60), "
+            f"{base.cpu_per_item / ours.cpu_per_item:.1f}x less than the sequential boto3 "
+            f"client ({base.cpu_per_item:.0f} µs/item; target 8x)"
+        )
+    if ddb := get("2 DynamoDB Local", "rimport"):
+        print(
+            f"2. DynamoDB Local: {ddb.rate:,.0f} items/s = {100 * ddb.rate / limit:.0f}% of the "
+            f"server's ceiling measured in this run ({limit:,.0f} items/s; target 90%)"
+        )
+    latencies = [r for r in rows if r.target == "3 latency" and r.tool.startswith("rimport")]
+    if latencies:
+        lat = max(latencies, key=lambda r: r.rate)
+        print(f"3. 10 ms latency: {lat.rate:,.0f} items/s with {lat.tool} (target 20,000)")
+    memory = [r for r in rows if r.target == "4 memory"]
+    if memory:
+        small, big = memory
+        print(
+            f"4. memory: peak RSS {big.rss_kb / 1024:.0f} MB on {big_size / 1e9:.1f} GB / "
+            f"{big.items:,} items, "
+            f"{small.rss_kb / 1024:.0f} MB on 100 MB (target 100 MB, flat)"
+        )
     for shape, (first, hashing) in resume.items():
         print(
             f"5. resume at 90% ({shape}): first write after {first:.2f} s, of which checking "
             f"the file's block hashes takes about {hashing:.2f} s (target 3 s)"
         )
-    print(
-        f"6. checkpoint: {commit_us:.0f} µs CPU per batch commit = {commit_us / 25:.1f} µs/item = "
-        f"{100 * commit_us / 25 / ours.cpu_per_item:.1f}% of rimport's CPU per item (target 5%)"
-    )
+    if ours:
+        print(
+            f"6. checkpoint: {commit_us:.0f} µs CPU per batch commit = {commit_us / 25:.1f} "
+            f"µs/item = {100 * commit_us / 25 / ours.cpu_per_item:.1f}% of rimport's CPU per "
+            "item (target 5%)"
+        )
     for tool, (t, total) in throttled.items():
         print(f"7. throttling, {tool}: {t:,} of {total:,} requests throttled")
 

@@ -9,6 +9,7 @@ table in file order.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -37,6 +38,7 @@ Progress = Callable[[int, int, int], None]
 
 DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
 CHECKPOINT_LOG_EVERY = 100  # batches
+COLLECT_EVERY = 1000  # batches: how often the paused cyclic garbage collector runs
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,8 @@ def _execute(
         source = batches(dump.items(start), keys, run.options["batch_size"], items_as=dump.items_as)
         committer = _Committer(book, run, dump, progress)
         try:
-            _pump(source, writer, committer, window=2 * concurrency)
+            with _collector_paused():
+                _pump(source, writer, committer, window=2 * concurrency)
         except KeyboardInterrupt:
             run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
             raise RunInterrupted(
@@ -333,6 +336,8 @@ class _Committer:
             dead=dead,
         )
         self._batches += 1
+        if self._batches % COLLECT_EVERY == 0:
+            gc.collect(1)  # the few cycles made since the last time (botocore's, per request)
         for d in dead:
             log.warning(
                 "run %s: item %d dead-lettered: %s: %s", self._run_id, d.index, d.code, d.message
@@ -344,6 +349,25 @@ class _Committer:
         if self._progress:
             done = self._dump.file_position(batch.end)
             self._progress(batch.last + 1, done, self._dump.size)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Run the cyclic garbage collector every COLLECT_EVERY batches instead of every 700
+    allocations.
+
+    Every item is some fifty small dicts and lists that die young by reference counting,
+    yet they trigger the collector, which then walks every item in flight: measured at a
+    quarter of the client's CPU per item. The cycles it exists for are a handful per
+    request (inside botocore), which `_Committer` collects on its own schedule.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool = False) -> Run:
