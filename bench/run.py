@@ -192,8 +192,12 @@ def gzipped(path: Path) -> Path:
     return out
 
 
-def rimport(*args: str | Path, ledger: Path) -> Child:
-    return run_child([str(BIN / "rimport"), *map(str, args)], RIMPORT_LEDGER=str(ledger))
+def rimport(*args: str | Path, ledger: Path, reader_process: bool = True) -> Child:
+    return run_child(
+        [str(BIN / "rimport"), *map(str, args)],
+        RIMPORT_LEDGER=str(ledger),
+        RIMPORT_READER_PROCESS=str(int(reader_process)),
+    )
 
 
 def baseline(design: str, path: Path, table: str, endpoint: str) -> Child:
@@ -240,9 +244,9 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
     from http.client import HTTPConnection
     from urllib.parse import urlsplit
 
-    from resumable_import.batching import batches
     from resumable_import.dynamo import connect
     from resumable_import.items import KeySpec
+    from resumable_import.pipeline import ready_batches
     from resumable_import.reader import Dump
     from resumable_import.transport import _Signer
 
@@ -257,7 +261,9 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
     signer = _Signer(conn.client, conn.credentials)
     requests = [
         signer.request(table, b.items)[:2]
-        for b in batches(Dump.open(path).items(), (KeySpec("pk", "S"),))
+        for b in ready_batches(
+            Dump.open(path), None, (KeySpec("pk", "S"),), 25, reader_process=False
+        )
     ]
     host = urlsplit(endpoint)
     chunks = [requests[i::threads] for i in range(threads)]
@@ -400,18 +406,26 @@ def client_cost(n: dict[str, int], ledger: Path) -> list[Row]:
     base_dump, _ = dump("main", n["baseline"])
     print("1. client cost against an instant endpoint", file=sys.stderr)
     with standin() as s:
-        rows.append(
-            on_standin(
-                "1 client cost",
-                "instant endpoint",
-                s,
-                "rimport",
-                n["rimport"],
-                lambda: rimport(
-                    "start", main_dump, "--table", "t", "--endpoint", s.url, ledger=ledger
-                ),
+        for split, label in ((False, "rimport, one process"), (True, "rimport + reader process")):
+            rows.append(
+                on_standin(
+                    "1 client cost",
+                    "instant endpoint",
+                    s,
+                    label,
+                    n["rimport"],
+                    lambda split=split: rimport(
+                        "start",
+                        main_dump,
+                        "--table",
+                        "t",
+                        "--endpoint",
+                        s.url,
+                        ledger=ledger,
+                        reader_process=split,
+                    ),
+                )
             )
-        )
         for design in ("client", "batch-writer"):
             rows.append(
                 on_standin(
@@ -510,15 +524,16 @@ def latency(n: dict[str, int], ledger: Path) -> list[Row]:
     lat_dump, _ = dump("main", n["latency"])
     lat_base, _ = dump("main", n["latency_base"])
     with standin(latency_ms=10) as s:
-        for c in (16, 32):
+        for c, split in ((16, True), (32, True), (32, False)):
+            process = " + reader process" if split else ", one process"
             rows.append(
                 on_standin(
                     "3 latency",
                     "10 ms per request",
                     s,
-                    f"rimport --concurrency {c}",
+                    f"rimport --concurrency {c}{process}",
                     n["latency"],
-                    lambda c=c: rimport(
+                    lambda c=c, split=split: rimport(
                         "start",
                         lat_dump,
                         "--table",
@@ -528,6 +543,7 @@ def latency(n: dict[str, int], ledger: Path) -> list[Row]:
                         "--concurrency",
                         str(c),
                         ledger=ledger,
+                        reader_process=split,
                     ),
                 )
             )
@@ -627,12 +643,18 @@ def print_report(
         return next((r for r in rows if r.target == target and r.tool.startswith(tool)), None)
 
     print()
-    ours, base = get("1 client cost", "rimport"), get("1 client cost", "boto3 client")
+    ours, base = get("1 client cost", "rimport,"), get("1 client cost", "boto3 client")
+    split = get("1 client cost", "rimport +")
     if ours and base:
         print(
-            f"1. client CPU: {ours.cpu_per_item:.0f} µs/item (target 60), "
+            f"1. client CPU: {ours.cpu_per_item:.0f} µs/item in one process (target 60), "
             f"{base.cpu_per_item / ours.cpu_per_item:.1f}x less than the sequential boto3 "
             f"client ({base.cpu_per_item:.0f} µs/item; target 8x)"
+        )
+    if ours and split:
+        print(
+            f"   with the reader process: {split.cpu_per_item:.0f} µs/item over both processes, "
+            f"{split.rate:,.0f} items/s against {ours.rate:,.0f} in one process"
         )
     if ddb := get("2 DynamoDB Local", "rimport"):
         print(

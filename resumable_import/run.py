@@ -15,18 +15,21 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import ledger as states
-from .batching import Batch, batches, groups
+from .batching import groups
 from .dynamo import KeySpec, check_endpoint, connect, ensure_table, resolve_endpoint
 from .errors import FileChangedError, InputError, RimportError, ServiceError, UsageError
 from .fingerprint import block_hashes, file_hash, fingerprint
-from .items import key_of, to_attribute
+from .items import key_of
 from .ledger import DeadLetter, Ledger, Run
+from .pipeline import Ready, ready_batches
 from .reader import Dump, Position, Shape, items_as
 from .transport import SyncTransport, Transport, open_transport
 from .writer import Failure, Job, RetryPolicy, Writer
@@ -187,7 +190,8 @@ def retry_failed(
                 )
                 log.info("run %s: retrying %d dead letters", run.id, len(pending))
                 for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
-                    failures = {f.position: f for f in writer.write([d.item for d in group])}
+                    items = [orjson.dumps(d.item) for d in group]
+                    failures = {f.position: f for f in writer.write(items)}
                     written, failed = [], []
                     for position, letter in enumerate(group):
                         if f := failures.get(position):
@@ -243,10 +247,12 @@ def _execute(
             max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
-        source = batches(dump.items(start), keys, run.options["batch_size"], items_as=dump.items_as)
+        source = ready_batches(
+            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu"))
+        )
         committer = _Committer(book, run, dump, progress)
         try:
-            with _collector_paused():
+            with _collector_paused(), closing(source):  # closing it stops a reader process
                 _pump(source, writer, committer, window=2 * concurrency)
         except KeyboardInterrupt:
             run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
@@ -275,16 +281,16 @@ def _execute(
         return result_of(book.run(run.id), time.monotonic() - started)
 
 
-def _pump(source: Iterator[Batch], writer: Writer, committer: _Committer, window: int) -> None:
+def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer, window: int) -> None:
     """Hand batches to the writer, up to `window` at once, and commit them in file order."""
-    inflight: deque[tuple[Batch, Job]] = deque()
+    inflight: deque[tuple[Ready, Job]] = deque()
 
     def settle() -> None:
         while inflight and inflight[0][1].done:
             batch, job = inflight.popleft()
             committer.commit(batch, job.failures)
 
-    def must_wait(batch: Batch) -> bool:
+    def must_wait(batch: Ready) -> bool:
         keys = batch.keys  # a handful of C-level set checks; cheaper than tracking keys
         return len(inflight) >= window or any(
             not keys.isdisjoint(other.keys) for other, _ in inflight
@@ -299,7 +305,7 @@ def _pump(source: Iterator[Batch], writer: Writer, committer: _Committer, window
     try:
         for batch in source:
             drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
-            inflight.append((batch, writer.submit(batch.items)))
+            inflight.append((batch, writer.submit(batch.items, batch.units)))
             writer.poll(block=False)
             settle()
     except InputError:
@@ -318,14 +324,14 @@ class _Committer:
         self._progress = progress
         self._batches = 0
 
-    def commit(self, batch: Batch, failures: list[Failure]) -> None:
+    def commit(self, batch: Ready, failures: list[Failure]) -> None:
         dead = [
-            DeadLetter(batch.indexes[f.position], batch.items[f.position], f.code, f.message,
-                       f.attempts, f.retryable)
+            DeadLetter(batch.indexes[f.position], orjson.loads(batch.items[f.position]), f.code,
+                       f.message, f.attempts, f.retryable)
             for f in failures
         ] + [
-            DeadLetter(r.index, to_attribute(r.value), r.error.code, r.error.message, 0, False)
-            for r in batch.rejected
+            DeadLetter(index, orjson.loads(item), code, message, 0, False)
+            for index, item, code, message in batch.rejected
         ]  # fmt: skip
         dead.sort(key=lambda d: d.index)
         self._book.commit(
@@ -347,8 +353,7 @@ class _Committer:
                 "run %s: checkpoint at item %d, byte %d", self._run_id, batch.last + 1, batch.end
             )
         if self._progress:
-            done = self._dump.file_position(batch.end)
-            self._progress(batch.last + 1, done, self._dump.size)
+            self._progress(batch.last + 1, batch.position, self._dump.size)
 
 
 @contextmanager

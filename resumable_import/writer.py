@@ -31,11 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import ServiceError, hint_for
-from .items import Item, key_of, write_units
+from .items import Key, key_of, write_units
 from .transport import Transport
 
 TRANSIENT_CODES = frozenset(
@@ -87,7 +88,7 @@ class Failure:
 class Job:
     """One batch handed to the writer; `done` once every item is written or failed."""
 
-    items: list[Item]
+    items: list[bytes]  # each item's attribute map as JSON, as it goes in the request body
     failures: list[Failure] = field(default_factory=list)
     parts: int = 0  # requests (or waiting retries) still open for it
     units: list[int] | None = None  # write units per item, when a WCU cap is set
@@ -146,16 +147,17 @@ class Writer:
         """Requests allowed in flight right now."""
         return int(self._limit)
 
-    def submit(self, items: list[Item]) -> Job:
+    def submit(self, items: list[bytes], units: list[int] | None = None) -> Job:
+        """Start writing `items`; `units` (write units of each) is needed with `max_wcu`."""
         job = Job(items)
         if self._max_wcu:
-            job.units = [write_units(i) for i in items]
+            job.units = units or [write_units(orjson.loads(i)) for i in items]
         if items:
             job.parts = 1
             self._ready.append(_Part(job, list(range(len(items)))))
         return job
 
-    def write(self, items: list[Item]) -> list[Failure]:
+    def write(self, items: list[bytes]) -> list[Failure]:
         """Write `items` (at most 25, no repeated key) and wait; return those that failed."""
         job = self.submit(items)
         while not job.done:
@@ -222,7 +224,7 @@ class Writer:
                 return
             self._throttled()
             keys = {key_of(r["PutRequest"]["Item"], self._key_names) for r in left}
-            still = [p for p in part.positions if key_of(job.items[p], self._key_names) in keys]
+            still = [p for p in part.positions if self._key(job.items[p]) in keys]
             if len(still) != len(left):
                 # The service may write an item back differently (a number normalised): when
                 # not every leftover is recognised, send them all again rather than lose one.
@@ -266,6 +268,9 @@ class Writer:
                 "check that the endpoint is up and the table is not throttled",
             )
         self._later(part, code)
+
+    def _key(self, item: bytes) -> Key | None:
+        return key_of(orjson.loads(item), self._key_names)
 
     def _throttled(self) -> None:
         """Halve the requests in flight, at most once per 100 ms (one burst, one cut)."""

@@ -130,3 +130,38 @@ def test_ctrl_c_saves_the_checkpoint_and_says_how_to_resume(
         assert run.state == "interrupted" and run.items_committed >= 2_000
     log = (ledger.parent / "rimport.log").read_text(encoding="utf-8")
     assert f"run {run_id}: interrupted at item {run.items_committed}" in log
+
+
+def reader_processes() -> list[int]:
+    """Pids of rimport reader processes alive now."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"resumable_import.pipeline import serve" in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            pass  # gone meanwhile
+    return found
+
+
+def test_killed_with_its_reader_process_the_run_resumes_and_the_reader_is_gone(
+    endpoint: str, ddb: Any, table: str, ledger: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("RIMPORT_READER_PROCESS", "1")
+    dump = make_dump.write(tmp_path / "d.jsonl", 20_000, "jsonl")
+    proc, run_id = start(dump, table, endpoint, ledger)
+    with Ledger(ledger) as book:
+        deadline = time.monotonic() + 60
+        while not reader_processes():
+            assert proc.poll() is None and time.monotonic() < deadline, "no reader process"
+            time.sleep(0.01)
+        kill_when(proc, book, run_id, 6_000)
+        assert book.run(run_id).state == "interrupted"
+    deadline = time.monotonic() + 10
+    while reader_processes():  # its pipe is closed: it stops at its next write
+        assert time.monotonic() < deadline, "the reader process outlived its run"
+        time.sleep(0.05)
+    out = rimport("resume", run_id, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert_table_equals(ddb, table, dump_items(dump))

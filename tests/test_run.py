@@ -27,6 +27,14 @@ from resumable_import import (
 FAST = RetryPolicy(max_attempts=3, base_delay=0.0001, max_delay=0.001)
 
 
+@pytest.fixture(params=["reader process", "one process"])
+def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a run reads its dump: in a second process (the default with two cores)
+    or in its own."""
+    monkeypatch.setenv("RIMPORT_READER_PROCESS", "1" if request.param == "reader process" else "0")
+    return str(request.param)
+
+
 def write_dump(path: Path, n: int, key=lambda i: f"k{i}") -> Path:
     path.write_text(json.dumps([{"pk": key(i), "v": i} for i in range(n)], indent=1))
     return path
@@ -36,7 +44,9 @@ def table_values(fake: FakeDynamo) -> dict[str, int]:
     return {k[0]: int(item["v"]["N"]) for k, item in fake.items.items()}
 
 
-def test_faults_are_ridden_out_and_only_the_bad_item_is_dead_lettered(tmp_path: Path) -> None:
+def test_faults_are_ridden_out_and_only_the_bad_item_is_dead_lettered(
+    tmp_path: Path, reading: str
+) -> None:
     fake = FakeDynamo()
     fake.fail_next = ["ThrottlingException", "InternalServerError", "connection"]
     fake.unprocessed = {"k30": 2}
@@ -73,7 +83,9 @@ def test_retry_failed_writes_the_retryable_ones_once_the_fault_clears(tmp_path: 
     assert left.index == 13
 
 
-def test_out_of_order_completion_keeps_the_checkpoint_gapless(tmp_path: Path, monkeypatch) -> None:
+def test_out_of_order_completion_keeps_the_checkpoint_gapless(
+    tmp_path: Path, monkeypatch, reading: str
+) -> None:
     fake = FakeDynamo()
     monkeypatch.setattr(run_module, "SyncTransport", ShuffledTransport)
     dump = write_dump(tmp_path / "d.json", 1500)
@@ -91,7 +103,7 @@ def test_out_of_order_completion_keeps_the_checkpoint_gapless(tmp_path: Path, mo
 
 
 def test_items_sharing_a_key_land_in_file_order_under_concurrency(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, reading: str
 ) -> None:
     fake = FakeDynamo()
     monkeypatch.setattr(run_module, "SyncTransport", ShuffledTransport)
@@ -108,7 +120,9 @@ def test_items_sharing_a_key_land_in_file_order_under_concurrency(
     assert all(len(v) >= 30 for v in order.values())
 
 
-def test_a_malformed_tail_keeps_what_came_before_and_resumes_once_fixed(tmp_path: Path) -> None:
+def test_a_malformed_tail_keeps_what_came_before_and_resumes_once_fixed(
+    tmp_path: Path, reading: str
+) -> None:
     fake = FakeDynamo()
     ledger = tmp_path / "l.db"
     good = [{"pk": f"k{i}", "v": i} for i in range(60)]
@@ -132,12 +146,13 @@ def test_resume_refuses_a_file_that_changed_before_the_checkpoint(tmp_path: Path
     fake = FakeDynamo()
     ledger = tmp_path / "l.db"
     dump = write_dump(tmp_path / "d.json", 100)
-    fake.on_call = lambda items: fake.fail_next.extend(["connection"] * 3)
+    fake.on_call = lambda items: fake.fail_next.extend(["connection"] * 100)  # down after one
     with pytest.raises(ServiceError, match="kept failing"):
         import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST)
     (run,) = run_status(ledger=ledger)
     assert (run.state, run.items_committed) == ("failed", 25)
     fake.on_call = None
+    fake.fail_next.clear()
     write_dump(dump, 100, key=lambda i: f"other{i}")
     with pytest.raises(FileChangedError, match="has changed since run"):
         resume_run(run.id, ledger=ledger, client=fake, retry=FAST)

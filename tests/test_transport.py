@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import dynamodb_local
+import orjson
 import pytest
 from conftest import ROOT
 
@@ -46,6 +47,6 @@ def test_with_a_proxy_set_writes_go_through_botocores_session(
     transport = open_transport(conn.client, conn.credentials)
     assert isinstance(transport, SyncTransport)
     writer = Writer(transport, "t", ("pk",))
-    assert writer.write([to_item({"pk": f"k{i}", "n": i}) for i in range(25)]) == []
+    assert writer.write([orjson.dumps(to_item({"pk": f"k{i}", "n": i})) for i in range(25)]) == []
     with urllib.request.urlopen(standin + "/stats") as response:
         assert json.loads(response.read())["distinct_keys"] == 25

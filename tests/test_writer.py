@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import orjson
 import pytest
 from fakes import FakeDynamo, client_error
 
@@ -16,8 +17,13 @@ from resumable_import.writer import RetryPolicy, Writer
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0001, max_delay=0.001)
 
 
-def items(n: int, prefix: str = "k") -> list[dict]:
-    return [to_item({"pk": f"{prefix}{i}", "v": i}) for i in range(n)]
+def encoded(*values: dict) -> list[bytes]:
+    """Items as the writer takes them: attribute maps serialized, as they go on the wire."""
+    return [orjson.dumps(to_item(v)) for v in values]
+
+
+def items(n: int, prefix: str = "k") -> list[bytes]:
+    return encoded(*({"pk": f"{prefix}{i}", "v": i} for i in range(n)))
 
 
 def writer(fake: FakeDynamo, policy: RetryPolicy = FAST, **kw: object) -> Writer:
@@ -125,7 +131,7 @@ def test_throttling_halves_the_requests_in_flight_and_success_wins_them_back() -
 def test_max_wcu_spaces_the_requests_out() -> None:
     fake = FakeDynamo()
     w = writer(fake, max_inflight=4, max_wcu=50)
-    big = [to_item({"pk": f"k{i}", "blob": "x" * 1500}) for i in range(100)]  # 2 WCU each
+    big = encoded(*({"pk": f"k{i}", "blob": "x" * 1500} for i in range(100)))  # 2 WCU each
     started = time.monotonic()
     for i in range(0, 100, 25):
         w.write(big[i : i + 25])
@@ -161,5 +167,5 @@ def test_leftovers_it_cannot_recognise_are_all_sent_again() -> None:
 
     client = Normalising()
     w = Writer(SyncTransport(client), "t", ("pk",), FAST)
-    assert w.write([to_item({"pk": Decimal(v)}) for v in ("0", "1.50", "2")]) == []
+    assert w.write(encoded(*({"pk": Decimal(v)} for v in ("0", "1.50", "2")))) == []
     assert client.sent == [["0", "1.50", "2"], ["0", "1.50", "2"]]
