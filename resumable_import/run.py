@@ -252,7 +252,7 @@ def _execute(
         )
         committer = _Committer(book, run, dump, progress)
         try:
-            with _collector_paused(), closing(source):  # closing it stops a reader process
+            with _collector_paused(), closing(source), closing(transport):
                 _pump(source, writer, committer, window=2 * concurrency)
         except KeyboardInterrupt:
             run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
