@@ -117,7 +117,9 @@ def plan(folder: Path, table: str | None, pattern: str | None, fmt: str = "auto"
 def _export(folder: Path, table: str | None, fmt: str) -> Plan:
     if fmt not in ("auto", "ddb-export"):
         raise UsageError(f"{folder} is a DynamoDB export, read as ddb-export, not as {fmt}")
-    summary = _manifest(folder / SUMMARY)[0]
+    summary = next(iter(_manifest(folder / SUMMARY)), None)
+    if not isinstance(summary, dict):
+        raise InputError(f"{folder / SUMMARY} is empty or not an object", "download it again")
     if summary.get("outputFormat", "DYNAMODB_JSON") != "DYNAMODB_JSON":
         raise InputError(
             f"{folder}: the export is in {summary['outputFormat']} format",
@@ -129,7 +131,11 @@ def _export(folder: Path, table: str | None, fmt: str) -> Plan:
             raise UsageError(f"{folder / SUMMARY} names no table (tableArn)", "pass --table")
     entries = []
     for line in _manifest(folder / FILES):
-        key = str(line.get("dataFileS3Key", ""))
+        if not isinstance(line, dict) or "dataFileS3Key" not in line:
+            raise InputError(
+                f"{folder / FILES}: a line names no dataFileS3Key", "download it again"
+            )
+        key = str(line["dataFileS3Key"])
         path = folder / "data" / Path(key).name
         count = int(line["itemCount"]) if "itemCount" in line else None
         entries.append(Entry(path, table, count, _missing_or_damaged(path, key, line)))

@@ -168,6 +168,9 @@ def test_an_export_folder_checks_its_files_against_the_manifest(tmp_path: Path) 
     (export / "manifest-summary.json").write_text(json.dumps({"outputFormat": "ION"}))
     with pytest.raises(InputError, match="the export is in ION format"):
         plan(export, None, None)
+    (export / "manifest-summary.json").write_text("")
+    with pytest.raises(InputError, match="manifest-summary.json is empty or not an object"):
+        plan(export, None, None)
 
 
 # -- folders of dumps against DynamoDB Local ----------------------------------------------
