@@ -169,7 +169,7 @@ def test_an_export_folder_checks_its_files_against_the_manifest(tmp_path: Path) 
     with pytest.raises(InputError, match="the export is in ION format"):
         plan(export, None, None)
     (export / "manifest-summary.json").write_text("")
-    with pytest.raises(InputError, match="manifest-summary.json is empty or not an object"):
+    with pytest.raises(InputError, match=r"manifest-summary\.json is empty or not an object"):
         plan(export, None, None)
 
 
