@@ -41,10 +41,6 @@ class Batch:
     keys: set[Key] = field(default_factory=set)
     rejected: list[Rejected] = field(default_factory=list)
 
-    @property
-    def count(self) -> int:
-        return self.last - self.first + 1
-
 
 def batches(
     raw_items: Iterable[RawItem],

@@ -8,9 +8,10 @@ signs it with botocore's credentials for the endpoint botocore resolved, and it 
 one of a few persistent HTTP/1.1 connections, watched with a selector so that one thread
 keeps them all busy.
 
-`SyncTransport` wraps anything with botocore's `batch_write_item(RequestItems=)` method:
-a botocore client, the test fakes, or botocore's own HTTP session when a proxy is
-configured for the endpoint (so proxy settings keep working, one request at a time).
+`SyncTransport` wraps anything with botocore's `batch_write_item(RequestItems=)` method (a
+botocore client, the test fakes); its `_BotocoreSender` form sends the same signed body
+through botocore's own HTTP session when a proxy is configured for the endpoint (so proxy
+settings keep working, one request at a time).
 
 Both report failures as the exceptions botocore raises (ClientError, connection errors),
 so the writer cannot tell them apart.
@@ -65,13 +66,16 @@ class SyncTransport:
     def start(self, table: str, items: list[bytes]) -> Any:
         token = next(self._tokens)
         try:
-            outcome: Any = self._client.batch_write_item(
-                RequestItems={table: [{"PutRequest": {"Item": orjson.loads(i)}} for i in items]}
-            )
+            outcome: Any = self._send(table, items)
         except Exception as e:  # delivered as the answer, like a network failure would be
             outcome = e
         self._done.append((token, outcome))
         return token
+
+    def _send(self, table: str, items: list[bytes]) -> Any:
+        return self._client.batch_write_item(
+            RequestItems={table: [{"PutRequest": {"Item": orjson.loads(i)}} for i in items]}
+        )
 
     def wait(self, timeout: float | None) -> list[tuple[Any, Any]]:
         done, self._done = self._done, []
@@ -123,22 +127,22 @@ class _Signer:
         return _client_error(status, body)
 
 
-class _BotocoreSender:
-    """Signed requests sent through botocore's HTTP session (proxies, custom TLS)."""
+class _BotocoreSender(SyncTransport):
+    """Signed requests sent through botocore's HTTP session (proxies, custom TLS), one at a
+    time; the items' bytes go into the body as they are."""
 
     def __init__(self, client: Any, credentials: Any) -> None:
+        super().__init__(client)
         self._signer = _Signer(client, credentials)
         self._http = client._endpoint.http_session  # configured like the client itself
 
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        ((table, puts),) = RequestItems.items()
-        items = [orjson.dumps(p["PutRequest"]["Item"]) for p in puts]
+    def _send(self, table: str, items: list[bytes]) -> Any:
         *_, request = self._signer.request(table, items)
         response = self._http.send(request.prepare())
         outcome = self._signer.outcome(response.status_code, response.headers, response.content)
         if isinstance(outcome, Exception):
             raise outcome
-        return outcome  # type: ignore[no-any-return]
+        return outcome
 
 
 class _Connection:
@@ -310,7 +314,7 @@ class HttpTransport:
 def open_transport(client: Any, credentials: Any) -> Transport:
     """The fast transport, unless a proxy is configured for the endpoint."""
     if get_environ_proxies(client.meta.endpoint_url):
-        return SyncTransport(_BotocoreSender(client, credentials))
+        return _BotocoreSender(client, credentials)
     return HttpTransport(client, credentials)
 
 
