@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import (
-    FileChangedError,
     InputError,
     RimportError,
     RunBusyError,
@@ -220,8 +219,6 @@ def import_folder(
                     )  # fmt: skip
                     done.action = "imported"
             except (InputError, TableError, RunBusyError) as e:
-                if isinstance(e, FileChangedError):
-                    e.hint = "to import the new version, run the same command with --new"
                 done.error = e
                 continue
             except RunInterrupted as e:

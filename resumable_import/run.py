@@ -264,7 +264,7 @@ def _execute(
             run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
             e.hint = (
                 f"{run.items_committed} items before it are safely imported; fix the file and run "
-                f"`rimport resume {run.id}`, or start over with `rimport start`"
+                f"`rimport resume {run.id}`, or start over with {_start_over(run)}"
             )
             raise
         except ServiceError as e:
@@ -411,8 +411,13 @@ def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
     raise FileChangedError(
         f"{run.file} has changed since run {run.id} read it ({run.file_hash[:19]}… is now "
         f"{current[:19]}…)",
-        "resuming would mix two versions of the data; import the new file with `rimport start`",
+        f"resuming would mix two versions of the data; import the new file with {_start_over(run)}",
     )
+
+
+def _start_over(run: Run) -> str:
+    """The command that imports the run's file afresh: `start` alone would point back here."""
+    return f"`rimport start {run.file} --table {run.table} --new`"
 
 
 def _connect(endpoint: str, region: str | None, client: Any) -> tuple[Any, Transport, str]:
