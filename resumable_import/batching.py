@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .checks import Prepare
-from .items import Item, ItemError, Key, KeySpec
+from .items import ItemError, Key, KeySpec
 from .reader import RawItem
 
 MAX_BATCH = 25
@@ -36,8 +36,9 @@ class Batch:
     first: int  # index of the first item this batch covers
     last: int  # index of the last item it covers
     end: int  # byte offset just past its last item: the checkpoint once it is written
-    items: list[Item] = field(default_factory=list)
+    items: list[bytes] = field(default_factory=list)  # each as the JSON the request carries
     indexes: list[int] = field(default_factory=list)
+    units: list[int] = field(default_factory=list)  # write units of each, if asked for
     keys: set[Key] = field(default_factory=set)
     rejected: list[Rejected] = field(default_factory=list)
 
@@ -48,6 +49,7 @@ def batches(
     size: int = MAX_BATCH,
     *,
     items_as: str = "json",
+    units: bool = False,
 ) -> Iterator[Batch]:
     """Group items into batches; each covers a contiguous run of item indexes.
 
@@ -58,14 +60,14 @@ def batches(
     """
     if not 1 <= size <= MAX_BATCH:
         raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {size}")
-    prepare = Prepare(keys, items_as)
+    prepare = Prepare(keys, items_as, units=units)
     batch: Batch | None = None
     previous_end = 0  # an element's text lies between the previous one's end and its own
     try:
         for raw in raw_items:
             rejected = None
             try:
-                item, key = prepare(raw.value, raw.end - previous_end)
+                item, key, wcu = prepare(raw.value, raw.end - previous_end)
             except ItemError as e:
                 rejected = Rejected(raw.index, raw.value, e)
             previous_end = raw.end
@@ -82,6 +84,7 @@ def batches(
                 continue
             batch.items.append(item)
             batch.indexes.append(raw.index)
+            batch.units.append(wcu)
             batch.keys.add(key)
     except Exception:
         if batch is not None:

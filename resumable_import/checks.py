@@ -16,6 +16,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from .items import CONVERTERS, Item, ItemError, Key, KeySpec, item_size
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -24,24 +26,31 @@ MAX_ITEM_BYTES = 400 * 1024
 # text spans under half the limit cannot be too large, so its size is not computed at all.
 _SPAN_SAFE = MAX_ITEM_BYTES // 2
 
+_dumps = orjson.dumps
 _PLAIN_TYPES: dict[str, tuple[type, ...]] = {"S": (str,), "N": (int, Decimal), "B": ()}
 
 
 class Prepare:
-    """Callable: (element of the dump, bytes its text spans at most) -> (item, its key).
+    """Callable: (element of the dump, bytes its text spans at most) -> (the item as the
+    JSON that goes in the request, its key, its write units if `units` else 0).
 
     Raises ItemError, whose `code` names the kind of problem, when the element cannot be
-    written as it is.
+    written as it is. The item is serialized here, once, because serializing is also the
+    last check: a string holding a lone surrogate (`"\\ud800"`, which JSON allows and
+    Unicode does not) cannot be sent.
     """
 
-    def __init__(self, keys: tuple[KeySpec, ...], items_as: str = "json") -> None:
+    def __init__(
+        self, keys: tuple[KeySpec, ...], items_as: str = "json", *, units: bool = False
+    ) -> None:
         self.keys = keys
+        self._units = units
         self._convert = CONVERTERS[items_as]
         self._typed = items_as != "json"
         first = keys[0]
         self._single = (first.name, _PLAIN_TYPES[first.type]) if len(keys) == 1 else None
 
-    def __call__(self, value: Any, span: int) -> tuple[Item, Key]:
+    def __call__(self, value: Any, span: int) -> tuple[bytes, Key, int]:
         item = self._convert(value)
         if self._typed:
             key = self._typed_key(item)
@@ -54,7 +63,15 @@ class Prepare:
                 "ItemTooLarge",
                 f"the item is {size:,} bytes as DynamoDB counts them; the limit is 409,600",
             )
-        return item, key
+        try:
+            body = _dumps(item)
+        except orjson.JSONEncodeError:
+            raise ItemError(
+                "BadString",
+                "a string holds a lone surrogate escape (such as \\ud800), which is not "
+                "Unicode text; DynamoDB stores only valid UTF-8",
+            ) from None
+        return body, key, max(1, -(-(size or item_size(item)) // 1024)) if self._units else 0
 
     def _plain_key(self, value: dict[str, Any]) -> Key:
         if self._single:  # the common case, in a few C-level operations

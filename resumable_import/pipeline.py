@@ -33,11 +33,9 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from .batching import Batch, batches
 from .errors import InputError, RimportError
-from .items import KeySpec, to_attribute, write_units
+from .items import KeySpec, to_attribute
 from .reader import Dump, Position, Shape
 
 _PIPE_BYTES = 4 << 20  # room for ~100 batches between the two processes
@@ -76,7 +74,9 @@ def ready_batches(
         setting = os.environ.get("RIMPORT_READER_PROCESS")
         reader_process = setting == "1" if setting in ("0", "1") else (os.cpu_count() or 1) >= 3
     if not reader_process:
-        for batch in batches(dump.items(start), keys, batch_size, items_as=dump.items_as):
+        for batch in batches(
+            dump.items(start), keys, batch_size, items_as=dump.items_as, units=units
+        ):
             yield _ready(batch, dump, units)
         return
     spec = {
@@ -88,12 +88,12 @@ def ready_batches(
 
 
 def _ready(batch: Batch, dump: Dump, units: bool) -> Ready:
-    dumps = orjson.dumps
+    # A refused item is kept as the standard library writes it: its strings may be what
+    # was refused, and json escapes what orjson cannot encode. It is rare; speed is moot.
     return Ready(
-        batch.last, batch.end, dump.file_position(batch.end), [dumps(i) for i in batch.items],
-        batch.indexes, {hash(k) for k in batch.keys},
-        [write_units(i) for i in batch.items] if units else None,
-        [(r.index, dumps(to_attribute(r.value)), r.error.code, r.error.message)
+        batch.last, batch.end, dump.file_position(batch.end), batch.items, batch.indexes,
+        {hash(k) for k in batch.keys}, batch.units if units else None,
+        [(r.index, json.dumps(to_attribute(r.value)).encode(), r.error.code, r.error.message)
          for r in batch.rejected],
     )  # fmt: skip
 

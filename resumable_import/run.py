@@ -10,6 +10,7 @@ table in file order.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import time
@@ -330,7 +331,7 @@ class _Committer:
                        f.message, f.attempts, f.retryable)
             for f in failures
         ] + [
-            DeadLetter(index, orjson.loads(item), code, message, 0, False)
+            DeadLetter(index, json.loads(item), code, message, 0, False)
             for index, item, code, message in batch.rejected
         ]  # fmt: skip
         dead.sort(key=lambda d: d.index)

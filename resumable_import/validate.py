@@ -81,7 +81,7 @@ def validate_file(
     try:
         for raw in dump.items():
             try:
-                _, key = prepare(raw.value, raw.end - previous_end)
+                _, key, _ = prepare(raw.value, raw.end - previous_end)
             except ItemError as e:
                 report.counts[e.code] += 1
                 if len(report.problems) < keep:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from resumable_import.batching import batches
@@ -48,13 +49,13 @@ def test_batches_hold_at_most_size_items_and_cover_every_index() -> None:
 
 def test_a_repeated_key_closes_the_batch_so_the_later_item_lands_last() -> None:
     out = list(batches(raws("a", "b", "a", "c"), PK))
-    assert [[i["pk"]["S"] for i in b.items] for b in out] == [["a", "b"], ["a", "c"]]
+    assert [[orjson.loads(i)["pk"]["S"] for i in b.items] for b in out] == [["a", "b"], ["a", "c"]]
     assert [b.indexes for b in out] == [[0, 1], [2, 3]]
 
 
 def test_rejected_items_travel_with_their_batch() -> None:
     (batch,) = list(batches(raws("a", 5, "b"), PK))
-    assert [i["pk"]["S"] for i in batch.items] == ["a", "b"]
+    assert [orjson.loads(i)["pk"]["S"] for i in batch.items] == ["a", "b"]
     assert batch.indexes == [0, 2]
     assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "NotAnObject")]
     assert (batch.first, batch.last) == (0, 2)
@@ -83,12 +84,20 @@ def test_dynamodb_json_items_are_checked_and_sent_as_they_are() -> None:
     bad = {"pk": {"S": "b"}, "plain": "text"}
     raws = [RawItem(0, good, 10), RawItem(1, bad, 20), RawItem(2, {"pk": {"S": "a"}}, 30)]
     out = list(batches(raws, PK, items_as="ddb-json"))
-    assert [b.items for b in out] == [[good], [{"pk": {"S": "a"}}]]  # the repeated key splits
+    items = [[orjson.loads(i) for i in b.items] for b in out]
+    assert items == [[good], [{"pk": {"S": "a"}}]]  # the repeated key splits
     assert [(r.index, r.error.code) for r in out[0].rejected] == [(1, "NotDynamoDBJSON")]
 
 
 def test_export_lines_give_the_item_inside() -> None:
     raws = [RawItem(0, {"Item": {"pk": {"S": "a"}}}, 10), RawItem(1, {"pk": {"S": "b"}}, 20)]
     (batch,) = list(batches(raws, PK, items_as="ddb-export"))
-    assert batch.items == [{"pk": {"S": "a"}}]
+    assert batch.items == [b'{"pk":{"S":"a"}}']
     assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "NotAnExportLine")]
+
+
+def test_a_lone_surrogate_is_refused_and_the_rest_written() -> None:
+    (batch,) = list(batches(raws("a", "b\ud800", "c"), PK, units=True))
+    assert [orjson.loads(i)["pk"]["S"] for i in batch.items] == ["a", "c"]
+    assert [(r.index, r.error.code) for r in batch.rejected] == [(1, "BadString")]
+    assert batch.units == [1, 1]

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 from hypothesis import given
@@ -160,9 +161,10 @@ def test_a_binary_key_cannot_come_from_plain_json() -> None:
 
 def test_the_key_is_returned_for_batching() -> None:
     keys = (KeySpec("pk", "S"), KeySpec("n", "N"))
-    item, key = Prepare(keys)({"pk": "a", "n": 2}, 10)
-    assert item == to_item({"pk": "a", "n": 2}) and key == ("a", 2)
-    _, typed_key = Prepare(keys, "ddb-json")({"pk": {"S": "a"}, "n": {"N": "2.0"}}, 10)
+    item, key, units = Prepare(keys)({"pk": "a", "n": 2}, 10)
+    assert orjson.loads(item) == to_item({"pk": "a", "n": 2}) and key == ("a", 2)
+    assert units == 0 and Prepare(keys, units=True)({"pk": "a" * 1500, "n": 1}, 10)[2] == 2
+    _, typed_key, _ = Prepare(keys, "ddb-json")({"pk": {"S": "a"}, "n": {"N": "2.0"}}, 10)
     assert typed_key == (("S", "a"), ("N", Decimal(2)))
 
 
