@@ -2,10 +2,14 @@
 
 The checkpoint has to say where reading continues, so that `resume` seeks straight there
 instead of parsing the gigabytes already imported. ijson cannot tell where an item ends in
-the file, so this module splits the stream itself and hands each item's text to the
-standard library's C decoder (`json.JSONDecoder.raw_decode`), which parses as fast as
-ijson's C backend and leaves us the exact position. Memory stays at one read chunk plus
-the item being decoded.
+the file, so this module splits the stream itself. An object in the items array ends at
+the first '}' where the braces since its '{' balance (two C-level searches per '}'), and
+msgspec decodes exactly those bytes: about 7 µs for a 1 KB item, against 11 for the
+standard library's decoder on text decoded from UTF-8 first. A brace inside a string can
+fool the count, but then msgspec refuses the bytes (they are not one whole value) and the
+standard library's `raw_decode` reads the item instead, finding its end itself; once that
+end disagrees with the count, the file is read that way to its end. Memory stays at one
+read chunk plus the item being decoded.
 
 Shapes of dump (detected, or named with `--format`):
     array   [ {...}, {...} ]
@@ -26,6 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
+
 from .errors import InputError
 from .items import looks_exported, looks_typed
 from .sources import Source
@@ -34,14 +40,16 @@ FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export")
 ITEMS_KEYS = ("Items", "items", "Records")
 
 _BOM = b"\xef\xbb\xbf"
-_CHUNK = 256 << 10  # a non-ASCII chunk costs 4 bytes a char in memory: keep it small
+_CHUNK = 256 << 10
+_WINDOW = 16 << 10  # bytes the slow path decodes first; it grows the window as needed
 _PEEK = 4 << 20
 # One item's text may grow the buffer to this before the reader calls it malformed: a
 # DynamoDB item is at most 400 KB, so anything near this is a broken file, not an item.
 _MAX_VALUE_CHARS = 64 << 20
 _MAX_LINE = 64 << 20
-_WS = re.compile(r"[ \t\n\r]*")
-_SEPARATOR = re.compile(r"[ \t\n\r]*(,)?[ \t\n\r]*")
+_WS = re.compile(rb"[ \t\n\r]*")
+_SEPARATOR = re.compile(rb"[ \t\n\r]*(,)?[ \t\n\r]*")
+_OPEN = ord("{")
 
 
 def _reject_constant(name: str) -> Any:
@@ -51,6 +59,9 @@ def _reject_constant(name: str) -> Any:
 # Numbers stay exact: Decimal keeps 0.1 as 0.1 and every digit of 3.14159265358979323846.
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 _decode = _DECODER.raw_decode
+# The fast path: msgspec, on bytes, with the same exact numbers (big integers stay int).
+_fast_decode = msgspec.json.Decoder(float_hook=Decimal).decode
+_REFUSED = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 @dataclass(frozen=True)
@@ -85,53 +96,38 @@ class RawItem(NamedTuple):
 
 
 class _Text:
-    """The decoded text of a binary file from some byte offset on, read a chunk at a time.
+    """The bytes of a file from some offset on, read a chunk at a time, with the JSON
+    values at `pos` decoded on demand.
 
-    Keeps the byte offset of the text it has consumed, so positions in the decoded text
-    translate back to byte offsets in the file even when the file is not ASCII.
+    Positions are byte indexes into `buf`, so an item's end offset in the file is one
+    addition, whatever the text's encoding. UTF-8 is checked where values are decoded:
+    msgspec checks the strings it reads, and the slow path decodes what it parses.
     """
+
+    fast = True  # whether `_array_values` may count braces; False once that was fooled
 
     def __init__(self, f: Source, offset: int, path: Path) -> None:
         f.seek(offset)
         self._f = f
         self._path = path
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._read_to = offset
-        self._mark_char = 0  # a char index in buf ...
-        self._mark_byte = offset  # ... and its byte offset in the file
-        self.buf = ""
+        self.base = offset  # the file offset of buf[0]
+        self.buf = b""
         self.pos = 0
         self.eof = False
-        self._ascii = True  # then a char offset is a byte offset: no encoding to count
 
-    def byte_offset(self, char_pos: int) -> int:
-        """Byte offset of `char_pos`; positions asked for must not go backwards."""
-        if self._ascii:
-            b = self._mark_byte + char_pos - self._mark_char
-        else:
-            b = self._mark_byte + len(self.buf[self._mark_char : char_pos].encode("utf-8"))
-        self._mark_char, self._mark_byte = char_pos, b
-        return b
+    def byte_offset(self, pos: int) -> int:
+        return self.base + pos
 
     def fill(self) -> bool:
-        """Append the next chunk, dropping text before `pos`; False at end of file."""
+        """Append the next chunk, dropping the bytes before `pos`; False at end of file."""
         if self.eof:
             return False
         if self.pos:
-            self.byte_offset(self.pos)
+            self.base += self.pos
             self.buf = self.buf[self.pos :]
-            self._mark_char = self.pos = 0
+            self.pos = 0
         data = self._f.read(_CHUNK)
-        try:
-            self.buf += self._decoder.decode(data, final=not data)
-        except UnicodeDecodeError as e:
-            raise InputError(
-                f"{self._path}: not UTF-8 text at byte {self._read_to + e.start}",
-                "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
-                offset=self._read_to + e.start,
-            ) from None
-        self._read_to += len(data)
-        self._ascii = self.buf.isascii()
+        self.buf += data
         self.eof = not data
         return bool(data)
 
@@ -142,39 +138,79 @@ class _Text:
             if j < len(self.buf):
                 if not ahead:
                     self.pos = j
-                return self.buf[j]
+                return self._char(j)
             if not ahead:
                 self.pos = j
             if not self.fill():
                 return ""
 
+    def _char(self, j: int) -> str:
+        if self.buf[j] < 0x80:
+            return chr(self.buf[j])
+        try:  # a non-ASCII char where JSON wants punctuation: name it in the message
+            return codecs.utf_8_decode(self.buf[j : j + 4], "strict", False)[0][:1] or "\ufffd"
+        except UnicodeDecodeError:
+            raise self._not_utf8(j) from None
+
     def value(self, index: int | None = None) -> Any:
-        """Decode the JSON value at `pos` and move past it."""
+        """Decode the JSON value at `pos` with the standard library and move past it.
+
+        The slow path: for what msgspec refused or `_array_values` could not delimit, and
+        for the few values outside the items. Decodes a window of the buffer, growing it
+        (and reading on) until the value fits.
+        """
+        window = _WINDOW
         while True:
+            stop = min(len(self.buf), self.pos + window)
+            final = self.eof and stop == len(self.buf)
+            bad = None
             try:
-                value, end = _decode(self.buf, self.pos)
+                text = codecs.utf_8_decode(self.buf[self.pos : stop], "strict", final)[0]
+            except UnicodeDecodeError as e:  # parse what comes before it: it may be enough
+                bad = e.start
+                text = self.buf[self.pos : self.pos + bad].decode("utf-8")
+            try:
+                value, end = _decode(text)
             except json.JSONDecodeError as e:
-                if not self.eof and len(self.buf) - self.pos < _MAX_VALUE_CHARS:
-                    self.fill()  # moves the text: decode again rather than trust e.pos
+                if bad is None and not final and len(text) < _MAX_VALUE_CHARS:
+                    window = self._more(window, stop)
                     continue
-                raise self.error(self._describe(e), at=e.pos, index=index) from None
+                if bad is not None and e.pos >= len(text.rstrip()) - 1:
+                    raise self._not_utf8(self.pos + bad, index) from None
+                at = self.pos + len(text[: e.pos].encode("utf-8"))
+                raise self.error(self._describe(e, text, final), at=at, index=index) from None
             except ValueError as e:  # NaN/Infinity, or an integer too long to convert
-                raise self.error(str(e), at=self.pos, index=index) from None
-            if end == len(self.buf) and not self.eof and type(value) in (int, Decimal):
-                self.fill()  # a number cut by the chunk boundary: read on and decode it whole
+                raise self.error(str(e), index=index) from None
+            if end == len(text) and bad is None and not final and type(value) in (int, Decimal):
+                window = self._more(window, stop)  # a number cut by the window: decode it whole
                 continue
-            self.pos = end
+            self.pos += len(text[:end].encode("utf-8"))
             return value
 
-    def _describe(self, e: json.JSONDecodeError) -> str:
-        if self.eof and (e.msg.startswith("Unterminated") or e.pos >= len(self.buf.rstrip()) - 1):
+    def _more(self, window: int, stop: int) -> int:
+        if stop == len(self.buf):
+            self.fill()
+        return window * 4
+
+    def _describe(self, e: json.JSONDecodeError, text: str, final: bool) -> str:
+        if final and (e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1):
             return "the file ends in the middle of a value (truncated?)"
         return f"invalid JSON ({e.msg})"
+
+    def _not_utf8(self, at: int, index: int | None = None) -> InputError:
+        offset = self.byte_offset(at)
+        where = f" in item {index}" if index is not None else ""
+        return InputError(
+            f"{self._path}: not UTF-8 text at byte {offset}{where}",
+            "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
+            offset=offset,
+            index=index,
+        )
 
     def error(
         self, what: str, *, at: int | None = None, index: int | None = None, hint: str | None = None
     ) -> InputError:
-        offset = self.byte_offset(self.pos if at is None else max(at, self._mark_char))
+        offset = self.byte_offset(self.pos if at is None else at)
         where = f" in item {index}" if index is not None else ""
         return InputError(
             f"{self._path}: {what} at byte {offset}{where}", hint, offset=offset, index=index
@@ -338,22 +374,29 @@ def _skip_value(t: _Text) -> bool:
 def _array_values(t: _Text, *, after: bool, index: int = 0) -> Iterator[Any]:
     """Values of an array whose '[' is consumed; `after` if one element was read already."""
     while True:
-        # Fast path, taken for nearly every item: separator and value both in the buffer.
+        # The fast path, for nearly every item: an object, delimited by counting braces.
+        if not t.eof and len(t.buf) - t.pos < _CHUNK:
+            t.fill()  # keep a chunk ahead, so that an item is whole in the buffer
         buf = t.buf
         m = _SEPARATOR.match(buf, t.pos)
         start = m.end()
-        if start < len(buf) and buf[start] != "]" and (m.group(1) is not None) == after:
-            try:
-                value, end = _decode(buf, start)
-            except ValueError:
-                pass  # cut by the chunk boundary, or malformed: the slow path sorts it out
-            else:
-                if end < len(buf) or type(value) not in (int, Decimal):
+        counted: int | None = None  # where the count put the item's end, if it tried
+        tried, limit = False, 0
+        if t.fast and start < len(buf) and buf[start] == _OPEN and (m[1] is not None) == after:
+            end = _object_end(buf, start)
+            if end > 0:
+                try:
+                    value = _fast_decode(buf[start:end])
+                except _REFUSED:
+                    pass  # not one whole value, or one msgspec declines: the slow path reads it
+                else:
                     t.pos = end
                     yield value
                     index += 1
                     after = True
                     continue
+            tried, limit = True, t.byte_offset(len(buf))
+            counted = t.byte_offset(end) if end > 0 else None
         c = t.peek()
         if c == "]":
             t.pos += 1
@@ -370,9 +413,27 @@ def _array_values(t: _Text, *, after: bool, index: int = 0) -> Iterator[Any]:
             c = t.peek()
         if not c:
             raise t.error("the file ends inside the items array (truncated?)", index=index)
-        yield t.value(index)
+        value = t.value(index)
+        if tried:  # did braces inside strings fool the count? Then stop counting, for good
+            real = t.byte_offset(t.pos)
+            if real != counted and (counted is not None or real <= limit):
+                t.fast = False
+        yield value
         index += 1
         after = True
+
+
+def _object_end(buf: bytes, start: int) -> int:
+    """Index just past the '}' that balances the '{' at `start`, or -1 if `buf` ends first.
+
+    Braces inside strings are counted too; the caller finds out by decoding."""
+    depth, p = 0, start
+    while (k := buf.find(b"}", p)) >= 0:
+        depth += buf.count(b"{", p, k) - 1
+        p = k + 1
+        if depth == 0:
+            return p
+    return -1
 
 
 def _expect_end(t: _Text) -> None:
@@ -478,35 +539,41 @@ class Dump:
             if line.isspace():
                 continue
             try:
-                text = line.decode("utf-8")
-                value = _DECODER.decode(text)
-            except UnicodeDecodeError as e:
-                raise InputError(
-                    f"{self.path}: not UTF-8 text at byte {at + e.start} in item {index}",
-                    "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
-                    offset=at + e.start,
-                    index=index,
-                ) from None
-            except json.JSONDecodeError as e:
-                bad = at + len(text[: e.pos].encode("utf-8"))
-                cut = not line.endswith(b"\n") and (
-                    e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1
-                )
-                problem = (
-                    "the last line is cut short (truncated?)"
-                    if cut
-                    else (f"invalid JSON ({e.msg})")
-                )
-                raise InputError(
-                    f"{self.path}: {problem} at byte {bad} in item {index}",
-                    offset=bad,
-                    index=index,
-                ) from None
-            except ValueError as e:  # NaN/Infinity, or an integer too long to convert
-                raise InputError(
-                    f"{self.path}: {e} in the line at byte {at} (item {index})",
-                    offset=at,
-                    index=index,
-                ) from None
+                value = _fast_decode(line)
+            except _REFUSED:  # the standard library reads it again, to say what is wrong
+                value = self._line(line, at, index)
             yield RawItem(index, value, offset)
             index += 1
+
+    def _line(self, line: bytes, at: int, index: int) -> Any:
+        """A line msgspec refused: its value, or the error with its byte offset."""
+        try:
+            text = line.decode("utf-8")
+            value = _DECODER.decode(text)
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"{self.path}: not UTF-8 text at byte {at + e.start} in item {index}",
+                "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
+                offset=at + e.start,
+                index=index,
+            ) from None
+        except json.JSONDecodeError as e:
+            bad = at + len(text[: e.pos].encode("utf-8"))
+            cut = not line.endswith(b"\n") and (
+                e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1
+            )
+            problem = (
+                "the last line is cut short (truncated?)" if cut else (f"invalid JSON ({e.msg})")
+            )
+            raise InputError(
+                f"{self.path}: {problem} at byte {bad} in item {index}",
+                offset=bad,
+                index=index,
+            ) from None
+        except ValueError as e:  # NaN/Infinity, or an integer too long to convert
+            raise InputError(
+                f"{self.path}: {e} in the line at byte {at} (item {index})",
+                offset=at,
+                index=index,
+            ) from None
+        return value

@@ -142,6 +142,60 @@ def test_elements_that_are_not_objects_are_passed_on(tmp_path: Path) -> None:
     assert values(path) == [{"pk": "a"}, 5, "x", None, [1]]
 
 
+# -- the fast path and its fallbacks ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tricky",
+    [
+        {"pk": "a {", "n": 1},  # an unbalanced brace in a string fools the brace count
+        {"pk": "}", "m": {"x": "}}"}},
+        {"pk": "c", "s": 'quote " and \\ and {', "big": 10**400},
+    ],
+)
+def test_items_the_brace_count_or_msgspec_get_wrong_are_read_exactly(
+    tmp_path: Path, tricky: dict[str, Any]
+) -> None:
+    items = [{"pk": f"k{i}", "m": {"l": [{"x": i}]}} for i in range(50)]
+    items[20] = tricky
+    path = write(tmp_path, render(items, "array", " "))
+    dump = Dump.open(path)
+    full = list(dump.items())
+    assert [r.value for r in full] == items
+    for raw in full[18:23]:  # and every offset around it is exact
+        rest = list(dump.items(Position(raw.index + 1, raw.end)))
+        assert [r.value for r in rest] == items[raw.index + 1 :]
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=st.lists(st.dictionaries(st.sampled_from("{}[]\\\",: ab"), st.text("{}[]\\\"ab ,"),
+                                       max_size=3) | st.dictionaries(st.text("{}a", max_size=3),
+                                       st.lists(st.text("{}\"", max_size=3), max_size=3),
+                                       max_size=2), min_size=1, max_size=8))  # fmt: skip
+def test_the_fast_path_reads_what_the_standard_library_reads(
+    tmp_path_factory: pytest.TempPathFactory, items: list[Any]
+) -> None:
+    """Strings full of braces, brackets, quotes and backslashes: the same items and ends."""
+    path = tmp_path_factory.mktemp("f") / "dump.json"
+    path.write_text(render(items, "array", " "), encoding="utf-8")
+    fast = [(r.value, r.end) for r in Dump(path, Shape("array")).items()]
+    old = reader._Text.fast
+    try:
+        reader._Text.fast = False  # type: ignore[assignment]
+        slow = [(r.value, r.end) for r in Dump(path, Shape("array")).items()]
+    finally:
+        reader._Text.fast = old  # type: ignore[assignment]
+    assert fast == slow and [v for v, _ in fast] == items
+
+
+def test_a_lone_surrogate_escape_reads_as_before(tmp_path: Path) -> None:
+    """msgspec declines it; the standard library reads it, as it did before msgspec."""
+    path = write(tmp_path, '[{"pk": "a", "s": "\\ud800"}]')
+    assert values(path) == [{"pk": "a", "s": "\ud800"}]
+    path = write(tmp_path, '{"pk": "a", "s": "\\ud800"}\n', name="d.jsonl")
+    assert values(path) == [{"pk": "a", "s": "\ud800"}]
+
+
 # -- offsets and resuming ------------------------------------------------------------------
 
 json_values = st.recursive(
