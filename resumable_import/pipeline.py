@@ -1,13 +1,14 @@
 """Batches made ready to send, read in this process or in a second one.
 
-Reading, converting and serializing items costs about 38 µs of CPU per item, and signing,
-sending and committing about 23 (measured apart, in the two processes below). With cores
-to spare, a child process does the first part (`python -c "...serve()"`, a fresh
-interpreter that inherits no ledger lock and no socket) and streams the batches to the run
-through a pipe, so the two run side by side: the ceiling moves from one core's ~18,000
-items/s to the reader's ~26,000. Crossing the pipe costs about 8 µs per item more in all,
-so on two cores, where the endpoint or other work wants the second one too, it gained 2-4%
-(measured) and the run reads in its own process; from three cores on it uses a child.
+Reading, converting and serializing items costs about 25 µs of CPU per item, and signing,
+sending and committing about 20 (measured apart). With cores to spare, a child process
+does the first part (`python -c "...serve()"`, a fresh interpreter that inherits no ledger
+lock and no socket) and streams the batches to the run through a pipe, so the two run side
+by side and the ceiling moves from one core's ~21,000 items/s towards the reader's. Crossing
+the pipe costs 4 to 12 µs per item more in all, so on two cores, where the endpoint or
+other work wants the second one too, one process did as well or better (benchmark, 10 ms
+of latency: 19,000-20,900 items/s in one process, 16,800-19,400 with the child) and the
+run reads in its own process; from three cores on it uses a child.
 
 Crash safety does not move: the run still commits every checkpoint itself, in file order,
 only after DynamoDB acknowledged the batch; the child holds no state worth keeping and

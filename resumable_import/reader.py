@@ -4,8 +4,9 @@ The checkpoint has to say where reading continues, so that `resume` seeks straig
 instead of parsing the gigabytes already imported. ijson cannot tell where an item ends in
 the file, so this module splits the stream itself. An object in the items array ends at
 the first '}' where the braces since its '{' balance (two C-level searches per '}'), and
-msgspec decodes exactly those bytes: about 7 µs for a 1 KB item, against 11 for the
-standard library's decoder on text decoded from UTF-8 first. A brace inside a string can
+msgspec decodes exactly those bytes: reading a 1 KB item takes a quarter fewer
+instructions than with the standard library's decoder on text decoded from UTF-8 first
+(82k against 111k, counted with callgrind). A brace inside a string can
 fool the count, but then msgspec refuses the bytes (they are not one whole value) and the
 standard library's `raw_decode` reads the item instead, finding its end itself; once that
 end disagrees with the count, the file is read that way to its end. Memory stays at one
@@ -50,6 +51,7 @@ _MAX_LINE = 64 << 20
 _WS = re.compile(rb"[ \t\n\r]*")
 _SEPARATOR = re.compile(rb"[ \t\n\r]*(,)?[ \t\n\r]*")
 _OPEN = ord("{")
+_UTF8_HINT = "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again"
 
 
 def _reject_constant(name: str) -> Any:
@@ -198,14 +200,7 @@ class _Text:
         return f"invalid JSON ({e.msg})"
 
     def _not_utf8(self, at: int, index: int | None = None) -> InputError:
-        offset = self.byte_offset(at)
-        where = f" in item {index}" if index is not None else ""
-        return InputError(
-            f"{self._path}: not UTF-8 text at byte {offset}{where}",
-            "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
-            offset=offset,
-            index=index,
-        )
+        return self.error("not UTF-8 text", at=at, index=index, hint=_UTF8_HINT)
 
     def error(
         self, what: str, *, at: int | None = None, index: int | None = None, hint: str | None = None
@@ -553,7 +548,7 @@ class Dump:
         except UnicodeDecodeError as e:
             raise InputError(
                 f"{self.path}: not UTF-8 text at byte {at + e.start} in item {index}",
-                "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again",
+                _UTF8_HINT,
                 offset=at + e.start,
                 index=index,
             ) from None
