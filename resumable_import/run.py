@@ -285,17 +285,16 @@ def _execute(
 def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer, window: int) -> None:
     """Hand batches to the writer, up to `window` at once, and commit them in file order."""
     inflight: deque[tuple[Ready, Job]] = deque()
+    held: set[int] = set()  # key hashes of the batches in flight; theirs never overlap
 
     def settle() -> None:
         while inflight and inflight[0][1].done:
             batch, job = inflight.popleft()
+            held.difference_update(batch.keys)
             committer.commit(batch, job.failures)
 
     def must_wait(batch: Ready) -> bool:
-        keys = batch.keys  # a handful of C-level set checks; cheaper than tracking keys
-        return len(inflight) >= window or any(
-            not keys.isdisjoint(other.keys) for other, _ in inflight
-        )
+        return len(inflight) >= window or not batch.keys.isdisjoint(held)
 
     def drain(enough: Callable[[], bool] = lambda: False) -> None:
         """Take in answers and commit until `enough` (by default: until nothing is left)."""
@@ -307,6 +306,7 @@ def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer, window
         for batch in source:
             drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
             inflight.append((batch, writer.submit(batch.items, batch.units)))
+            held.update(batch.keys)
             writer.poll(block=False)
             settle()
     except InputError:
