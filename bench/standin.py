@@ -33,6 +33,7 @@ class Standin:
         self.puts = 0
         self.keys: set[str] = set()
         self.first_write: float | None = None
+        self.last_write: float | None = None
         self.inflight = 0
         self.max_inflight = 0
 
@@ -40,6 +41,7 @@ class Standin:
         return {
             "requests": self.requests, "throttled": self.throttled, "puts": self.puts,
             "distinct_keys": len(self.keys), "first_write": self.first_write,
+            "last_write": self.last_write,
             "max_inflight": self.max_inflight,
         }  # fmt: skip
 
@@ -80,6 +82,7 @@ class Standin:
             return 200, {"UnprocessedItems": {table: left} if left else {}}
         finally:
             self.inflight -= 1
+            self.last_write = time.monotonic()
 
 
 def _table(name: str) -> dict[str, Any]:
