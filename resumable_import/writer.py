@@ -15,9 +15,14 @@ Three kinds of failure, three answers:
   keeps its checkpoint and the run can be resumed once the cause is gone.
 
 Throttling also slows the writer as a whole: each throttled answer halves the number of
-requests allowed in flight, and each clean answer adds back a little (AIMD, as TCP does),
-so a saturated table sees fewer requests rather than a pile of retries. `max_wcu` caps the
-write units sent per second, counted from item sizes as DynamoDB counts them.
+requests allowed in flight, and each clean answer adds back a little (AIMD, as TCP does).
+It also paces sends to just under the items the table took in the last second: a table
+that takes part of every request would otherwise get each leftover back as a small retry
+of its own (measured against a stand-in capped at 1,500 items/s: 8,272 requests for
+30,000 items without the pace, 2,023 with it). Each clean answer raises the pace by its
+items, so it doubles each second nothing is throttled and is lifted soon after throttling
+stops. `max_wcu` caps the write units sent per second, counted from item sizes as
+DynamoDB counts them.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ THROTTLE_CODES = frozenset(
 # size limit may fit later, after the user makes room, so `retry-failed` tries it again.
 ITEM_CODES = {"ValidationException": False, "ItemCollectionSizeLimitExceededException": True}
 UNPROCESSED = "Unprocessed"
+MIN_PACE, MAX_PACE = 25, 200_000  # items/s the throttling pace stays between (or is lifted)
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,10 @@ class Writer:
         self._limit = float(max_inflight)  # lowered by throttling, regained by success
         self._last_cut = -1.0
         self._max_wcu = max_wcu
-        self._tokens = max_wcu or 0.0
-        self._refilled = clock()
+        self._wcu = _Bucket(max_wcu, max_wcu, clock()) if max_wcu else None
+        self._pace: _Bucket | None = None  # items/s, set by throttling, lifted by success
+        self._took: deque[tuple[float, int]] = deque()  # (when, items written): last second
+        self._took_sum = 0
         self._on_retry = on_retry
         self._clock = clock
         self._ready: deque[_Part] = deque()
@@ -146,6 +154,11 @@ class Writer:
     def limit(self) -> int:
         """Requests allowed in flight right now."""
         return int(self._limit)
+
+    @property
+    def pace(self) -> float | None:
+        """Items per second sends are held to since the table throttled; None: unpaced."""
+        return self._pace.rate if self._pace else None
 
     def submit(self, items: list[bytes], units: list[int] | None = None) -> Job:
         """Start writing `items`; `units` (write units of each) is needed with `max_wcu`."""
@@ -185,7 +198,7 @@ class Writer:
             self._ready.append(heapq.heappop(self._waiting)[2])
         while self._ready and len(self._inflight) < max(1, int(self._limit)):
             part = self._ready[0]
-            if self._max_wcu and not self._take_tokens(part, now):
+            if (self._wcu or self._pace) and not self._take_tokens(part, now):
                 break
             self._ready.popleft()
             part.sends += 1
@@ -194,16 +207,19 @@ class Writer:
             self._inflight[token] = part
 
     def _take_tokens(self, part: _Part, now: float) -> bool:
-        """Spend the part's write units from a one-second bucket; False if it must wait."""
-        assert self._max_wcu is not None and part.job.units is not None
-        self._tokens = min(self._max_wcu, self._tokens + (now - self._refilled) * self._max_wcu)
-        self._refilled = now
-        cost = sum(part.job.units[p] for p in part.positions)
-        if self._tokens < min(cost, self._max_wcu):
-            wait = (min(cost, self._max_wcu) - self._tokens) / self._max_wcu
+        """Spend the part's write units and items from the buckets; False if it must wait."""
+        costs = []
+        if self._wcu:
+            assert part.job.units is not None
+            costs.append((self._wcu, sum(part.job.units[p] for p in part.positions)))
+        if self._pace:
+            costs.append((self._pace, len(part.positions)))
+        wait = max(bucket.due(cost, now) for bucket, cost in costs)
+        if wait > 0:
             heapq.heappush(self._waiting, (now + wait, next(self._seq), self._ready.popleft()))
             return False
-        self._tokens -= cost
+        for bucket, cost in costs:
+            bucket.tokens -= cost
         return True
 
     def _later(self, part: _Part, code: str) -> None:
@@ -218,8 +234,9 @@ class Writer:
         job = part.job
         if isinstance(outcome, dict):
             left = outcome.get("UnprocessedItems", {}).get(self._table, [])
+            self._wrote(len(part.positions) - len(left))
             if not left:
-                self._regain()
+                self._regain(len(part.positions))
                 job.parts -= 1
                 return
             self._throttled()
@@ -272,17 +289,55 @@ class Writer:
     def _key(self, item: bytes) -> Key | None:
         return key_of(orjson.loads(item), self._key_names)
 
+    def _wrote(self, n: int) -> None:
+        now = self._clock()
+        self._took.append((now, n))
+        self._took_sum += n
+        while self._took[0][0] < now - 1.0:
+            self._took_sum -= self._took.popleft()[1]
+
     def _throttled(self) -> None:
-        """Halve the requests in flight, at most once per 100 ms (one burst, one cut)."""
+        """Halve the requests in flight, at most once per 100 ms (one burst, one cut), and
+        pace sends just under the rate the table took items at over the last second."""
         self.throttled += 1
         now = self._clock()
         if now - self._last_cut >= 0.1:
             self._limit = max(1.0, self._limit / 2)
             self._last_cut = now
+        if self._took_sum < MIN_PACE:  # too little written lately to tell a rate: back off
+            return
+        took = self._took_sum / max(0.1, now - self._took[0][0])
+        rate = max(float(MIN_PACE), 0.9 * took)
+        if self._pace is None:
+            self._pace = _Bucket(rate, 0.0, now)
+        elif rate < self._pace.rate:
+            self._pace.rate = rate
+        self._pace.burst = max(25.0, self._pace.rate / 10)
 
-    def _regain(self) -> None:
+    def _regain(self, n: int) -> None:
+        """A clean answer: one more request in flight per `limit` of them, and a pace `n`
+        items/s faster, so it doubles each second no answer is throttled and is lifted once
+        far above anything a client sends."""
         if self._limit < self._max_inflight:
             self._limit = min(float(self._max_inflight), self._limit + 1 / self._limit)
+        if self._pace:
+            self._pace.rate += n
+            self._pace.burst = max(25.0, self._pace.rate / 10)
+            if self._pace.rate > MAX_PACE:
+                self._pace = None
+
+
+class _Bucket:
+    """Tokens refilled at `rate` per second up to `burst`; a send spends its cost."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self._refilled = rate, burst, burst, now
+
+    def due(self, cost: float, now: float) -> float:
+        """Seconds until `cost` can be spent (a cost above the burst waits for a full one)."""
+        self.tokens = min(self.burst, self.tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        return max(0.0, (min(cost, self.burst) - self.tokens) / self.rate)
 
 
 def _describe(outcome: BaseException, table: str) -> tuple[str, str, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,9 @@ class FakeDynamo:
       poison           partition-key values whose presence fails the whole request with
                        ValidationException, as an item over 400 KB does
       unprocessed      partition-key value -> how many more times to hand it back unprocessed
+      capacity         items per second the table takes (a one-second token bucket, as
+                       DynamoDB's burst); the rest of a request comes back unprocessed, or
+                       the whole request is throttled when nothing fits
     """
 
     def __init__(self, table: str = "t", key_names: tuple[str, ...] = ("pk",)) -> None:
@@ -40,6 +44,9 @@ class FakeDynamo:
         self.poison: set[str] = set()
         self.unprocessed: dict[str, int] = {}
         self.calls = 0
+        self.capacity: float | None = None
+        self._tokens = 0.0
+        self._refilled = time.monotonic()
         self.on_call: Callable[[list[dict[str, Any]]], None] | None = None
         self._lock = threading.Lock()
 
@@ -83,14 +90,28 @@ class FakeDynamo:
             raise client_error("ValidationException", "Item size has exceeded the maximum")
         left = []
         with self._lock:
-            for key, item in zip(keys, items, strict=True):
-                if self.unprocessed.get(key[0], 0) > 0:
-                    self.unprocessed[key[0]] -= 1
+            fits = self._admit(len(items))
+            for n, (key, item) in enumerate(zip(keys, items, strict=True)):
+                if n >= fits or self.unprocessed.get(key[0], 0) > 0:
+                    if n < fits:
+                        self.unprocessed[key[0]] -= 1
                     left.append({"PutRequest": {"Item": item}})
                     continue
                 self.items[key] = item
                 self.log.append(key)
         return {"UnprocessedItems": {table: left} if left else {}}
+
+    def _admit(self, n: int) -> int:
+        if self.capacity is None:
+            return n
+        now = time.monotonic()
+        self._tokens = min(self.capacity, self._tokens + (now - self._refilled) * self.capacity)
+        self._refilled = now
+        fits = min(n, int(self._tokens))
+        if fits == 0:
+            raise client_error("ProvisionedThroughputExceededException", "throttled")
+        self._tokens -= fits
+        return fits
 
     def _key(self, item: dict[str, Any]) -> tuple[Any, ...] | None:
         try:

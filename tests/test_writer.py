@@ -9,6 +9,7 @@ import orjson
 import pytest
 from fakes import FakeDynamo, client_error
 
+from resumable_import import writer as writer_module
 from resumable_import.errors import ServiceError
 from resumable_import.items import item_size, to_item, write_units
 from resumable_import.transport import SyncTransport
@@ -126,6 +127,30 @@ def test_throttling_halves_the_requests_in_flight_and_success_wins_them_back() -
         w.write(items(1, f"d{i}"))
     assert w.limit == 16
     assert w.throttled == 4
+
+
+def test_throttling_paces_the_writes_to_what_the_table_takes_then_lets_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A table that takes 2,000 items/s: full batches at its pace instead of a pile of
+    retries, and the pace lifted once the table takes everything again."""
+    fake = FakeDynamo()
+    fake.capacity = 2000.0
+    w = writer(fake, RetryPolicy(base_delay=0.01, max_delay=0.2), max_inflight=8)
+    jobs = [w.submit(items(25, f"b{i}-")) for i in range(120)]  # 3,000 items
+    while not all(j.done for j in jobs):
+        w.poll(block=True)
+    assert len(fake.items) == 3000 and not any(j.failures for j in jobs)
+    assert fake.calls < 2 * 120  # nearly every request a full batch (without pacing: fails)
+    assert w.pace is not None
+    paced = w.pace
+    fake.capacity = None
+    monkeypatch.setattr(writer_module, "MAX_PACE", 4 * paced)
+    for i in range(1000):  # the pace doubles each second of clean answers, then is lifted
+        w.write(items(25, f"c{i}-"))
+        if w.pace is None:
+            break
+    assert w.pace is None and len(fake.items) < 3000 + 25 * 1000
 
 
 def test_max_wcu_spaces_the_requests_out() -> None:
