@@ -50,7 +50,9 @@ _MAX_VALUE_CHARS = 64 << 20
 _MAX_LINE = 64 << 20
 _WS = re.compile(rb"[ \t\n\r]*")
 _SEPARATOR = re.compile(rb"[ \t\n\r]*(,)?[ \t\n\r]*")
-_OPEN = ord("{")
+_OPEN, _CLOSE = ord("{"), ord("}")
+_MAX_MISSES = 16
+_MISSING = object()
 _UTF8_HINT = "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again"
 
 
@@ -107,6 +109,8 @@ class _Text:
     """
 
     fast = True  # whether `_array_values` may count braces; False once that was fooled
+    lead: bytes | None = None  # how items begin, separator included; b"": not guessing
+    hits = misses = 0  # of the guesses by `lead`
 
     def __init__(self, f: Source, offset: int, path: Path) -> None:
         f.seek(offset)
@@ -119,6 +123,15 @@ class _Text:
 
     def byte_offset(self, pos: int) -> int:
         return self.base + pos
+
+    def guessed(self, right: bool) -> None:
+        """Count a guess by `lead`; stop guessing once more than 1 in 64 were wrong."""
+        if right:
+            self.hits += 1
+            return
+        self.misses += 1
+        if self.misses > _MAX_MISSES and self.misses * 64 > self.hits:
+            self.lead = b""
 
     def fill(self) -> bool:
         """Append the next chunk, dropping the bytes before `pos`; False at end of file."""
@@ -369,27 +382,31 @@ def _skip_value(t: _Text) -> bool:
 def _array_values(t: _Text, *, after: bool, index: int = 0) -> Iterator[Any]:
     """Values of an array whose '[' is consumed; `after` if one element was read already."""
     while True:
-        # The fast path, for nearly every item: an object, delimited by counting braces.
+        # The fast path, for nearly every item: an object, delimited without parsing.
         if not t.eof and len(t.buf) - t.pos < _CHUNK:
             t.fill()  # keep a chunk ahead, so that an item is whole in the buffer
         buf = t.buf
-        m = _SEPARATOR.match(buf, t.pos)
+        previous_end = t.pos
+        m = _SEPARATOR.match(buf, previous_end)
         start = m.end()
         counted: int | None = None  # where the count put the item's end, if it tried
         tried, limit = False, 0
         if t.fast and start < len(buf) and buf[start] == _OPEN and (m[1] is not None) == after:
-            end = _object_end(buf, start)
+            value, end = _MISSING, _end_by_lead(t, buf, start)
             if end > 0:
-                try:
-                    value = _fast_decode(buf[start:end])
-                except _REFUSED:
-                    pass  # not one whole value, or one msgspec declines: the slow path reads it
-                else:
-                    t.pos = end
-                    yield value
-                    index += 1
-                    after = True
-                    continue
+                value = _decoded(buf, start, end)
+            if t.lead:
+                t.guessed(value is not _MISSING)
+            if value is _MISSING and (end := _object_end(buf, start)) > 0:
+                value = _decoded(buf, start, end)
+            if value is not _MISSING:
+                if t.lead is None and after:
+                    _learn_lead(t, buf, previous_end, start)
+                t.pos = end
+                yield value
+                index += 1
+                after = True
+                continue
             tried, limit = True, t.byte_offset(len(buf))
             counted = t.byte_offset(end) if end > 0 else None
         c = t.peek()
@@ -429,6 +446,30 @@ def _object_end(buf: bytes, start: int) -> int:
         if depth == 0:
             return p
     return -1
+
+
+def _end_by_lead(t: _Text, buf: bytes, start: int) -> int:
+    """Where the item at `start` ends if the next one begins the way the last did (the
+    same separator, the same first key): one search instead of a count per brace. Only a
+    guess, checked by decoding; -1 when there is none."""
+    if not t.lead:
+        return -1
+    guess = buf.find(t.lead, start)
+    return guess if guess > 0 and buf[guess - 1] == _CLOSE else -1
+
+
+def _decoded(buf: bytes, start: int, end: int) -> Any:
+    """The value of buf[start:end] if it is exactly one that msgspec reads, else _MISSING."""
+    try:
+        return _fast_decode(buf[start:end])
+    except _REFUSED:
+        return _MISSING
+
+
+def _learn_lead(t: _Text, buf: bytes, previous_end: int, start: int) -> None:
+    """Remember how this item began, separator included: `{"pk":` after `, `."""
+    colon = buf.find(b":", start, start + 64)
+    t.lead = buf[previous_end : colon + 1] if colon > 0 else b""
 
 
 def _expect_end(t: _Text) -> None:

@@ -167,6 +167,22 @@ def test_items_the_brace_count_or_msgspec_get_wrong_are_read_exactly(
         assert [r.value for r in rest] == items[raw.index + 1 :]
 
 
+def test_items_that_do_not_begin_alike_or_nest_alike_are_read_exactly(tmp_path: Path) -> None:
+    """The end of an item is guessed from how the last one began; wrong guesses cost a
+    decode, never an item."""
+    items: list[dict[str, Any]] = [{"pk": f"k{i}", "v": i} for i in range(40)]
+    items[5] = {"pk": "nest", "kids": [{"pk": "x"}, {"pk": "y", "l": [{"pk": "z"}]}]}
+    items[9] = {"other": "first key", "pk": "o"}
+    items += [{f"key{i}": i, "pk": f"m{i}"} for i in range(100)]  # no two alike: guessing stops
+    for pad in ("", " ", "\n  "):
+        path = write(tmp_path, render(items, "array", pad))
+        full = list(Dump.open(path).items())
+        assert [r.value for r in full] == items
+        for raw in full[3:12]:
+            rest = list(Dump.open(path).items(Position(raw.index + 1, raw.end)))
+            assert [r.value for r in rest] == items[raw.index + 1 :]
+
+
 @settings(max_examples=100, deadline=None)
 @given(items=st.lists(st.dictionaries(st.sampled_from("{}[]\\\",: ab"), st.text("{}[]\\\"ab ,"),
                                        max_size=3) | st.dictionaries(st.text("{}a", max_size=3),
