@@ -6,22 +6,63 @@
 Everything a caller needs is listed in `__all__`; other modules are internals.
 """
 
-from .errors import (
-    FileChangedError,
-    InputError,
-    LedgerError,
-    RimportError,
-    RunBusyError,
-    ServiceError,
-    TableError,
-    UsageError,
-)
-from .folder import FolderResult, import_folder
-from .items import KeySpec
-from .ledger import Ledger, Run
-from .run import ImportResult, RunInterrupted, import_file, resume_run, retry_failed, run_status
-from .validate import Report, validate_file
-from .writer import RetryPolicy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import (
+        FileChangedError,
+        InputError,
+        LedgerError,
+        RimportError,
+        RunBusyError,
+        ServiceError,
+        TableError,
+        UsageError,
+    )
+    from .folder import FolderResult, import_folder
+    from .items import KeySpec
+    from .ledger import Ledger, Run
+    from .run import (
+        ImportResult,
+        RunInterrupted,
+        import_file,
+        resume_run,
+        retry_failed,
+        run_status,
+    )
+    from .validate import Report, validate_file
+    from .writer import RetryPolicy
+
+# Loaded on first use, so that a process needing one module (the reader process imports
+# only the reading side) does not import botocore and the rest for nothing.
+_HOMES = {
+    "errors": ["FileChangedError", "InputError", "LedgerError", "RimportError", "RunBusyError",
+               "ServiceError", "TableError", "UsageError"],
+    "folder": ["FolderResult", "import_folder"],
+    "items": ["KeySpec"],
+    "ledger": ["Ledger", "Run"],
+    "run": ["ImportResult", "RunInterrupted", "import_file", "resume_run", "retry_failed",
+            "run_status"],
+    "validate": ["Report", "validate_file"],
+    "writer": ["RetryPolicy"],
+}  # fmt: skip
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     "FileChangedError",
