@@ -125,13 +125,14 @@ class _Text:
         return self.base + pos
 
     def guessed(self, right: bool) -> None:
-        """Count a guess by `lead`; stop guessing once more than 1 in 64 were wrong."""
+        """Count a guess by `lead`. After a wrong one, learn `lead` again from the next
+        item; stop guessing once more than 1 in 64 were wrong."""
         if right:
             self.hits += 1
             return
         self.misses += 1
-        if self.misses > _MAX_MISSES and self.misses * 64 > self.hits:
-            self.lead = b""
+        stop = self.misses > _MAX_MISSES and self.misses * 64 > self.hits
+        self.lead = b"" if stop else None
 
     def fill(self) -> bool:
         """Append the next chunk, dropping the bytes before `pos`; False at end of file."""
