@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from tqdm import tqdm
 
-from .dynamo import table_keys
+from .dynamo import is_loopback, table_keys
 from .errors import InputError, RimportError, UsageError
 from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
@@ -193,7 +195,7 @@ def start(
             options: dict[str, Any] = dict(
                 endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
                 items_path=items_path, create_keys=keys, allow_remote=allow_remote,
-                concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=bar.start,
+                concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=_starting(bar),
             )  # fmt: skip
             if file.is_dir():
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
@@ -240,7 +242,7 @@ def resume(
 
     def work() -> ImportResult:
         with _Bar() as bar:
-            return resume_run(run_id, ledger=ledger, progress=bar, on_start=bar.start)
+            return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar))
 
     _finish(_guard(work))
 
@@ -342,6 +344,32 @@ def _validate(
 
 
 # -- output ------------------------------------------------------------------------------
+
+
+def _starting(bar: _Bar) -> Callable[[Run], None]:
+    def start(run: Run) -> None:
+        _give_way(run.endpoint)
+        bar.start(run)
+
+    return start
+
+
+_NICENESS = 10
+
+
+def _give_way(endpoint: str) -> None:
+    """Lower this process's priority when the endpoint is on this machine.
+
+    DynamoDB Local's JVM spends several times rimport's CPU per item and is what limits the
+    import, so the cores are better spent on it first: measured on 2 cores, 5,200 against
+    4,600 items/s (three runs of 100,000 items each way). Only the command does this: a
+    library call must not change the priority of its caller's process. RIMPORT_NICE=0
+    turns it off.
+    """
+    if is_loopback(endpoint) and os.environ.get("RIMPORT_NICE") != "0":
+        now = os.nice(0)
+        if now < _NICENESS:  # idempotent, and never raises a priority the user lowered
+            os.nice(_NICENESS - now)
 
 
 class _Bar:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,25 @@ def test_debug_shows_the_traceback(ledger: Path) -> None:
     out = rimport("--debug", "resume", "abcdef12", "--ledger", ledger)
     assert out.returncode != 0
     assert "Traceback" in out.stderr and "UsageError" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "env", "niceness"),
+    [
+        ("http://localhost:8000", {}, 10),
+        ("http://127.0.0.1:8123", {"RIMPORT_NICE": "0"}, 0),
+        ("https://dynamodb.eu-west-1.amazonaws.com", {}, 0),
+    ],
+)
+def test_the_command_gives_way_to_a_local_server_only(
+    endpoint: str, env: dict[str, str], niceness: int
+) -> None:
+    """Twice, to show it does not lower itself again; in a child, as it cannot be undone."""
+    code = (
+        "import os; from resumable_import.cli import _give_way; "
+        f"_give_way({endpoint!r}); _give_way({endpoint!r}); print(os.nice(0))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == str(niceness), out.stderr
