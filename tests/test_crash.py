@@ -87,7 +87,9 @@ def test_a_second_resume_of_the_same_run_is_refused(
         try:
             deadline = time.monotonic() + 120
             while book.run(run_id).items_committed == at:  # the first resume is under way
-                assert first.poll() is None and time.monotonic() < deadline, "resume stalled"
+                if first.poll() is not None:
+                    pytest.fail(f"the first resume ended: {first.communicate()[1]}")
+                assert time.monotonic() < deadline, "resume stalled"
                 time.sleep(0.01)
             second = rimport("resume", run_id, "--ledger", ledger)
             assert second.returncode == 1
