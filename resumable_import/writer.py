@@ -138,7 +138,7 @@ class Writer:
         self._limit = float(max_inflight)  # lowered by throttling, regained by success
         self._last_cut = -1.0
         self._max_wcu = max_wcu
-        self._wcu = _Bucket(max_wcu, max_wcu, clock()) if max_wcu else None
+        self._wcu = _Bucket(max_wcu, clock(), window=1.0) if max_wcu else None
         self._pace: _Bucket | None = None  # items/s, set by throttling, lifted by success
         self._took: deque[tuple[float, int]] = deque()  # (when, items written): last second
         self._took_sum = 0
@@ -309,10 +309,9 @@ class Writer:
         took = self._took_sum / max(0.1, now - self._took[0][0])
         rate = max(float(MIN_PACE), 0.9 * took)
         if self._pace is None:
-            self._pace = _Bucket(rate, 0.0, now)
+            self._pace = _Bucket(rate, now, window=0.1, floor=MIN_PACE, full=False)
         elif rate < self._pace.rate:
             self._pace.rate = rate
-        self._pace.burst = max(25.0, self._pace.rate / 10)
 
     def _regain(self, n: int) -> None:
         """A clean answer: one more request in flight per `limit` of them, and a pace `n`
@@ -322,22 +321,31 @@ class Writer:
             self._limit = min(float(self._max_inflight), self._limit + 1 / self._limit)
         if self._pace:
             self._pace.rate += n
-            self._pace.burst = max(25.0, self._pace.rate / 10)
             if self._pace.rate > MAX_PACE:
                 self._pace = None
 
 
 class _Bucket:
-    """Tokens refilled at `rate` per second up to `burst`; a send spends its cost."""
+    """Tokens refilled at `rate` per second, holding `window` seconds' worth (at least
+    `floor`); a send spends its cost."""
 
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.tokens, self._refilled = rate, burst, burst, now
+    def __init__(
+        self, rate: float, now: float, *, window: float, floor: float = 0.0, full: bool = True
+    ) -> None:
+        self.rate, self.window, self.floor = rate, window, floor
+        self.tokens = self.burst if full else 0.0
+        self._refilled = now
+
+    @property
+    def burst(self) -> float:
+        return max(self.floor, self.rate * self.window)
 
     def due(self, cost: float, now: float) -> float:
         """Seconds until `cost` can be spent (a cost above the burst waits for a full one)."""
-        self.tokens = min(self.burst, self.tokens + (now - self._refilled) * self.rate)
+        burst = self.burst
+        self.tokens = min(burst, self.tokens + (now - self._refilled) * self.rate)
         self._refilled = now
-        return max(0.0, (min(cost, self.burst) - self.tokens) / self.rate)
+        return max(0.0, (min(cost, burst) - self.tokens) / self.rate)
 
 
 def _describe(outcome: BaseException, table: str) -> tuple[str, str, int]:
