@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LedgerError, RunBusyError, UsageError
+
+_LOCK_PATIENCE = 0.5  # seconds a taken run lock is tried again before the run counts as busy
 
 RUNNING = "running"
 INTERRUPTED = "interrupted"
@@ -311,17 +314,28 @@ class Ledger:
 
     @contextlib.contextmanager
     def lock(self, run_id: str) -> Iterator[None]:
-        """Hold the run for this process; a second holder gets RunBusyError."""
+        """Hold the run for this process; a second holder gets RunBusyError.
+
+        `is_locked` (every `status`, every look at a run) takes the lock for a moment to
+        test it, so a lock found taken is tried again for a while: a prober lets go within
+        microseconds, a process running the run holds it to the end.
+        """
         self._locks_dir.mkdir(exist_ok=True)
         fd = os.open(self._locks_dir / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunBusyError(
-                f"run {run_id} is being run by another rimport process right now",
-                "wait for it to finish, or stop it first; `rimport status` shows its progress",
-            ) from None
+        deadline = time.monotonic() + _LOCK_PATIENCE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.005)
+                    continue
+                os.close(fd)
+                raise RunBusyError(
+                    f"run {run_id} is being run by another rimport process right now",
+                    "wait for it to finish, or stop it first; `rimport status` shows its progress",
+                ) from None
         self._held[run_id] = fd
         try:
             yield

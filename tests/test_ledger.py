@@ -98,6 +98,39 @@ with book.lock(sys.argv[2]):
 """
 
 
+def test_looking_at_a_run_never_makes_taking_it_fail(tmp_path: Path) -> None:
+    """`status` tests a run's lock by taking it for a moment; a `resume` starting at that
+    moment must still get the run (it once failed with 'being run by another process')."""
+    path = tmp_path / "l.db"
+    with Ledger(path) as book:
+        run = new_run(book)
+        with book.lock(run.id):  # the lock file exists before anyone looks
+            pass
+    looking = subprocess.Popen(
+        [sys.executable, "-c", LOOKER, str(path), run.id], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert looking.stdout is not None and looking.stdout.readline() == "looking\n"
+        with Ledger(path) as book:
+            for _ in range(3000):  # without patience, about 1 in 60 failed here
+                with book.lock(run.id):
+                    pass
+    finally:
+        looking.kill()
+        looking.wait()
+        looking.stdout.close()  # type: ignore[union-attr]
+
+
+LOOKER = """
+import sys
+from resumable_import.ledger import Ledger
+with Ledger(sys.argv[1]) as book:
+    print("looking", flush=True)
+    while True:
+        book.is_locked(sys.argv[2])
+"""
+
+
 def test_a_running_run_whose_process_died_shows_as_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     with Ledger(path) as book:
