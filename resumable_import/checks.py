@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .items import CONVERTERS, Item, ItemError, Key, KeySpec, item_size
+from .items import CONVERTERS, Item, ItemError, Key, KeySpec, item_size, write_units
 
 MAX_ITEM_BYTES = 400 * 1024
 # Measured on any element of plain JSON: its size as DynamoDB counts it is less than 1.5
@@ -71,7 +71,7 @@ class Prepare:
                 "a string holds a lone surrogate escape (such as \\ud800), which is not "
                 "Unicode text; DynamoDB stores only valid UTF-8",
             ) from None
-        return body, key, max(1, -(-(size or item_size(item)) // 1024)) if self._units else 0
+        return body, key, write_units(item, size) if self._units else 0
 
     def _plain_key(self, value: dict[str, Any]) -> Key:
         if self._single:  # the common case, in a few C-level operations

@@ -217,9 +217,10 @@ def item_size(item: Item) -> int:
     return sum(len(name.encode()) + _value_size(value, 2) for name, value in item.items())
 
 
-def write_units(item: Item) -> int:
-    """Write capacity units one put of the item consumes: one per started KB."""
-    return max(1, -(-item_size(item) // 1024))
+def write_units(item: Item, size: int = 0) -> int:
+    """Write capacity units one put of the item consumes: one per started KB. `size`: the
+    item's size, when the caller measured it already."""
+    return max(1, -(-(size or item_size(item)) // 1024))
 
 
 def _value_size(value: AttributeValue, depth: int) -> int:
