@@ -141,7 +141,10 @@ def test_throttling_paces_the_writes_to_what_the_table_takes_then_lets_go(
     while not all(j.done for j in jobs):
         w.poll(block=True)
     assert len(fake.items) == 3000 and not any(j.failures for j in jobs)
-    assert fake.calls < 2 * 120  # nearly every request a full batch (without pacing: fails)
+    # Without the pace the writer gives up here. With it: 125-127 requests in local runs
+    # (loaded or not), 248 once in CI, when the pace and the table's bucket fell in step
+    # and most batches went in two parts; a pile of retries would be many times that.
+    assert fake.calls < 3 * 120
     assert w.pace is not None
     paced = w.pace
     fake.capacity = None
