@@ -71,8 +71,11 @@ def batches(
             except ItemError as e:
                 rejected = Rejected(raw.index, raw.value, e)
             previous_end = raw.end
+            # Refused items count toward the batch's size: a long run of them closes
+            # batches too, so the checkpoint moves on and each commit stays small.
             if batch is not None and (
-                len(batch.items) >= size or (rejected is None and key in batch.keys)
+                len(batch.items) + len(batch.rejected) >= size
+                or (rejected is None and key in batch.keys)
             ):
                 yield batch
                 batch = None

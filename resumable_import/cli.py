@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -19,14 +20,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 from tqdm import tqdm
 
-from .dynamo import is_loopback, table_keys
-from .errors import InputError, RimportError, UsageError
+from . import endpoint as endpoints
+from .dynamo import table_keys
+from .errors import InputError, RimportError, Stopped, UsageError
 from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
 from .run import (
     DEFAULT_CONCURRENCY,
     ImportResult,
+    check_ledger,
     import_file,
     resume_run,
     retry_failed,
@@ -35,7 +38,7 @@ from .run import (
 from .validate import Report, validate_file
 
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
-EXIT_ERROR, EXIT_DEAD_LETTERS, EXIT_INTERRUPTED = 1, 3, 130
+EXIT_ERROR, EXIT_DEAD_LETTERS = 1, 3
 
 app = typer.Typer(
     add_completion=False,
@@ -297,10 +300,49 @@ def status(
         typer.echo(json.dumps(payload, indent=2))
     elif run_id:
         _print_run(runs[0], ledger)
-    elif not runs:
+    elif not runs and not runs.unreadable:
         typer.echo("no runs yet: `rimport start FILE --table T` begins one")
     else:
         _print_table(runs)
+    if runs.unreadable:
+        _say(f"error: the ledger is damaged: {_count(len(runs.unreadable), 'run')} cannot be "
+             f"read ({', '.join(runs.unreadable)})")  # fmt: skip
+        _say(f"hint: {_ledger_check_command(ledger)} says more")
+        raise typer.Exit(EXIT_ERROR)
+
+
+ledger_app = typer.Typer(
+    no_args_is_help=True, help="Look after the ledger itself.", rich_markup_mode=None
+)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+def ledger_check(ledger: LedgerOpt = None) -> None:
+    """Check the ledger file for damage, and say which runs can still be read.
+
+    Exits 0 when it is sound, 1 when it is damaged.
+    """
+    health = _guard(lambda: check_ledger(ledger))
+    if not health.problems and not health.unreadable:
+        typer.echo(f"{health.path}: sound, {_count(len(health.runs), 'run')}")
+        return
+    typer.echo(f"{health.path}: damaged")
+    for problem in health.problems[:10]:
+        typer.echo(f"  {problem}")
+    typer.echo(f"runs that can be read: {len(health.runs)}"
+               + (f" ({', '.join(r.id for r in health.runs)})" if health.runs else ""))  # fmt: skip
+    if health.unreadable:
+        typer.echo(f"runs that cannot be read: {', '.join(health.unreadable)}")
+    _say(
+        "hint: start new runs in another file with --ledger PATH; `sqlite3 LEDGER .recover` "
+        "may save more of this one (keep a copy first)"
+    )
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _ledger_check_command(ledger: Path | None) -> str:
+    return "`rimport ledger check" + (f" --ledger {ledger}`" if ledger else "`")
 
 
 def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | None:
@@ -366,7 +408,7 @@ def _give_way(endpoint: str) -> None:
     library call must not change the priority of its caller's process. RIMPORT_NICE=0
     turns it off.
     """
-    if is_loopback(endpoint) and os.environ.get("RIMPORT_NICE") != "0":
+    if endpoints.parse(endpoint).loopback and os.environ.get("RIMPORT_NICE") != "0":
         now = os.nice(0)
         if now < _NICENESS:  # idempotent, and never raises a priority the user lowered
             os.nice(_NICENESS - now)
@@ -528,7 +570,8 @@ def _print_run(run: Run, ledger: Path | None) -> None:
     fields = [
         ("run", run.id), ("state", run.state), ("file", run.file),
         ("file size", f"{run.file_size:,} bytes"), ("file hash", run.file_hash),
-        ("shape", run.shape), ("table", run.table), ("endpoint", f"{run.endpoint} ({run.region})"),
+        ("shape", run.shape), ("table", run.table),
+        ("endpoint", f"{endpoints.redacted(run.endpoint)} ({run.region})"),
         ("items committed", f"{run.items_committed:,} (byte {run.byte_offset:,})"),
         ("items written", f"{run.items_written:,}"), ("dead letters", f"{run.dead_letters:,}"),
         ("started", run.started_at), ("updated", run.updated_at),
@@ -537,18 +580,24 @@ def _print_run(run: Run, ledger: Path | None) -> None:
     if run.folder:
         fields.insert(3, ("folder", run.folder))
     if run.error:
-        fields.append(("stopped by", run.error))
+        fields.append(("stopped by" if run.state != "completed" else "note", run.error))
     for name, value in fields:
         typer.echo(f"{name + ':':<17}{value}")
     if run.dead_letters:
-        with Ledger(ledger) as book:
-            letters = book.dead_letters(run.id)
-        typer.echo("\ndead letters (item index, error):")
-        for d in letters[:20]:
+        shown = 20
+        with Ledger(run.ledger or ledger, readonly=True) as book:
+            letters = book.dead_letters(run.id, limit=shown)  # a page, never all of them
+            counts = book.dead_letter_counts(run.id)
+        typer.echo("\ndead letters by reason:")
+        for kind, by_code in counts.items():
+            for code, n in by_code.most_common():
+                typer.echo(f"  {code:<40}{n:>10,}  {kind}")
+        typer.echo(f"\nthe first {min(shown, run.dead_letters)} (item index, error):")
+        for d in letters:
             again = "" if d.retryable else " [not retryable]"
             typer.echo(f"  {d.index:>10}  {d.code}: {d.message}{again}")
-        if len(letters) > 20:
-            typer.echo(f"  ... and {len(letters) - 20} more (`rimport status {run.id} --json`)")
+        if run.dead_letters > shown:
+            typer.echo(f"  ... and {run.dead_letters - shown:,} more")
 
 
 def _count(n: int, noun: str) -> str:
@@ -570,17 +619,26 @@ def _guard(work: Any) -> Any:
         if e.hint:
             _say(f"hint: {e.hint}")
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if _debug:
             raise
-        _say("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        _say("interrupted" if signum == signal.SIGINT else f"stopped by signal {signum}")
+        raise typer.Exit(128 + signum) from None
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (docker stop, systemd, CI runners) and SIGHUP (a closed terminal) stop a run
+    as Ctrl-C does: checkpoint and state written, one line on how to resume."""
+    raise Stopped(signum)
 
 
 def main() -> None:
     # Everything imported so far lives as long as the process: keep the garbage collector
     # from walking it again and again while millions of items pass through.
     gc.freeze()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_like_ctrl_c)
     try:
         app(prog_name="rimport")
     except Exception:

@@ -1,66 +1,35 @@
-"""Where to write, whether we may, and what the table's key is.
+"""The DynamoDB client for an endpoint, and the table: its key, its identity, its creation.
 
-The safety rule lives here: rimport writes only to this machine unless the user says
-`--allow-remote`, so a stray AWS_ENDPOINT_URL or profile cannot load a dump into a
-production table by accident.
+Which endpoints may be written to is `endpoint.py`'s to say; everything here takes an
+endpoint already parsed and judged there.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import endpoint
+from .endpoint import AWS, Endpoint
 from .errors import ServiceError, TableError, UsageError, hint_for
 from .items import KeySpec
 
-DEFAULT_ENDPOINT = "http://localhost:8000"
-AWS = "aws"  # `--endpoint aws`: the region's public DynamoDB endpoint
 
-
-def resolve_endpoint(flag: str | None) -> str:
-    return (
+def resolve_endpoint(flag: str | None) -> Endpoint:
+    """The endpoint to use, parsed: `--endpoint`, else the environment, else DynamoDB Local."""
+    return endpoint.parse(
         flag
         or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
         or os.environ.get("AWS_ENDPOINT_URL")
-        or DEFAULT_ENDPOINT
+        or endpoint.DEFAULT
     )
-
-
-def is_loopback(endpoint: str) -> bool:
-    if endpoint == AWS:
-        return False
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"{endpoint!r} is not an endpoint URL",
-            "give one like http://localhost:8000, or `aws` for the region's AWS endpoint",
-        )
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def check_endpoint(endpoint: str, allow_remote: bool) -> None:
-    """Refuse, before anything is written, an endpoint that is not on this machine."""
-    if not is_loopback(endpoint) and not allow_remote:
-        where = "AWS itself" if endpoint == AWS else endpoint
-        raise UsageError(
-            f"refusing to write to {where}: only local endpoints (localhost, 127.0.0.0/8, ::1)"
-            " are allowed by default",
-            "pass --allow-remote if you really mean to write to that table",
-        )
 
 
 @dataclass(frozen=True)
@@ -70,14 +39,14 @@ class Connection:
     credentials: Any  # botocore credentials, for the fast write path to sign with
 
 
-def connect(endpoint: str, region: str | None, *, pool_size: int = 10) -> Connection:
+def connect(where: Endpoint, region: str | None, *, pool_size: int = 10) -> Connection:
     """A DynamoDB client for `endpoint`, with the region and credentials it uses.
 
     Against a local endpoint, missing credentials and region get harmless defaults so that
     DynamoDB Local works out of the box. botocore's own retries are off: the writer retries,
     with knowledge of which items are left.
     """
-    local = is_loopback(endpoint)
+    local = where.loopback
     if local:
         # Looking for instance credentials on a laptop only waits for a timeout.
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -103,11 +72,14 @@ def connect(endpoint: str, region: str | None, *, pool_size: int = 10) -> Connec
         connect_timeout=5,
         read_timeout=60,
         max_pool_connections=pool_size,
+        # `aws` means AWS itself: not an endpoint_url from the environment or the profile,
+        # which the safety rule did not see.
+        ignore_configured_endpoint_urls=True,
     )
     client = session.client(
         "dynamodb",
         region_name=region,
-        endpoint_url=None if endpoint == AWS else endpoint,
+        endpoint_url=None if where.url == AWS else where.url,
         config=config,
         **dummy,
     )
@@ -118,14 +90,27 @@ def connect(endpoint: str, region: str | None, *, pool_size: int = 10) -> Connec
 class TableInfo:
     name: str
     keys: tuple[KeySpec, ...]  # partition key first
+    identity: str  # tells this table from one deleted and created again under its name
+    status: str = "ACTIVE"
 
     @property
     def key_names(self) -> tuple[str, ...]:
         return tuple(k.name for k in self.keys)
 
 
+def identity_of(table: dict[str, Any]) -> str:
+    """What tells a table from another created later under the same name: DynamoDB's
+    `TableId` where the endpoint gives one, else its ARN and creation time (DynamoDB Local
+    gives no TableId; its creation times have milliseconds)."""
+    if table.get("TableId"):
+        return f"id:{table['TableId']}"
+    created = table.get("CreationDateTime")
+    stamp = created.timestamp() if hasattr(created, "timestamp") else created
+    return f"{table.get('TableArn', table.get('TableName'))}@{stamp}"
+
+
 def describe_table(client: Any, name: str) -> TableInfo | None:
-    """The table's key schema, or None if there is no such table."""
+    """The table's key schema and identity, or None if there is no such table."""
     try:
         table = client.describe_table(TableName=name)["Table"]
     except ClientError as e:
@@ -139,46 +124,64 @@ def describe_table(client: Any, name: str) -> TableInfo | None:
         raise _service_error(e, name) from None
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
     schema = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
-    return TableInfo(
-        name, tuple(KeySpec(k["AttributeName"], types[k["AttributeName"]]) for k in schema)
-    )
+    keys = tuple(KeySpec(k["AttributeName"], types[k["AttributeName"]]) for k in schema)
+    return TableInfo(name, keys, identity_of(table), table.get("TableStatus", "ACTIVE"))
 
 
 def table_keys(
-    table: str, endpoint: str | None = None, region: str | None = None
+    table: str, where: str | None = None, region: str | None = None
 ) -> tuple[KeySpec, ...]:
     """The key of an existing table, for checking a dump against it without writing.
 
     Only reads the table's description, so any endpoint is fine without --allow-remote.
     """
-    endpoint = resolve_endpoint(endpoint)
-    info = describe_table(connect(endpoint, region).client, table)
+    at = resolve_endpoint(where)
+    info = describe_table(connect(at, region).client, table)
     if info is None:
         raise TableError(
-            f"table {table!r} does not exist at {endpoint}",
+            f"table {table!r} does not exist at {at}",
             "pass the key it will have: --key NAME:S|N|B [--sort-key NAME:S|N|B]",
         )
     return info.keys
 
 
+_ACTIVE_WAIT = 300.0  # seconds a table may take to become ACTIVE
+
+
 def ensure_table(
-    client: Any, name: str, keys: tuple[KeySpec, ...] | None, endpoint: str
+    client: Any, name: str, keys: tuple[KeySpec, ...] | None, where: Endpoint
 ) -> TableInfo:
-    """The table to write to; created on demand (on-demand capacity) when `keys` are given."""
+    """The table to write to, ACTIVE; created on demand (on-demand capacity) when `keys`
+    are given. Another process creating the same table at the same moment is waited for."""
     info = describe_table(client, name)
-    if info is not None:
-        if keys and info.keys != keys:
-            have = ", ".join(f"{k.name}:{k.type}" for k in info.keys)
+    if info is None:
+        if not keys:
             raise TableError(
-                f"table {name!r} already exists with key {have}, not the one given",
-                "drop --create-table/--key, or choose another table name",
+                f"table {name!r} does not exist at {where}",
+                "create it, or pass --create-table --key NAME:S [--sort-key NAME:S]",
             )
-        return info
-    if not keys:
-        raise TableError(
-            f"table {name!r} does not exist at {endpoint}",
-            "create it, or pass --create-table --key NAME:S [--sort-key NAME:S]",
+        _create(client, name, keys)
+        info = describe_table(client, name)
+    deadline = time.monotonic() + _ACTIVE_WAIT
+    while info is not None and info.status != "ACTIVE" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        info = describe_table(client, name)
+    if info is None or info.status != "ACTIVE":
+        state = "vanished" if info is None else f"stayed {info.status}"
+        raise ServiceError(
+            f"table {name!r} at {where} {state} while rimport waited for it to become ACTIVE",
+            "check the table in the console or with `aws dynamodb describe-table`, then retry",
         )
+    if keys and info.keys != keys:
+        have = ", ".join(f"{k.name}:{k.type}" for k in info.keys)
+        raise TableError(
+            f"table {name!r} already exists with key {have}, not the one given",
+            "drop --create-table/--key, or choose another table name",
+        )
+    return info
+
+
+def _create(client: Any, name: str, keys: tuple[KeySpec, ...]) -> None:
     try:
         client.create_table(
             TableName=name,
@@ -189,13 +192,12 @@ def ensure_table(
             AttributeDefinitions=[{"AttributeName": k.name, "AttributeType": k.type} for k in keys],
             BillingMode="PAY_PER_REQUEST",
         )
-        for _ in range(600):
-            if client.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE":
-                break
-            time.sleep(0.5)
-    except (ClientError, BotoCoreError) as e:
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise _service_error(e, name) from None
+        # Someone else created it a moment ago: wait for it like for our own.
+    except BotoCoreError as e:
         raise _service_error(e, name) from None
-    return TableInfo(name, keys)
 
 
 def _service_error(e: Exception, table: str) -> ServiceError:

@@ -7,7 +7,10 @@
     ├── TableError          the table is missing or its key schema does not fit       exit 2
     ├── RunBusyError        another process holds the run                             exit 1
     ├── ServiceError        DynamoDB kept failing or refused the request as a whole   exit 1
-    └── LedgerError         the ledger cannot be opened or was written by a newer rimport
+    └── LedgerError         the ledger cannot be opened or written (read-only, disk full,
+                            damaged) or was written by a newer rimport
+
+    Stopped (a KeyboardInterrupt)  SIGTERM or SIGHUP, so that a run stops as on Ctrl-C
 
 The library raises these and never prints; `cli.py` turns each into one line, its hint
 and its exit code.
@@ -70,6 +73,15 @@ class ServiceError(RimportError):
 
 class LedgerError(RimportError):
     pass
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: a run stops as on Ctrl-C, and the exit code says which
+    signal (128 + its number, as a shell reports a process it killed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def hint_for(code: str) -> str:

@@ -35,26 +35,31 @@ def file_hash(path: str | Path, limit: int | None = None) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
-def _block_hash(path: str | Path, number: int) -> str:
+def _block_hash(path: str | Path, number: int, size: int) -> str:
     with open(path, "rb") as f:
         f.seek(number * CHECK_BLOCK)
         h = hashlib.sha256()
-        left = CHECK_BLOCK
+        left = min(CHECK_BLOCK, size - number * CHECK_BLOCK)
         while left and (data := f.read(min(_BLOCK, left))):
             h.update(data)
             left -= len(data)
     return h.hexdigest()
 
 
-def block_hashes(path: str | Path, workers: int = 2) -> list[str]:
-    """SHA-256 of each 64 MiB block of the file, `workers` blocks at a time."""
-    count = max(1, -(-os.path.getsize(path) // CHECK_BLOCK))
+def block_hashes(path: str | Path, workers: int = 2, size: int | None = None) -> list[str]:
+    """SHA-256 of each 64 MiB block of the file's first `size` bytes (all of it by
+    default), `workers` blocks at a time."""
+    size = os.path.getsize(path) if size is None else size
+    count = max(1, -(-size // CHECK_BLOCK))
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda n: _block_hash(path, n), range(count)))
+        return list(pool.map(lambda n: _block_hash(path, n, size), range(count)))
 
 
-def fingerprint(path: str | Path) -> tuple[str, list[str]]:
-    """The whole-file hash and the block hashes, computed side by side."""
+def fingerprint(path: str | Path, size: int | None = None) -> tuple[str, list[str]]:
+    """The hash and the block hashes of the file's first `size` bytes (all of it by
+    default), computed side by side: exactly the bytes a run reads, should the file grow
+    meanwhile."""
+    size = os.path.getsize(path) if size is None else size
     with ThreadPoolExecutor(1) as pool:
-        blocks = pool.submit(block_hashes, path, 1)
-        return file_hash(path), blocks.result()
+        blocks = pool.submit(block_hashes, path, 1, size)
+        return file_hash(path, size), blocks.result()

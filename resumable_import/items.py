@@ -6,6 +6,7 @@ and this conversion runs once per attribute of every item, so it is on the hot p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -93,6 +94,59 @@ def _too_deep() -> ItemError:
     return ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
 
 
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """An element nested so deep (about a thousand levels) that decoding it would exhaust
+    Python's recursion limit: the reader hands over its JSON text instead, and it is
+    dead-lettered as TooDeep with that text, like any other element nested too deep."""
+
+    text: str
+
+
+class _Token(str):
+    """Punctuation queued by `plain_json`, told apart from string values by its type."""
+
+
+def plain_json(value: Any) -> str:
+    """The JSON text of a plain value, however deep: json.dumps recurses, and what is
+    dead-lettered as TooDeep may nest deeper than Python's recursion limit."""
+    parts: list[str] = []
+    work: list[Any] = [value]
+    while work:
+        v = work.pop()
+        t = type(v)
+        if t is _Token or t is Decimal or t is int:
+            parts.append(str(v))
+        elif t is dict:
+            work.append(_Token("}"))
+            pairs = list(v.items())
+            for i in range(len(pairs) - 1, -1, -1):
+                work.append(pairs[i][1])
+                work.append(_Token(("," if i else "") + json.dumps(pairs[i][0]) + ":"))
+            work.append(_Token("{"))
+        elif t is list:
+            work.append(_Token("]"))
+            for i in range(len(v) - 1, -1, -1):
+                work.append(v[i])
+                if i:
+                    work.append(_Token(","))
+            work.append(_Token("["))
+        elif t is Unparsed:
+            parts.append(v.text)
+        else:
+            parts.append(json.dumps(v))  # str, bool, None
+    return "".join(parts)
+
+
+def kept(value: Any, error: ItemError) -> str:
+    """How a value rimport refused is kept in the dead letters, so the data is not lost
+    with the item: as the attribute value it would have been, or, for one nested too deep
+    to convert, `{"$json": "<its JSON text>"}`."""
+    if error.code == "TooDeep":
+        return json.dumps({"$json": plain_json(value)})
+    return json.dumps(to_attribute(value))
+
+
 def check_number(text: str) -> Decimal:
     """The number DynamoDB would store for `text`, or ItemError if it would refuse it."""
     try:
@@ -143,9 +197,18 @@ def to_attribute(value: Any) -> AttributeValue:
 def to_item(value: Any) -> Item:
     """The item to send for one element of the dump."""
     if type(value) is not dict:
-        kind = "null" if value is None else type(value).__name__
-        raise ItemError("NotAnObject", f"the item is a JSON {kind}, not an object")
+        raise _not_an_object(value)
     return _map(value, 1)
+
+
+def _not_an_object(value: Any) -> ItemError:
+    if type(value) is Unparsed:
+        return ItemError(
+            "TooDeep",
+            f"nested deeper than DynamoDB's {MAX_DEPTH} levels (and than Python decodes)",
+        )
+    kind = "null" if value is None else type(value).__name__
+    return ItemError("NotAnObject", f"the item is a JSON {kind}, not an object")
 
 
 TYPE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
@@ -164,8 +227,7 @@ def typed_item(value: Any) -> Item:
     """An element of a DynamoDB JSON dump: checked at the top level and sent as is, so
     numbers stay the strings they are and binary stays base64, as on the wire."""
     if type(value) is not dict:
-        kind = "null" if value is None else type(value).__name__
-        raise ItemError("NotAnObject", f"the item is a JSON {kind}, not an object")
+        raise _not_an_object(value)
     for name, attribute in value.items():
         if not is_attribute(attribute):
             raise ItemError(
@@ -177,6 +239,8 @@ def typed_item(value: Any) -> Item:
 
 def export_item(value: Any) -> Item:
     """A line of DynamoDB's export to S3, `{"Item": {...typed...}}`: the item inside."""
+    if type(value) is Unparsed:
+        raise _not_an_object(value)
     if type(value) is not dict or list(value) != ["Item"]:
         raise ItemError(
             "NotAnExportLine", 'the line is not {"Item": {...}} as DynamoDB exports write it'

@@ -7,6 +7,11 @@ is refused rather than rewritten.
 Whether a run is alive is not written anywhere: the process that runs it holds an
 exclusive `flock` on a lock file beside the ledger, which the kernel drops however the
 process dies, so a run marked `running` whose lock is free is shown as `interrupted`.
+
+Dead letters hold whole items, so the ledger, its WAL and its locks are the user's alone
+(0600 files in a 0700 folder rimport creates). Whatever SQLite or the file system says
+(read-only, a full disk, a damaged file) leaves as a LedgerError that names the file and
+what to do.
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from .endpoint import redacted
 from .errors import LedgerError, RunBusyError, UsageError
+
+T = TypeVar("T")
 
 _LOCK_PATIENCE = 0.5  # seconds a taken run lock is tried again before the run counts as busy
 
@@ -72,11 +82,14 @@ class Run:
     finished_at: str | None
     block_hashes: list[str] | None
     folder: str | None  # the folder it was started from, with others; None for a single file
+    table_identity: str | None  # DynamoDB's TableId, or ARN@creation time; None: not recorded
     dead_letters: int = 0  # pending ones
+    ledger: str | None = None  # the ledger it is recorded in, for commands that name it
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        del d["block_hashes"]  # for resume's check only
+        del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
+        d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
         return {"run_id": d.pop("id"), **d}
 
 
@@ -92,24 +105,52 @@ class DeadLetter:
 
 
 class Ledger:
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, readonly: bool = False) -> None:
+        """Open (creating and migrating) the ledger; `readonly` opens it for reading only,
+        which is how `status` still reads a ledger it may not write."""
         self.path = Path(path) if path else default_path()
+        self._locks_dir = self.path.with_name(self.path.name + ".locks")
+        self._held: dict[str, int] = {}
+        self.unreadable: list[str] = []  # runs `runs()` found but could not read
+        if not readonly:
+            _private_folder(self.path.parent)
+            _private_file(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if readonly:
+                self._db = self._read_only()
+            else:
+                self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.isolation_level = None
+            self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
+            if readonly:
+                self._check_version(read_only=True)
+                return
             self._db.execute("PRAGMA journal_mode = WAL")
             # NORMAL loses at most the last commits on power loss, never on a process crash;
             # a lost checkpoint only means re-writing a few idempotent puts.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.Error as e:
-            raise LedgerError(
-                f"cannot open the ledger {self.path}: {e}",
-                "pass --ledger PATH (or set RIMPORT_LEDGER) to use another file",
-            ) from None
-        self._locks_dir = self.path.with_name(self.path.name + ".locks")
-        self._held: dict[str, int] = {}
+            raise self._error(e, "open") from None
+        for suffix in ("-wal", "-shm"):  # SQLite gives them the ledger's mode; an older
+            _private_file(Path(f"{self.path}{suffix}"), create=False)  # rimport did not
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A connection that writes nothing. A WAL ledger still needs its `-shm` file, which
+        a full disk may not let SQLite create: with an empty or no `-wal` file there is
+        nothing the main file lacks, and `immutable` reads it as it is."""
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            db.execute("PRAGMA user_version").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            wal = Path(f"{self.path}-wal")
+            if wal.exists() and wal.stat().st_size:
+                raise
+        return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
 
     def close(self) -> None:
         self._db.close()
@@ -122,18 +163,26 @@ class Ledger:
 
     # -- schema ---------------------------------------------------------------------------
 
+    def _check_version(self, *, read_only: bool = False) -> int:
+        latest = _migrations()[-1][0]
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > latest:
+            raise LedgerError(
+                f"the ledger {self.path} has schema version {version}, newer than this "
+                f"rimport knows ({latest})",
+                "upgrade rimport, or pass --ledger PATH to start a separate ledger",
+            )
+        if read_only and version < latest:
+            raise LedgerError(
+                f"the ledger {self.path} is read-only and was written by an older rimport",
+                "make it writable once (chmod u+w) so that rimport can bring it up to date",
+            )
+        return version
+
     def _migrate(self) -> None:
-        steps = _migrations()
-        latest = steps[-1][0] if steps else 0
         with self._transaction("BEGIN IMMEDIATE"):
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > latest:
-                raise LedgerError(
-                    f"the ledger {self.path} has schema version {version}, newer than this "
-                    f"rimport knows ({latest})",
-                    "upgrade rimport, or pass --ledger PATH to start a separate ledger",
-                )
-            for number, sql in steps:
+            version = self._check_version()
+            for number, sql in _migrations():
                 if number > version:
                     for statement in _statements(sql):
                         self._db.execute(statement)
@@ -147,9 +196,12 @@ class Ledger:
             self._db.execute(begin)
             yield
             self._db.execute("COMMIT")
-        except BaseException:
+        except BaseException as e:
             if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise self._error(e, "write to") from None
             raise
 
     @property
@@ -172,26 +224,33 @@ class Ledger:
         options: dict[str, Any],
         block_hashes: list[str] | None = None,
         folder: str | None = None,
+        table_identity: str | None = None,
     ) -> Run:
+        """Record a new run; refused in a damaged ledger, where it might not be readable."""
+        if problems := self.check():
+            raise LedgerError(
+                f"the ledger {self.path} is damaged ({problems[0]}); no new run is recorded in it",
+                f"`rimport ledger check --ledger {self.path}` says which runs it still holds; "
+                "pass --ledger PATH to record new runs in a new file",
+            )
         now = _now()
         run_id = secrets.token_hex(6)
-        self._db.execute(
-            "INSERT INTO runs (id, file, file_size, file_hash, table_name, endpoint, region,"
-            " format, shape, options, state, started_at, updated_at, block_hashes, folder)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, file, file_size, file_hash, table, endpoint, region, format, shape,
-             json.dumps(options), RUNNING, now, now,
-             json.dumps(block_hashes) if block_hashes else None, folder),
-        )  # fmt: skip
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO runs (id, file, file_size, file_hash, table_name, endpoint, region,"
+                " format, shape, options, state, started_at, updated_at, block_hashes, folder,"
+                " table_identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, file, file_size, file_hash, table, endpoint, region, format, shape,
+                 json.dumps(options), RUNNING, now, now,
+                 json.dumps(block_hashes) if block_hashes else None, folder, table_identity),
+            )  # fmt: skip
         return self.run(run_id)
 
     def run(self, prefix: str) -> Run:
         """The run whose id is, or starts with, `prefix`."""
         if not re.fullmatch(r"[0-9a-f]{1,32}", prefix):
             raise UsageError(f"{prefix!r} is not a run id", "`rimport status` lists the runs")
-        rows = self._db.execute(
-            _SELECT_RUNS + " WHERE r.id LIKE ? ORDER BY r.started_at", (prefix + "%",)
-        ).fetchall()
+        rows = self._select(" WHERE r.id LIKE ? ORDER BY r.started_at", (prefix + "%",))
         if not rows:
             raise UsageError(
                 f"no run {prefix!r} in the ledger {self.path}",
@@ -204,23 +263,39 @@ class Ledger:
         return self._run(rows[0])
 
     def runs(self) -> list[Run]:
-        return [
-            self._run(r) for r in self._db.execute(_SELECT_RUNS + " ORDER BY r.started_at, r.rowid")
-        ]
+        """Every run, oldest first. In a damaged ledger, those that can still be read (the
+        others are in `unreadable`), so that `status` still shows what it can."""
+        self.unreadable = []
+        try:
+            return [self._run(r) for r in self._select(" ORDER BY r.started_at, r.rowid")]
+        except LedgerError:
+            ids = self._guarded(lambda: self._db.execute("SELECT id FROM runs").fetchall())
+        found = []
+        for (run_id,) in ids:
+            try:
+                found.append(self.run(run_id))
+            except LedgerError:
+                self.unreadable.append(run_id)
+        return sorted(found, key=lambda r: r.started_at)
 
     def latest_run(self, file: str, table: str) -> Run | None:
         """The most recent run of this file (absolute path) into this table, if any."""
-        row = self._db.execute(
-            _SELECT_RUNS + " WHERE r.file = ? AND r.table_name = ?"
-            " ORDER BY r.started_at DESC, r.rowid DESC LIMIT 1",
+        rows = self._select(
+            " WHERE r.file = ? AND r.table_name = ? ORDER BY r.started_at DESC, r.rowid DESC"
+            " LIMIT 1",
             (file, table),
-        ).fetchone()
-        return self._run(row) if row else None
+        )
+        return self._run(rows[0]) if rows else None
 
-    def _run(self, row: sqlite3.Row | tuple[Any, ...]) -> Run:
-        run = Run(*row[:-1], dead_letters=row[-1])  # type: ignore[arg-type,misc]
-        run.options = json.loads(row[9])
-        run.block_hashes = json.loads(row[19]) if row[19] else None
+    def _select(self, where: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return self._guarded(lambda: self._db.execute(_SELECT_RUNS + where, args).fetchall())
+
+    def _run(self, row: sqlite3.Row) -> Run:
+        d = dict(row)
+        d["table"] = d.pop("table_name")
+        d["options"] = json.loads(d["options"])
+        d["block_hashes"] = json.loads(d["block_hashes"]) if d["block_hashes"] else None
+        run = Run(**d, ledger=str(self.path))
         if run.state == RUNNING and not self.is_locked(run.id):
             run.state = INTERRUPTED
         return run
@@ -242,7 +317,7 @@ class Ledger:
                     "INSERT INTO dead_letters (run_id, item_index, item, error_code,"
                     " error_message, attempts, retryable, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, d.index, json.dumps(d.item), d.code, d.message, d.attempts,
+                    [(run_id, d.index, _item_text(d.item), d.code, d.message, d.attempts,
                       int(d.retryable), now, now) for d in dead],
                 )  # fmt: skip
             self._db.execute(
@@ -261,35 +336,79 @@ class Ledger:
     ) -> None:
         now = _now()
         finished = now if state in (COMPLETED, COMPLETED_WITH_FAILURES) else None
-        self._db.execute(
-            "UPDATE runs SET state = ?, error = ?, prefix_hash = ?, updated_at = ?,"
-            " finished_at = ? WHERE id = ?",
-            (state, error, prefix_hash, now, finished, run_id),
-        )
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET state = ?, error = ?, prefix_hash = ?, updated_at = ?,"
+                " finished_at = ? WHERE id = ?",
+                (state, error, prefix_hash, now, finished, run_id),
+            )
 
     def set_file(self, run_id: str, size: int, file_hash: str, block_hashes: list[str]) -> None:
         """The dump was fixed after the checkpoint; the run goes on with the new file."""
-        self._db.execute(
-            "UPDATE runs SET file_size = ?, file_hash = ?, block_hashes = ?, updated_at = ?"
-            " WHERE id = ?",
-            (size, file_hash, json.dumps(block_hashes), _now(), run_id),
-        )
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET file_size = ?, file_hash = ?, block_hashes = ?, updated_at = ?"
+                " WHERE id = ?",
+                (size, file_hash, json.dumps(block_hashes), _now(), run_id),
+            )
+
+    def set_table_identity(self, run_id: str, identity: str) -> None:
+        """For a run recorded before identities were: the table it finds now is its table."""
+        with self._transaction():
+            self._db.execute("UPDATE runs SET table_identity = ? WHERE id = ?", (identity, run_id))
 
     # -- dead letters ---------------------------------------------------------------------
 
-    def dead_letters(self, run_id: str, *, retryable_only: bool = False) -> list[DeadLetter]:
-        """The run's pending dead letters, in file order."""
-        rows = self._db.execute(
-            "SELECT item_index, item, error_code, error_message, attempts, retryable, id"
-            " FROM dead_letters WHERE run_id = ? AND status = 'pending'"
-            + (" AND retryable = 1" if retryable_only else "")
-            + " ORDER BY item_index, id",
-            (run_id,),
+    def dead_letters(
+        self,
+        run_id: str,
+        *,
+        retryable_only: bool = False,
+        limit: int | None = None,
+        after: tuple[int, int] = (-1, -1),
+    ) -> list[DeadLetter]:
+        """The run's pending dead letters in file order: at most `limit` of them, those
+        after the one at (item index, id) `after` (a page; `status` never loads them all)."""
+        rows = self._guarded(
+            lambda: self._db.execute(
+                "SELECT item_index, item, error_code, error_message, attempts, retryable, id"
+                " FROM dead_letters WHERE run_id = ? AND status = 'pending'"
+                " AND (item_index, id) > (?, ?)"
+                + (" AND retryable = 1" if retryable_only else "")
+                + " ORDER BY item_index, id LIMIT ?",
+                (run_id, *after, -1 if limit is None else limit),
+            ).fetchall()
         )
         return [
             DeadLetter(i, json.loads(item), code, msg, att, bool(r), id_)
             for i, item, code, msg, att, r, id_ in rows
         ]
+
+    def pages_of_dead_letters(
+        self, run_id: str, *, retryable_only: bool = False, size: int = 1000
+    ) -> Iterator[list[DeadLetter]]:
+        """All of the run's pending dead letters, `size` at a time, in file order."""
+        after = (-1, -1)
+        while page := self.dead_letters(
+            run_id, retryable_only=retryable_only, limit=size, after=after
+        ):
+            yield page
+            last = page[-1]
+            after = (last.index, last.id or 0)
+
+    def dead_letter_counts(self, run_id: str) -> dict[str, Counter[str]]:
+        """Pending dead letters by error code, apart for the retryable and the others."""
+        rows = self._guarded(
+            lambda: self._db.execute(
+                "SELECT retryable, error_code, count(*) FROM dead_letters"
+                " WHERE run_id = ? AND status = 'pending' GROUP BY retryable, error_code",
+                (run_id,),
+            ).fetchall()
+        )
+        counts: dict[str, Counter[str]] = {"retryable": Counter(), "not retryable": Counter()}
+        for retryable, code, n in rows:
+            counts["retryable" if retryable else "not retryable"][code] = n
+        return counts
 
     def settle(self, run_id: str, written: list[DeadLetter], failed: list[DeadLetter]) -> None:
         """Record a retry: `written` ones are done, `failed` ones carry their new error."""
@@ -310,6 +429,49 @@ class Ledger:
                 (len(written), now, run_id),
             )
 
+    # -- health ---------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """What SQLite's quick check finds wrong with the file; empty when it is sound."""
+        try:
+            rows = self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            return [str(e)]
+        found = [r[0] for r in rows]
+        return [] if found == ["ok"] else found
+
+    def _guarded(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except sqlite3.Error as e:
+            raise self._error(e, "read") from None
+
+    def _error(self, e: sqlite3.Error, doing: str) -> LedgerError:
+        """One line for what SQLite said, by its error code, with what to do."""
+        name = getattr(e, "sqlite_errorname", "")
+        other = "pass --ledger PATH (or set RIMPORT_LEDGER) to use another file"
+        if name.startswith("SQLITE_READONLY"):
+            return LedgerError(
+                f"the ledger {self.path} is read-only ({e})",
+                f"make it and its folder writable (chmod u+w), or {other}",
+            )
+        if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+            return LedgerError(
+                f"cannot {doing} the ledger {self.path}: {e} (is the disk full?)",
+                "free some space on that disk; what was committed before is kept",
+            )
+        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):
+            return LedgerError(
+                f"the ledger {self.path} is damaged ({e})",
+                f"`rimport ledger check --ledger {self.path}` says which runs it still holds; "
+                "pass --ledger PATH to record new runs in a new file",
+            )
+        if name.startswith("SQLITE_CANTOPEN"):
+            return LedgerError(
+                f"cannot open the ledger {self.path} ({e})", f"check the path, or {other}"
+            )
+        return LedgerError(f"cannot {doing} the ledger {self.path}: {e}", other)
+
     # -- ownership ------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -320,8 +482,14 @@ class Ledger:
         test it, so a lock found taken is tried again for a while: a prober lets go within
         microseconds, a process running the run holds it to the end.
         """
-        self._locks_dir.mkdir(exist_ok=True)
-        fd = os.open(self._locks_dir / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._locks_dir.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(self._locks_dir / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise LedgerError(
+                f"cannot lock run {run_id} in {self._locks_dir}: {e.strerror.lower()}",
+                "make the ledger's folder writable, or pass --ledger PATH to use another file",
+            ) from None
         deadline = time.monotonic() + _LOCK_PATIENCE
         while True:
             try:
@@ -363,10 +531,47 @@ _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
-    " r.block_hashes, r.folder,"
+    " r.block_hashes, r.folder, r.table_identity,"
     " (SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
-    " FROM runs r"
+    " AS dead_letters FROM runs r"
 )
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    return json.dumps(item)
+
+
+def _private_folder(folder: Path) -> None:
+    """Create the ledger's folder for this user alone; say clearly why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:
+        raise LedgerError(
+            f"cannot create the ledger's folder {folder}: a file is in the way",
+            "pass --ledger PATH (or set RIMPORT_LEDGER) to put the ledger elsewhere",
+        ) from None
+    except OSError as e:
+        raise LedgerError(
+            f"cannot create the ledger's folder {folder}: {e.strerror.lower()}",
+            "pass --ledger PATH (or set RIMPORT_LEDGER) to put the ledger elsewhere",
+        ) from None
+
+
+def _private_file(path: Path, *, create: bool = True) -> None:
+    """Make `path` readable by this user alone (creating it if asked): it holds items."""
+    try:
+        if create and not path.exists():
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        elif path.exists() and path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(0o600)
+    except OSError as e:
+        if create and not path.exists():
+            raise LedgerError(
+                f"cannot create the ledger {path}: {e.strerror.lower()}",
+                "pass --ledger PATH (or set RIMPORT_LEDGER) to put the ledger elsewhere",
+            ) from None
+        # An existing file we may not change (another owner, a read-only folder): SQLite
+        # says what matters when it opens it.
 
 
 def _migrations() -> list[tuple[int, str]]:

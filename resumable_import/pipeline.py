@@ -36,7 +36,7 @@ from typing import Any
 
 from .batching import Batch, batches
 from .errors import InputError, RimportError
-from .items import KeySpec, to_attribute
+from .items import KeySpec, kept
 from .reader import Dump, Position, Shape
 
 _PIPE_BYTES = 4 << 20  # room for ~100 batches between the two processes
@@ -94,7 +94,7 @@ def _ready(batch: Batch, dump: Dump, units: bool) -> Ready:
     return Ready(
         batch.last, batch.end, dump.file_position(batch.end), batch.items, batch.indexes,
         {hash(k) for k in batch.keys}, batch.units if units else None,
-        [(r.index, json.dumps(to_attribute(r.value)).encode(), r.error.code, r.error.message)
+        [(r.index, kept(r.value, r.error).encode(), r.error.code, r.error.message)
          for r in batch.rejected],
     )  # fmt: skip
 
@@ -137,7 +137,8 @@ def _from_child(spec: dict[str, Any]) -> Iterator[Ready]:
 def serve() -> None:
     """The reader process: a spec on stdin, pickled batches on stdout, until the end of the
     dump, an error in it, or a closed pipe (the run is gone)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the run's to handle: it
+        signal.signal(signum, signal.SIG_IGN)  # stops this process once it has stopped
     gc.freeze()  # as in the run: no cyclic collector walking the items in flight
     gc.disable()
     spec = json.load(sys.stdin)

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from .errors import InputError
-from .items import looks_exported, looks_typed
+from .items import Unparsed, looks_exported, looks_typed
 from .sources import Source
 
 FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export")
@@ -68,7 +68,7 @@ _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant
 _decode = _DECODER.raw_decode
 # The fast path: msgspec, on bytes, with the same exact numbers (big integers stay int).
 _fast_decode = msgspec.json.Decoder(float_hook=Decimal).decode
-_REFUSED = (msgspec.DecodeError, msgspec.ValidationError)
+_REFUSED = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,19 @@ class _Text:
                 text = self.buf[self.pos : self.pos + bad].decode("utf-8")
             try:
                 value, end = _decode(text)
+            except RecursionError:  # nested too deep to decode: keep its text, find its end
+                end = _deep_end(text)
+                if end < 0 and bad is None and not final and len(text) < _MAX_VALUE_CHARS:
+                    window = self._more(window, stop)
+                    continue
+                if end < 0:
+                    raise self.error(
+                        "the file ends in the middle of a value (truncated?)"
+                        if final
+                        else "invalid JSON (brackets that do not match)",
+                        index=index,
+                    ) from None
+                value = Unparsed(text[:end])
             except json.JSONDecodeError as e:
                 if bad is None and not final and len(text) < _MAX_VALUE_CHARS:
                     window = self._more(window, stop)
@@ -322,6 +335,8 @@ def _loads_or_none(line: bytes) -> Any:
         return json.loads(line, parse_float=Decimal)
     except ValueError:
         return None
+    except RecursionError:  # an object nested too deep to decode: one item, not a wrapper
+        return {}
 
 
 def _is_object_array(key: str, value: Any) -> bool:
@@ -439,6 +454,33 @@ def _array_values(t: _Text, *, after: bool, index: int = 0) -> Iterator[Any]:
         after = True
 
 
+_SCAN = re.compile(r'["\[\]{}]')
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _deep_end(text: str) -> int:
+    """Where the array or object at `text[0]` ends, found without recursion (for values
+    nested too deep to decode); -1 if the text ends first or its brackets do not match."""
+    stack: list[str] = []
+    pos = 0
+    while m := _SCAN.search(text, pos):
+        c = m.group()
+        if c == '"':
+            string = _STRING.match(text, m.start())
+            if string is None:
+                return -1
+            pos = string.end()
+            continue
+        pos = m.end()
+        if c in "[{":
+            stack.append("]" if c == "[" else "}")
+        elif not stack or stack.pop() != c:
+            return -1
+        elif not stack:
+            return pos
+    return -1
+
+
 def _object_end(buf: bytes, start: int) -> int:
     """Index just past the '}' that balances the '{' at `start`, or -1 if `buf` ends first.
 
@@ -533,7 +575,7 @@ class Dump:
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""
-        with Source(self.path) as f, self._reading(f):
+        with Source(self.path, self.size) as f, self._reading(f):
             if self.shape.kind == "jsonl":
                 yield from self._lines(f, start or Position(0, _data_start(f)))
             else:
@@ -590,6 +632,8 @@ class Dump:
         try:
             text = line.decode("utf-8")
             value = _DECODER.decode(text)
+        except RecursionError:  # nested too deep to decode: dead-lettered with its text
+            return Unparsed(text.strip())
         except UnicodeDecodeError as e:
             raise InputError(
                 f"{self.path}: not UTF-8 text at byte {at + e.start} in item {index}",

@@ -9,12 +9,15 @@ table in file order.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import itertools
 import json
 import logging
 import os
+import shlex
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -23,10 +26,20 @@ from typing import Any
 
 import orjson
 
+from . import endpoint as endpoints
 from . import ledger as states
 from .batching import groups
-from .dynamo import KeySpec, check_endpoint, connect, ensure_table, resolve_endpoint
-from .errors import FileChangedError, InputError, RimportError, ServiceError, UsageError
+from .dynamo import KeySpec, TableInfo, connect, describe_table, ensure_table, resolve_endpoint
+from .endpoint import Endpoint
+from .errors import (
+    FileChangedError,
+    InputError,
+    LedgerError,
+    RimportError,
+    ServiceError,
+    TableError,
+    UsageError,
+)
 from .fingerprint import block_hashes, file_hash, fingerprint
 from .items import key_of
 from .ledger import DeadLetter, Ledger, Run
@@ -41,6 +54,11 @@ Progress = Callable[[int, int, int], None]
 """Called after each committed batch with (items done, bytes done, bytes in the file)."""
 
 DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
+# Batches handed to the writer but not yet committed are bounded by the bytes of their
+# items, not by their number: behind one slow answer, the other connections keep working
+# on later batches (committed in file order once it arrives), without memory growing.
+MAX_BYTES_AHEAD = 16 << 20
+MAX_BATCHES_AHEAD = 4096
 CHECKPOINT_LOG_EVERY = 100  # batches
 COLLECT_EVERY = 1000  # batches: how often the paused cyclic garbage collector runs
 
@@ -56,9 +74,14 @@ class ImportResult:
 
 
 class RunInterrupted(RimportError):
-    """Ctrl-C: the checkpoint is saved and `rimport resume` continues from it."""
+    """Ctrl-C, SIGTERM or SIGHUP: the checkpoint is saved and `rimport resume` continues
+    from it. The exit code is the shell's for that signal: 130, 143, 129."""
 
     exit_code = 130
+
+    def __init__(self, message: str, hint: str | None = None, *, signum: int = 2) -> None:
+        super().__init__(message, hint)
+        self.exit_code = 128 + signum
 
 
 def import_file(
@@ -95,8 +118,8 @@ def import_file(
         raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
     if max_wcu is not None and max_wcu <= 0:
         raise UsageError(f"--max-wcu must be positive, not {max_wcu}")
-    endpoint = resolve_endpoint(endpoint)
-    check_endpoint(endpoint, allow_remote)
+    where = resolve_endpoint(endpoint)
+    endpoints.check(where, allow_remote)
     dump = Dump.open(path, fmt, items_path)
     file = str(dump.path.resolve())
     with using_ledger(ledger) as book:
@@ -104,18 +127,19 @@ def import_file(
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
                 f"({last.state} at item {last.items_committed:,})",
-                f"continue it with `rimport resume {last.id}`, or pass --new to start over",
+                f"continue it with {command(last, 'resume', last.id)}, or pass --new to start over",
             )
-        client, transport, region = _connect(endpoint, region, client)
-        info = ensure_table(client, table, create_keys, endpoint)
-        digest, blocks = fingerprint(dump.path)
+        client, transport, region = _connect(where, region, client)
+        info = ensure_table(client, table, create_keys, where)
+        digest, blocks = fingerprint(dump.path, dump.size)
         run = book.create_run(
             file=file,
             file_size=dump.size,
             file_hash=digest,
             block_hashes=blocks,
             table=table,
-            endpoint=endpoint,
+            table_identity=info.identity,
+            endpoint=where.url,
             region=region,
             format=fmt,
             shape=dump.describe(),
@@ -131,7 +155,7 @@ def import_file(
         with book.lock(run.id):
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, transport, info.keys, progress, retry)
+            return _execute(book, run, dump, client, transport, info.keys, progress, retry)
 
 
 def resume_run(
@@ -157,12 +181,13 @@ def resume_run(
                 )
             dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
             _check_unchanged(book, run, dump)
-            check_endpoint(run.endpoint, run.options.get("allow_remote", False))
-            client, transport, _ = _connect(run.endpoint, run.region, client)
-            info = ensure_table(client, run.table, None, run.endpoint)
+            run = book.run(run.id)  # with the size and hashes of a file fixed since
+            dump.size = run.file_size  # read what was hashed, not what was appended since
+            client, transport = _reconnect(run, client)
+            info = _same_table(book, run, client)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, transport, info.keys, progress, retry)
+            return _execute(book, run, dump, client, transport, info.keys, progress, retry)
 
 
 def retry_failed(
@@ -181,15 +206,16 @@ def retry_failed(
     with using_ledger(ledger) as book:
         run = book.run(run_id)
         with book.lock(run.id), _log_to(book):
-            pending = book.dead_letters(run.id, retryable_only=True)
-            if pending:
-                check_endpoint(run.endpoint, run.options.get("allow_remote", False))
-                client, transport, _ = _connect(run.endpoint, run.region, client)
-                info = ensure_table(client, run.table, None, run.endpoint)
+            pages = book.pages_of_dead_letters(run.id, retryable_only=True)
+            first = next(pages, [])
+            if first:
+                client, transport = _reconnect(run, client)
+                info = _same_table(book, run, client)
                 writer = Writer(
                     transport, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
                 )
-                log.info("run %s: retrying %d dead letters", run.id, len(pending))
+                log.info("run %s: retrying its retryable dead letters", run.id)
+                pending = itertools.chain(first, *pages)
                 for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
                     items = [orjson.dumps(d.item) for d in group]
                     failures = {f.position: f for f in writer.write(items)}
@@ -213,12 +239,51 @@ def retry_failed(
             return result_of(run, time.monotonic() - started)
 
 
-def run_status(
-    run_id: str | None = None, *, ledger: str | Path | Ledger | None = None
-) -> list[Run]:
-    """Every run in the ledger (or the one named), oldest first."""
-    with using_ledger(ledger) as book:
-        return [book.run(run_id)] if run_id else book.runs()
+class RunList(list[Run]):
+    """Runs, and the ids of those that a damaged ledger would not give up."""
+
+    unreadable: list[str]
+
+
+def run_status(run_id: str | None = None, *, ledger: str | Path | Ledger | None = None) -> RunList:
+    """Every run in the ledger (or the one named), oldest first; in a damaged ledger, every
+    run that can still be read. A ledger that cannot be written to is still read."""
+    with _for_reading(ledger) as book:
+        runs = RunList([book.run(run_id)] if run_id else book.runs())
+        runs.unreadable = list(book.unreadable)
+        return runs
+
+
+@dataclass(frozen=True)
+class LedgerHealth:
+    path: Path
+    problems: list[str]  # what SQLite's quick check found; empty for a sound ledger
+    runs: list[Run]  # every run that can be read
+    unreadable: list[str]  # ids of the runs that cannot
+
+
+def check_ledger(ledger: str | Path | Ledger | None = None) -> LedgerHealth:
+    """Where a ledger stands: sound or damaged, and which runs can still be read."""
+    with _for_reading(ledger) as book:
+        problems = book.check()
+        runs = book.runs()
+        return LedgerHealth(book.path, problems, runs, list(book.unreadable))
+
+
+@contextmanager
+def _for_reading(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
+    if isinstance(ledger, Ledger):
+        yield ledger
+        return
+    try:
+        book = Ledger(ledger)
+    except LedgerError:
+        path = Path(ledger) if ledger else states.default_path()
+        if not path.is_file():
+            raise
+        book = Ledger(path, readonly=True)  # read-only, or its folder is: still readable
+    with book:
+        yield book
 
 
 # -- the loop ---------------------------------------------------------------------------
@@ -228,6 +293,7 @@ def _execute(
     book: Ledger,
     run: Run,
     dump: Dump,
+    client: Any,
     transport: Transport,
     keys: tuple[KeySpec, ...],
     progress: Progress | None,
@@ -254,47 +320,78 @@ def _execute(
         committer = _Committer(book, run, dump, progress)
         try:
             with _collector_paused(), closing(source), closing(transport):
-                _pump(source, writer, committer, window=2 * concurrency)
-        except KeyboardInterrupt:
+                _pump(source, writer, committer)
+        except KeyboardInterrupt as e:
             run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
+            signum = getattr(e, "signum", 2)
+            what = "interrupted" if signum == 2 else f"stopped by signal {signum}"
             raise RunInterrupted(
-                f"interrupted; run {run.id} stopped at item {run.items_committed}",
-                f"continue with: rimport resume {run.id}",
+                f"{what}; run {run.id} stopped at item {run.items_committed}",
+                f"continue with {command(run, 'resume', run.id)}",
+                signum=signum,
             ) from None
         except InputError as e:
             run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
             e.hint = (
                 f"{run.items_committed} items before it are safely imported; fix the file and run "
-                f"`rimport resume {run.id}`, or start over with {_start_over(run)}"
+                f"{command(run, 'resume', run.id)}, or start over with {_start_over(run)}"
             )
             raise
         except ServiceError as e:
             run = _stop(book, run.id, states.FAILED, e.message)
-            e.hint = f"{e.hint}; then `rimport resume {run.id}`" if e.hint else None
+            e.hint = _after_service_error(run, e, client)
             raise
+        except LedgerError as e:
+            # The checkpoint that could not be written is simply not there: what was
+            # committed before it stands, and resume starts from it.
+            with contextlib.suppress(LedgerError):
+                _stop(book, run.id, states.FAILED, e.message)
+            e.hint = _resume(run, e.hint)
+            raise
+        except BaseException as e:  # a bug: the run must not stay `running` in the ledger
+            with contextlib.suppress(Exception):
+                _stop(book, run.id, states.FAILED, f"unexpected {type(e).__name__}: {e}")
+            raise
+        committer.flush_log()
         run = book.run(run.id)
         state = states.COMPLETED_WITH_FAILURES if run.dead_letters else states.COMPLETED
-        book.set_state(run.id, state)
+        error = _changed_while_read(run)
+        book.set_state(run.id, state, error=error)
         log.info(
             "run %s: %s, %d items written, %d dead letters",
             run.id, state, run.items_written, run.dead_letters,
         )  # fmt: skip
+        if error:
+            log.warning("run %s: %s", run.id, error)
+            raise FileChangedError(
+                f"{run.file}: {error}",
+                f"the {run.items_committed:,} items of the file as it was are imported (run "
+                f"{run.id}); to import it as it is now: {_start_over(run)}",
+            )
         return result_of(book.run(run.id), time.monotonic() - started)
 
 
-def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer, window: int) -> None:
-    """Hand batches to the writer, up to `window` at once, and commit them in file order."""
-    inflight: deque[tuple[Ready, Job]] = deque()
+def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> None:
+    """Hand batches to the writer, as many as MAX_BYTES_AHEAD allows, and commit them in
+    file order."""
+    inflight: deque[tuple[Ready, Job, int]] = deque()
     held: set[int] = set()  # key hashes of the batches in flight; theirs never overlap
+    ahead = 0  # bytes of the items in flight
 
     def settle() -> None:
+        nonlocal ahead
         while inflight and inflight[0][1].done:
-            batch, job = inflight.popleft()
+            batch, job, size = inflight.popleft()
+            ahead -= size
             held.difference_update(batch.keys)
             committer.commit(batch, job.failures)
 
     def must_wait(batch: Ready) -> bool:
-        return len(inflight) >= window or not batch.keys.isdisjoint(held)
+        return (
+            ahead >= MAX_BYTES_AHEAD
+            or len(inflight) >= MAX_BATCHES_AHEAD
+            or not batch.keys.isdisjoint(held)
+        )
 
     def drain(enough: Callable[[], bool] = lambda: False) -> None:
         """Take in answers and commit until `enough` (by default: until nothing is left)."""
@@ -305,7 +402,9 @@ def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer, window
     try:
         for batch in source:
             drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
-            inflight.append((batch, writer.submit(batch.items, batch.units)))
+            size = sum(map(len, batch.items))
+            inflight.append((batch, writer.submit(batch.items, batch.units), size))
+            ahead += size
             held.update(batch.keys)
             writer.poll(block=False)
             settle()
@@ -316,7 +415,10 @@ def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer, window
 
 
 class _Committer:
-    """Turns a written batch into a ledger commit: dead letters plus the new checkpoint."""
+    """Turns a written batch into a ledger commit: dead letters plus the new checkpoint.
+
+    The log gets one line per CHECKPOINT_LOG_EVERY batches, with the dead letters of those
+    batches counted by reason: a dump of a million refused items makes a short log."""
 
     def __init__(self, book: Ledger, run: Run, dump: Dump, progress: Progress | None) -> None:
         self._book = book
@@ -324,6 +426,8 @@ class _Committer:
         self._dump = dump
         self._progress = progress
         self._batches = 0
+        self._dead: Counter[str] = Counter()
+        self._checkpoint = (run.items_committed, run.byte_offset)
 
     def commit(self, batch: Ready, failures: list[Failure]) -> None:
         dead = [
@@ -342,19 +446,24 @@ class _Committer:
             written=len(batch.items) - len(failures),
             dead=dead,
         )
+        self._checkpoint = (batch.last + 1, batch.end)
         self._batches += 1
+        self._dead.update(d.code for d in dead)
         if self._batches % COLLECT_EVERY == 0:
             gc.collect(1)  # the few cycles made since the last time (botocore's, per request)
-        for d in dead:
-            log.warning(
-                "run %s: item %d dead-lettered: %s: %s", self._run_id, d.index, d.code, d.message
-            )
         if self._batches % CHECKPOINT_LOG_EVERY == 0:
-            log.info(
-                "run %s: checkpoint at item %d, byte %d", self._run_id, batch.last + 1, batch.end
-            )
+            self.flush_log()
         if self._progress:
             self._progress(batch.last + 1, batch.position, self._dump.size)
+
+    def flush_log(self) -> None:
+        items, offset = self._checkpoint
+        dead = ", ".join(f"{code} {n:,}" for code, n in self._dead.most_common())
+        log.info(
+            "run %s: checkpoint at item %d, byte %d%s", self._run_id, items, offset,
+            f"; dead-lettered since the last line: {dead}" if dead else "",
+        )  # fmt: skip
+        self._dead.clear()
 
 
 @contextmanager
@@ -389,6 +498,49 @@ def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool 
     return run
 
 
+def _after_service_error(run: Run, e: ServiceError, client: Any) -> str:
+    """The hint for a run that DynamoDB stopped: resume, unless its table is gone or was
+    created anew, where resuming would skip the items the old table took with it."""
+    try:
+        info = describe_table(client, run.table)
+    except RimportError:  # the endpoint itself is away: resuming later is right
+        return _resume(run, e.hint)
+    if info is None or (run.table_identity and info.identity != run.table_identity):
+        what = "no longer exists" if info is None else "was created anew"
+        e.message += f" (table {run.table!r} {what})"
+        return f"what was written to it is gone; import the file again with {_start_over(run)}"
+    return _resume(run, e.hint)
+
+
+def _resume(run: Run, first: str | None) -> str:
+    then = command(run, "resume", run.id)
+    return f"{first}; then {then}" if first else f"continue with {then}"
+
+
+def command(run: Run, *words: str) -> str:
+    """A command about `run` for the user to type, quoted for the shell, naming the
+    run's ledger when it is not the default one (else the command would not find it)."""
+    if run.ledger and Path(run.ledger) != states.default_path():
+        words = (*words, "--ledger", run.ledger)
+    return "`" + " ".join(shlex.quote(w) for w in ("rimport", *words)) + "`"
+
+
+def _changed_while_read(run: Run) -> str | None:
+    """Whether the file grew or shrank while the run read it: only the bytes it hashed at
+    the start were read, so a change is reported, never silently absorbed or half read."""
+    try:
+        size = Path(run.file).stat().st_size
+    except OSError:
+        return "the file was removed while it was read"
+    if size == run.file_size:
+        return None
+    how = "grew" if size > run.file_size else "shrank"
+    return (
+        f"the file {how} from {run.file_size:,} to {size:,} bytes while it was read; "
+        f"only its first {run.file_size:,} bytes were imported"
+    )
+
+
 def unchanged(run: Run) -> bool:
     """Whether the run's file still holds the bytes it had when the run read it."""
     path = Path(run.file)
@@ -417,19 +569,59 @@ def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
 
 
 def _start_over(run: Run) -> str:
-    """The command that imports the run's file afresh: `start` alone would point back here."""
-    return f"`rimport start {run.file} --table {run.table} --new`"
+    """The command that imports the run's file afresh: `start` alone would point back here.
+    It names the endpoint and creates the table with the run's key, should it be gone."""
+    words = ["start", run.file, "--table", run.table]
+    if run.endpoint != endpoints.DEFAULT:
+        words += ["--endpoint", run.endpoint]
+    if run.options.get("allow_remote"):
+        words.append("--allow-remote")
+    keys = run.options.get("keys") or []
+    if keys:
+        words += ["--create-table", "--key", keys[0]]
+        words += ["--sort-key", keys[1]] if len(keys) > 1 else []
+    return command(run, *words, "--new")
 
 
-def _connect(endpoint: str, region: str | None, client: Any) -> tuple[Any, Transport, str]:
+def _connect(where: Endpoint, region: str | None, client: Any) -> tuple[Any, Transport, str]:
     """(client for table calls, transport for writes, region).
 
     A client given by the caller (a test fake, a preconfigured botocore client) does both.
     """
     if client is not None:
         return client, SyncTransport(client), region or ""
-    conn = connect(endpoint, region)
+    conn = connect(where, region)
     return conn.client, open_transport(conn.client, conn.credentials), conn.region
+
+
+def _reconnect(run: Run, client: Any) -> tuple[Any, Transport]:
+    """The client and transport of a recorded run, at its endpoint, judged again."""
+    where = endpoints.parse(run.endpoint)
+    endpoints.check(where, run.options.get("allow_remote", False))
+    client, transport, _ = _connect(where, run.region, client)
+    return client, transport
+
+
+def _same_table(book: Ledger, run: Run, client: Any) -> TableInfo:
+    """The run's table, refused if it is not the one the run wrote its checkpoint into.
+
+    A table deleted and created again under the same name has lost every item written
+    before the checkpoint; writing only what follows would end in a `completed` run with a
+    table missing part of the file. A run that wrote nothing yet may take the new table.
+    """
+    info = describe_table(client, run.table)
+    gone = info is None or (run.table_identity is not None and info.identity != run.table_identity)
+    if gone and (run.items_written or run.dead_letters):
+        what = "no longer exists" if info is None else "was deleted and created again"
+        raise TableError(
+            f"table {run.table!r} at {run.endpoint} {what} since run {run.id} wrote to it: "
+            f"the {run.items_written:,} items it wrote before its checkpoint are not in it",
+            f"import the whole file again with {_start_over(run)}",
+        )
+    info = ensure_table(client, run.table, None, endpoints.parse(run.endpoint))
+    if info.identity != run.table_identity:
+        book.set_table_identity(run.id, info.identity)
+    return info
 
 
 def finished(run: Run) -> bool:

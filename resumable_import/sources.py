@@ -50,12 +50,47 @@ CODECS: dict[bytes, tuple[str, Callable[[BinaryIO], IO[bytes]]]] = {
 }
 
 
+class _Capped(io.RawIOBase):
+    """The first `limit` bytes of a file: a run reads exactly the bytes it hashed at its
+    start, so lines appended to a dump while it is imported are not half taken in."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        self._raw, self._limit = raw, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._limit - self._raw.tell()
+        if left <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), left)]
+        return self._raw.readinto(view)  # type: ignore[attr-defined,no-any-return]
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class Source:
     """A dump opened for reading: decompressed bytes, and how far into the file we are."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limit: int | None = None) -> None:
         self.path = path
-        self._raw: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by close())
+        if limit is None:
+            self._raw: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by close())
+        else:
+            capped = _Capped(open(path, "rb", buffering=0), limit)  # noqa: SIM115
+            self._raw = io.BufferedReader(capped, buffer_size=1 << 20)  # type: ignore[assignment]
         head = self._raw.read(8)
         self._raw.seek(0)
         self.codec = "none"

@@ -115,23 +115,54 @@ def test_resume_refuses_a_file_that_changed(
         assert book.run(run_id).items_committed == at
 
 
-def test_ctrl_c_saves_the_checkpoint_and_says_how_to_resume(
-    big_dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
-) -> None:
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, read from /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text:
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "reader_process"),
+    [(signal.SIGINT, 130, "0"), (signal.SIGTERM, 143, "1"), (signal.SIGHUP, 129, "1")],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+)
+def test_a_stop_signal_saves_the_checkpoint_and_says_how_to_resume(
+    big_dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path,
+    signum: int, code: int, reader_process: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Ctrl-C, and what docker stop, systemd and CI runners (SIGTERM) or a closed terminal
+    (SIGHUP) send: the checkpoint and state are written, one line says how to resume, the
+    exit code is the shell's for the signal, and the reader process ends too."""
+    monkeypatch.setenv("RIMPORT_READER_PROCESS", reader_process)
     proc, run_id = start(big_dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
         deadline = time.monotonic() + 120
         while book.run(run_id).items_committed < 2_000:
             assert proc.poll() is None and time.monotonic() < deadline, "no progress"
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        helpers = children(proc.pid)
+        assert len(helpers) == (reader_process == "1")
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130, err
-        assert f"hint: continue with: rimport resume {run_id}" in err
+        assert proc.returncode == code, err
+        assert err.splitlines()[-1] == (
+            f"hint: continue with `rimport resume {run_id} --ledger {ledger}`"
+        )
         run = book.run(run_id)
         assert run.state == "interrupted" and run.items_committed >= 2_000
     log = (ledger.parent / "rimport.log").read_text(encoding="utf-8")
     assert f"run {run_id}: interrupted at item {run.items_committed}" in log
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+    out = rimport("resume", run_id, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert_table_equals(ddb, table, dump_items(big_dump))
 
 
 def reader_processes() -> list[int]:

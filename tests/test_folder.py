@@ -261,7 +261,8 @@ def test_start_on_a_file_with_an_unfinished_run_points_to_resume(
     out = rimport("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1] == (
-        f"hint: continue it with `rimport resume {run_id}`, or pass --new to start over"
+        f"hint: continue it with `rimport resume {run_id} --ledger {ledger}`, or pass --new to "
+        "start over"
     )
     fresh = rimport("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger,
                     "--new")  # fmt: skip
