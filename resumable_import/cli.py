@@ -300,13 +300,13 @@ def status(
         typer.echo(json.dumps(payload, indent=2))
     elif run_id:
         _print_run(runs[0], ledger)
-    elif not runs and not runs.unreadable:
+    elif not runs:
         typer.echo("no runs yet: `rimport start FILE --table T` begins one")
     else:
         _print_table(runs)
     if runs.unreadable:
         _say(f"error: the ledger is damaged: {_count(len(runs.unreadable), 'run')} cannot be "
-             f"read ({', '.join(runs.unreadable)})")  # fmt: skip
+             f"read in full ({', '.join(runs.unreadable)})")  # fmt: skip
         _say(f"hint: {_ledger_check_command(ledger)} says more")
         raise typer.Exit(EXIT_ERROR)
 
@@ -553,8 +553,9 @@ def _print_table(runs: list[Run]) -> None:
             done = f"{100 * r.byte_offset / r.file_size:.0f}%" if "+" not in r.shape else "-"
             if r.state in ("completed", "completed_with_failures"):
                 done = "100%"
+            dead = f"{r.dead_letters:,}" if r.dead_letters >= 0 else "?"
             rows.append((indent + r.id, r.state, r.table, f"{r.items_committed:,}",
-                         f"{r.items_written:,}", f"{r.dead_letters:,}", done, r.updated_at,
+                         f"{r.items_written:,}", dead, done, r.updated_at,
                          Path(r.file).name))  # fmt: skip
     widths = [
         max(len(row[i]) for row in rows if isinstance(row, tuple)) for i in range(len(header))

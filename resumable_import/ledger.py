@@ -226,13 +226,7 @@ class Ledger:
         folder: str | None = None,
         table_identity: str | None = None,
     ) -> Run:
-        """Record a new run; refused in a damaged ledger, where it might not be readable."""
-        if problems := self.check():
-            raise LedgerError(
-                f"the ledger {self.path} is damaged ({problems[0]}); no new run is recorded in it",
-                f"`rimport ledger check --ledger {self.path}` says which runs it still holds; "
-                "pass --ledger PATH to record new runs in a new file",
-            )
+        """Record a new run (`ready_for_runs` first tells whether it can be)."""
         now = _now()
         run_id = secrets.token_hex(6)
         with self._transaction():
@@ -263,8 +257,10 @@ class Ledger:
         return self._run(rows[0])
 
     def runs(self) -> list[Run]:
-        """Every run, oldest first. In a damaged ledger, those that can still be read (the
-        others are in `unreadable`), so that `status` still shows what it can."""
+        """Every run, oldest first. In a damaged ledger, every run whose row can still be
+        read, so that `status` shows what it can: the ids of those that cannot be read in
+        full go to `unreadable`, and a run whose dead letters cannot be counted has
+        `dead_letters` -1."""
         self.unreadable = []
         try:
             return [self._run(r) for r in self._select(" ORDER BY r.started_at, r.rowid")]
@@ -274,8 +270,17 @@ class Ledger:
         for (run_id,) in ids:
             try:
                 found.append(self.run(run_id))
+                continue
             except LedgerError:
                 self.unreadable.append(run_id)
+            with contextlib.suppress(LedgerError):
+                row = self._guarded(
+                    lambda r=run_id: self._db.execute(
+                        _SELECT_RUNS.replace(_COUNT, "-1 AS dead_letters") + " WHERE r.id = ?",
+                        (r,),
+                    ).fetchone()
+                )
+                found.append(self._run(row))
         return sorted(found, key=lambda r: r.started_at)
 
     def latest_run(self, file: str, table: str) -> Run | None:
@@ -431,6 +436,19 @@ class Ledger:
 
     # -- health ---------------------------------------------------------------------------
 
+    def ready_for_runs(self) -> None:
+        """Refuse, before anything is read or sent, a ledger that could not keep a run's
+        record: one that is read-only (SQLite opens those without a word), or damaged (a
+        run recorded in it might not be readable again)."""
+        if problems := self.check():
+            raise LedgerError(
+                f"the ledger {self.path} is damaged ({problems[0]}); no new run is recorded in it",
+                f"`rimport ledger check --ledger {self.path}` says which runs it still holds; "
+                "pass --ledger PATH to record new runs in a new file",
+            )
+        with self._transaction("BEGIN IMMEDIATE"):  # a write that changes nothing
+            self._db.execute(f"PRAGMA user_version = {self.schema_version}")
+
     def check(self) -> list[str]:
         """What SQLite's quick check finds wrong with the file; empty when it is sound."""
         try:
@@ -527,13 +545,15 @@ class Ledger:
         return False
 
 
+_COUNT = (
+    "(SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
+    " AS dead_letters"
+)
 _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
-    " r.block_hashes, r.folder, r.table_identity,"
-    " (SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
-    " AS dead_letters FROM runs r"
+    " r.block_hashes, r.folder, r.table_identity, " + _COUNT + " FROM runs r"
 )
 
 

@@ -123,6 +123,7 @@ def import_file(
     dump = Dump.open(path, fmt, items_path)
     file = str(dump.path.resolve())
     with using_ledger(ledger) as book:
+        book.ready_for_runs()
         if not new and (last := book.latest_run(file, table)) and not finished(last):
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
@@ -169,6 +170,7 @@ def resume_run(
 ) -> ImportResult:
     """Continue a run from its last checkpoint, on the same file, table and endpoint."""
     with using_ledger(ledger) as book:
+        book.ready_for_runs()
         run = book.run(run_id)
         with book.lock(run.id):
             run = book.run(run.id)  # re-read now that no one else can change it
@@ -204,6 +206,7 @@ def retry_failed(
     """
     started = time.monotonic()
     with using_ledger(ledger) as book:
+        book.ready_for_runs()
         run = book.run(run_id)
         with book.lock(run.id), _log_to(book):
             pages = book.pages_of_dead_letters(run.id, retryable_only=True)
@@ -659,7 +662,11 @@ def using_ledger(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
 def _log_to(book: Ledger) -> Iterator[None]:
     """Append run events to `$RIMPORT_LOG`, else `rimport.log` beside the ledger, while a
     run works."""
-    path = os.environ.get("RIMPORT_LOG") or book.path.with_name("rimport.log")
+    path = Path(os.environ.get("RIMPORT_LOG") or book.path.with_name("rimport.log"))
+    with contextlib.suppress(OSError):  # it names files and tables: the user's alone
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(0o600)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
