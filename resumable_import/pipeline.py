@@ -81,7 +81,8 @@ def ready_batches(
             yield _ready(batch, dump, units)
         return
     spec = {
-        "path": str(dump.path), "shape": str(dump.shape), "items_as": dump.items_as,
+        "path": str(dump.path), "size": dump.size, "shape": str(dump.shape),
+        "items_as": dump.items_as,
         "start": [start.index, start.offset] if start else None,
         "keys": [[k.name, k.type] for k in keys], "batch_size": batch_size, "units": units,
     }  # fmt: skip
@@ -146,6 +147,7 @@ def serve() -> None:
     with contextlib.suppress(OSError):  # a smaller pipe only means less slack
         fcntl.fcntl(out.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
     dump = Dump(spec["path"], Shape.parse(spec["shape"]), items_as=spec["items_as"])
+    dump.size = spec["size"]  # the bytes the run hashed, should the file have grown since
     start = Position(*spec["start"]) if spec["start"] else None
     keys = tuple(KeySpec(name, kind) for name, kind in spec["keys"])
     source = ready_batches(dump, start, keys, spec["batch_size"], units=spec["units"],

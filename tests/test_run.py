@@ -229,3 +229,31 @@ def test_a_gzip_dump_resumes_after_an_outage_and_reports_its_codec(tmp_path: Pat
     fake.fail_next.clear()
     assert resume_run(run.id, ledger=ledger, client=fake, retry=FAST).state == "completed"
     assert table_values(fake) == {f"k{i}": i for i in range(300)}
+
+
+def test_lines_appended_while_a_dump_is_read_are_reported_not_taken_in(
+    tmp_path: Path, reading: str
+) -> None:
+    """Reading stops at the size hashed at the start; the growth is reported at the end."""
+    path = tmp_path / "growing.jsonl"
+    path.write_text("".join(f'{{"pk": "k{i}"}}\n' for i in range(2000)))
+    size = path.stat().st_size
+
+    def append(items: int, done: int, total: int) -> None:
+        if items == 25:
+            with path.open("a") as f:
+                f.write("".join(f'{{"pk": "late{i}"}}\n' for i in range(500)))
+
+    fake = FakeDynamo()
+    with pytest.raises(FileChangedError) as changed:
+        import_file(path, "t", client=fake, ledger=tmp_path / "l.db", retry=FAST, progress=append)
+    grown = path.stat().st_size
+    assert changed.value.message == (
+        f"{path}: the file grew from {size:,} to {grown:,} bytes while it was read; only its "
+        f"first {size:,} bytes were imported"
+    )
+    assert "rimport start" in (changed.value.hint or "")
+    assert sorted(fake.items) == sorted((f"k{i}",) for i in range(2000))
+    (run,) = run_status(ledger=tmp_path / "l.db")
+    assert (run.state, run.items_committed, run.file_size) == ("completed", 2000, size)
+    assert run.error is not None and "grew" in run.error
