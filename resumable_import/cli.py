@@ -211,7 +211,7 @@ def start(
     if isinstance(result, FolderResult):
         _finish_folder(result)
     else:
-        _finish(result)
+        _finish(result, ledger)
 
 
 @app.command()
@@ -247,7 +247,7 @@ def resume(
         with _Bar() as bar:
             return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar))
 
-    _finish(_guard(work))
+    _finish(_guard(work), ledger)
 
 
 @app.command("retry-failed")
@@ -455,7 +455,7 @@ class _Bar:
             self._bar.close()
 
 
-def _finish(result: ImportResult) -> None:
+def _finish(result: ImportResult, ledger: Path | None) -> None:
     rate = f", {result.items_written / result.elapsed:,.0f} items/s" if result.elapsed else ""
     _say(
         f"run {result.run_id}: {result.state}: {result.items_committed:,} items read, "
@@ -463,8 +463,9 @@ def _finish(result: ImportResult) -> None:
         f" in {result.elapsed:.1f}s{rate}"
     )
     if result.dead_letters:
-        _say(f"see them with `rimport status {result.run_id}`; retry with "
-             f"`rimport retry-failed {result.run_id}`")  # fmt: skip
+        where = f" --ledger {ledger}" if ledger else ""
+        _say(f"see them with `rimport status {result.run_id}{where}`; retry with "
+             f"`rimport retry-failed {result.run_id}{where}`")  # fmt: skip
         raise typer.Exit(EXIT_DEAD_LETTERS)
 
 

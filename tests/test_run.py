@@ -257,3 +257,27 @@ def test_lines_appended_while_a_dump_is_read_are_reported_not_taken_in(
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert (run.state, run.items_committed, run.file_size) == ("completed", 2000, size)
     assert run.error is not None and "grew" in run.error
+
+
+def test_an_unexpected_failure_leaves_the_run_failed_not_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug must not leave a run `running` (with items written past its checkpoint) that
+    every later look would call interrupted: it is recorded as failed, with what it was."""
+    real = run_module._Committer.commit
+    calls = []
+
+    def commit_then_break(self, batch, failures) -> None:  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            raise TypeError("a bug")
+        real(self, batch, failures)
+
+    monkeypatch.setattr(run_module._Committer, "commit", commit_then_break)
+    path = write_dump(tmp_path / "d.json", 200)
+    with pytest.raises(TypeError):
+        import_file(path, "t", client=FakeDynamo(), ledger=tmp_path / "l.db", retry=FAST)
+    (run,) = run_status(ledger=tmp_path / "l.db")
+    assert (run.state, run.items_committed, run.error) == (
+        "failed", 50, "unexpected TypeError: a bug",
+    )  # fmt: skip
