@@ -611,14 +611,21 @@ def _same_table(book: Ledger, run: Run, client: Any) -> TableInfo:
     A table deleted and created again under the same name has lost every item written
     before the checkpoint; writing only what follows would end in a `completed` run with a
     table missing part of the file. A run that wrote nothing yet may take the new table.
+    A missing table is not created here: the hint names the `start` that creates it.
     """
     info = describe_table(client, run.table)
-    gone = info is None or (run.table_identity is not None and info.identity != run.table_identity)
-    if gone and (run.items_written or run.dead_letters):
-        what = "no longer exists" if info is None else "was deleted and created again"
+    if info is None:
         raise TableError(
-            f"table {run.table!r} at {run.endpoint} {what} since run {run.id} wrote to it: "
-            f"the {run.items_written:,} items it wrote before its checkpoint are not in it",
+            f"table {run.table!r} at {run.endpoint} no longer exists since run {run.id} "
+            f"started: the {run.items_written:,} items it wrote before its checkpoint are gone",
+            f"import the whole file again with {_start_over(run)}",
+        )
+    anew = run.table_identity not in (None, info.identity)
+    if anew and (run.items_written or run.dead_letters):
+        raise TableError(
+            f"table {run.table!r} at {run.endpoint} was deleted and created again since run "
+            f"{run.id} wrote to it: the {run.items_written:,} items it wrote before its "
+            "checkpoint are not in it",
             f"import the whole file again with {_start_over(run)}",
         )
     info = ensure_table(client, run.table, None, endpoints.parse(run.endpoint))

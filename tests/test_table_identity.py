@@ -87,7 +87,9 @@ def test_resume_refuses_a_deleted_table_and_its_hint_creates_it(
     ddb.delete_table(TableName=table)
     out = rimport("resume", run_id, "--ledger", ledger)
     assert out.returncode == 2
-    assert f"table {table!r} at {endpoint} no longer exists since run {run_id}" in out.stderr
+    assert f"table {table!r} at {endpoint} no longer exists since run {run_id} started" in (
+        out.stderr
+    )
     (again,) = commands(out.stderr.splitlines()[-1])
     fresh = rimport(*again[1:])
     assert fresh.returncode == 0, fresh.stderr
