@@ -325,9 +325,9 @@ def _execute(
             with _collector_paused(), closing(source), closing(transport):
                 _pump(source, writer, committer)
         except KeyboardInterrupt as e:
-            run = _stop(book, run.id, states.INTERRUPTED, "interrupted by the user")
             signum = getattr(e, "signum", 2)
             what = "interrupted" if signum == 2 else f"stopped by signal {signum}"
+            run = _stop(book, run.id, states.INTERRUPTED, f"{what} by the user")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped at item {run.items_committed}",
                 f"continue with {command(run, 'resume', run.id)}",
@@ -341,8 +341,8 @@ def _execute(
             )
             raise
         except ServiceError as e:
+            e.hint = _after_service_error(book.run(run.id), e, client)  # may add to e.message
             run = _stop(book, run.id, states.FAILED, e.message)
-            e.hint = _after_service_error(run, e, client)
             raise
         except LedgerError as e:
             # The checkpoint that could not be written is simply not there: what was
