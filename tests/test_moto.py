@@ -216,3 +216,33 @@ def test_killed_with_sigkill_and_resumed_the_table_equals_the_file(
     assert f"run {run_id}: completed: {count:,} items read" in out.stderr
     assert_table_equals(mddb, mtable, dump_items(dump))
     assert_completed(ledger, run_id, count)
+
+
+def test_what_moto_would_store_but_dynamodb_refuses_is_dead_lettered_by_rimport(
+    tmp_path: Path, moto: str, mddb: Any, mtable: str, ledger: Path
+) -> None:
+    """moto takes 39-digit numbers, magnitudes over 9.99E+125, empty sets and repeated set
+    members, all of which DynamoDB refuses: rimport's own checks must refuse them first, so
+    that a run means the same on every server."""
+    refused = {
+        "k1": ({"N": "1" * 39}, "BadNumber"),
+        "k2": ({"N": "1E+126"}, "BadNumber"),
+        "k3": ({"SS": []}, "EmptySet"),
+        "k4": ({"SS": ["x", "x"]}, "SetDuplicates"),
+        "k5": ({"NS": ["1", "1.0"]}, "SetDuplicates"),
+    }
+    items = [{"pk": {"S": "k0"}, "v": {"N": "1"}}]
+    items += [{"pk": {"S": key}, "v": value} for key, (value, _) in refused.items()]
+    items.append({"pk": {"S": "k6"}, "v": {"NS": ["1", "2"]}})
+    dump = tmp_path / "typed.jsonl"
+    dump.write_text("\n".join(map(json.dumps, items)) + "\n", encoding="utf-8")
+    out = rimport("start", dump, "--endpoint", moto, "--table", mtable, "--create-table",
+                  "--key", "pk:S", "--ledger", ledger, "--format", "ddb-json")  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    run_id = out.stdout.splitlines()[0]
+    keys = sorted(i["pk"]["S"] for p in mddb.get_paginator("scan").paginate(TableName=mtable)
+                  for i in p["Items"])  # fmt: skip
+    assert keys == ["k0", "k6"]
+    detail = rimport("status", run_id, "--ledger", ledger).stdout
+    for index, (_, code) in enumerate(refused.values(), start=1):
+        assert f"  {index}  {code}: " in detail
