@@ -390,7 +390,7 @@ def main() -> None:
     limit, commit_us, big_size = 0.0, 0.0, 0
     resume: dict[str, tuple[float, float]] = {}
     throttled: dict[str, tuple[int, int]] = {}
-    ledgers: dict[str, int] = {}
+    ledgers: dict[str, tuple[int, int]] = {}
     if "1" in only:
         rows += client_cost(n, ledger)
     if "2" in only:
@@ -632,16 +632,16 @@ def memory_and_resume(
     return rows, resume, big.stat().st_size
 
 
-def refused_items(n: dict[str, int], tmp: Path) -> tuple[list[Row], dict[str, int]]:
+def refused_items(n: dict[str, int], tmp: Path) -> tuple[list[Row], dict[str, tuple[int, int]]]:
     """`rimport start` on dumps whose every item is refused before sending: what memory,
     time and ledger space dead letters cost when no batch ever fills with good items.
 
-    Each run has a ledger of its own, whose size (with its WAL) is returned by scenario.
-    The verified column is the run's dead letters in the ledger; the stand-in must have
-    received no item at all.
+    Each run has a folder of its own; the sizes of its ledger (with its WAL) and of the log
+    beside it are returned by scenario. The verified column is the run's dead letters in the
+    ledger; the stand-in must have received no item at all.
     """
     rows = []
-    sizes: dict[str, int] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     print("8. refused items", file=sys.stderr)
     empty = empty_dump(n["empty"])
     big_items = n["big"]
@@ -665,19 +665,24 @@ def refused_items(n: dict[str, int], tmp: Path) -> tuple[list[Row], dict[str, in
             ("every item {}: MissingKey", empty, n["empty"], "t"),
             (big_name, big, big_items, "by-id"),
         ):
-            ledger = tmp / f"refused-{table}.sqlite"
+            ledger = tmp / f"refused-{table}" / "ledger.sqlite"
             s.reset()
             child = rimport(
                 "start", path, "--table", table, "--endpoint", s.url, ledger=ledger, codes=(3,)
             )
             if s.stats()["puts"]:
                 raise RuntimeError(f"{scenario}: the stand-in received items, none was expected")
+            # measured before this process opens the ledger
+            sizes[scenario] = (
+                sum(
+                    f.stat().st_size for f in (ledger, ledger.with_name(ledger.name + "-wal"))
+                    if f.exists()
+                ),
+                log.stat().st_size if (log := ledger.with_name("rimport.log")).exists() else 0,
+            )  # fmt: skip
             with Ledger(ledger) as book:
                 dead = book.run(child.stdout.split()[0]).dead_letters
-            sizes[scenario] = sum(
-                f.stat().st_size for f in (ledger, ledger.with_name(ledger.name + "-wal"))
-                if f.exists()
-            )  # fmt: skip
+            shutil.rmtree(ledger.parent)  # gigabytes of dead letters in the full run
             rows.append(
                 Row(
                     "8 refused items",
@@ -709,7 +714,7 @@ def print_report(
     commit_us: float,
     throttled: dict[str, tuple[int, int]],
     big_size: int,
-    ledgers: dict[str, int],
+    ledgers: dict[str, tuple[int, int]],
 ) -> None:
     print("| target | scenario | tool | items | items/s | CPU µs/item | peak RSS MB | verified |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -774,10 +779,12 @@ def print_report(
         print(f"7. throttling, {tool}: {t:,} of {total:,} requests throttled")
     for r in rows:
         if r.target == "8 refused items":
+            ledger, log = ledgers[r.scenario]
             print(
-                f"8. refused items, {r.scenario}: peak RSS {r.rss_kb / 1024:,.0f} MB, "
-                f"{r.rate:,.0f} items/s, {r.verified:,} of {r.items:,} items dead-lettered, "
-                f"ledger {ledgers[r.scenario] / 1e6:,.1f} MB after the run"
+                f"8. refused items, {r.scenario}: peak RSS {r.rss_kb / 1024:,.0f} MB (target "
+                f"100), {r.rate:,.0f} items/s, {r.verified:,} of {r.items:,} items "
+                f"dead-lettered; after the run the ledger holds {ledger / 1e6:,.1f} MB and the "
+                f"log {log / 1e6:,.1f} MB"
             )
 
 
