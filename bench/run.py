@@ -109,8 +109,9 @@ class Child:
     code: int
 
 
-def run_child(cmd: list[str], **env: str) -> Child:
-    """Run a command and read its own CPU time and peak RSS from the kernel."""
+def run_child(cmd: list[str], codes: tuple[int, ...] = (0,), **env: str) -> Child:
+    """Run a command and read its own CPU time and peak RSS from the kernel; an exit code
+    not in `codes` is an error."""
     assert _SPAWNER.stdin is not None and _SPAWNER.stdout is not None
     with tempfile.NamedTemporaryFile() as out, tempfile.NamedTemporaryFile() as err:
         started = time.monotonic()
@@ -120,7 +121,7 @@ def run_child(cmd: list[str], **env: str) -> Child:
         code, cpu, rss_kb = json.loads(_SPAWNER.stdout.readline())
         seconds = time.monotonic() - started
         child = Child(seconds, cpu, rss_kb, out.read().decode(), err.read().decode(), code)
-    if child.code != 0:
+    if child.code not in codes:
         raise RuntimeError(f"{' '.join(cmd)} failed ({child.code}):\n{child.stderr[-2000:]}")
     return child
 
@@ -193,9 +194,12 @@ def gzipped(path: Path) -> Path:
     return out
 
 
-def rimport(*args: str | Path, ledger: Path, reader_process: bool = True) -> Child:
+def rimport(
+    *args: str | Path, ledger: Path, reader_process: bool = True, codes: tuple[int, ...] = (0,)
+) -> Child:
     return run_child(
         [str(BIN / "rimport"), *map(str, args)],
+        codes,
         RIMPORT_LEDGER=str(ledger),
         RIMPORT_READER_PROCESS=str(int(reader_process)),
     )
@@ -360,7 +364,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="dumps ten times smaller")
     parser.add_argument(
-        "--only", default="1,2,3,4,7", metavar="T,T", help="targets to measure (default: all)"
+        "--only", default="1,2,3,4,7,8", metavar="T,T", help="targets to measure (default: all)"
     )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
@@ -377,6 +381,7 @@ def main() -> None:
             "throttle": 30_000,
             "small": 100_000,
             "big": 2_500_000,
+            "empty": 1_000_000,
         }.items()
     }
     rows: list[Row] = []
@@ -385,6 +390,7 @@ def main() -> None:
     limit, commit_us, big_size = 0.0, 0.0, 0
     resume: dict[str, tuple[float, float]] = {}
     throttled: dict[str, tuple[int, int]] = {}
+    ledgers: dict[str, tuple[int, int]] = {}
     if "1" in only:
         rows += client_cost(n, ledger)
     if "2" in only:
@@ -398,8 +404,11 @@ def main() -> None:
     if "4" in only:
         mem_rows, resume, big_size = memory_and_resume(n, ledger, tmp)
         rows += mem_rows
+    if "8" in only:
+        refused_rows, ledgers = refused_items(n, tmp)
+        rows += refused_rows
     commit_us = commit_cost(tmp)
-    print_report(rows, limit, resume, commit_us, throttled, big_size)
+    print_report(rows, limit, resume, commit_us, throttled, big_size, ledgers)
 
 
 def client_cost(n: dict[str, int], ledger: Path) -> list[Row]:
@@ -623,6 +632,81 @@ def memory_and_resume(
     return rows, resume, big.stat().st_size
 
 
+def refused_items(n: dict[str, int], tmp: Path) -> tuple[list[Row], dict[str, tuple[int, int]]]:
+    """`rimport start` on dumps whose every item is refused before sending: what memory,
+    time and ledger space dead letters cost when no batch ever fills with good items.
+
+    Each run has a folder of its own; the sizes of its ledger (with its WAL) and of the log
+    beside it are returned by scenario. The verified column is the run's dead letters in the
+    ledger; the stand-in must have received no item at all.
+    """
+    rows = []
+    sizes: dict[str, tuple[int, int]] = {}
+    print("8. refused items", file=sys.stderr)
+    empty = empty_dump(n["empty"])
+    big_items = n["big"]
+    big, _ = dump("big", big_items, mark=big_items * 9 // 10)  # the one target 4 uses
+    with standin() as s:
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=s.url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        client.create_table(
+            TableName="by-id",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        big_name = f"{big.stat().st_size / 1e9:.1f} GB dump, table keyed id:S"
+        for scenario, path, items, table in (
+            ("every item {}: MissingKey", empty, n["empty"], "t"),
+            (big_name, big, big_items, "by-id"),
+        ):
+            ledger = tmp / f"refused-{table}" / "ledger.sqlite"
+            s.reset()
+            child = rimport(
+                "start", path, "--table", table, "--endpoint", s.url, ledger=ledger, codes=(3,)
+            )
+            if s.stats()["puts"]:
+                raise RuntimeError(f"{scenario}: the stand-in received items, none was expected")
+            # measured before this process opens the ledger
+            sizes[scenario] = (
+                sum(
+                    f.stat().st_size for f in (ledger, ledger.with_name(ledger.name + "-wal"))
+                    if f.exists()
+                ),
+                log.stat().st_size if (log := ledger.with_name("rimport.log")).exists() else 0,
+            )  # fmt: skip
+            with Ledger(ledger) as book:
+                dead = book.run(child.stdout.split()[0]).dead_letters
+            shutil.rmtree(ledger.parent)  # gigabytes of dead letters in the full run
+            rows.append(
+                Row(
+                    "8 refused items",
+                    scenario,
+                    "rimport",
+                    items,
+                    child.seconds,
+                    child.cpu,
+                    child.rss_kb,
+                    dead,
+                )
+            )
+    return rows, sizes
+
+
+def empty_dump(items: int) -> Path:
+    """A cached JSON array of `items` empty objects: items without a key, refused one by one."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"empty-{items}.json"
+    if not path.exists():
+        path.write_bytes(b"[\n" + b",\n".join([b"{}"] * items) + b"\n]\n")
+    return path
+
+
 def print_report(
     rows: list[Row],
     limit: float,
@@ -630,6 +714,7 @@ def print_report(
     commit_us: float,
     throttled: dict[str, tuple[int, int]],
     big_size: int,
+    ledgers: dict[str, tuple[int, int]],
 ) -> None:
     print("| target | scenario | tool | items | items/s | CPU µs/item | peak RSS MB | verified |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -692,6 +777,15 @@ def print_report(
         )
     for tool, (t, total) in throttled.items():
         print(f"7. throttling, {tool}: {t:,} of {total:,} requests throttled")
+    for r in rows:
+        if r.target == "8 refused items":
+            ledger, log = ledgers[r.scenario]
+            print(
+                f"8. refused items, {r.scenario}: peak RSS {r.rss_kb / 1024:,.0f} MB (target "
+                f"100), {r.rate:,.0f} items/s, {r.verified:,} of {r.items:,} items "
+                f"dead-lettered; after the run the ledger holds {ledger / 1e6:,.1f} MB and the "
+                f"log {log / 1e6:,.1f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 or throttles to a set rate, so the client's own cost can be measured apart from a server.
 
 It speaks just enough of the protocol for rimport and the boto3 baselines: DescribeTable and
-CreateTable (a table keyed by `pk`) and BatchWriteItem, whose items it counts by distinct key.
+CreateTable (every table is keyed by `pk`, except one created with another key, which keeps
+it) and BatchWriteItem, whose items it counts by distinct key.
 `GET /stats` returns what it saw; `POST /reset` forgets it.
 
     python bench/standin.py --port P [--latency-ms 10] [--max-items-per-s 5000]
@@ -85,14 +86,21 @@ class Standin:
             self.last_write = time.monotonic()
 
 
-def _table(name: str) -> dict[str, Any]:
-    return {
-        "Table": {
-            "TableName": name, "TableStatus": "ACTIVE",
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-        }
-    }  # fmt: skip
+PK = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+}
+# The keys of the tables created here, by name: a table keyed otherwise than by `pk` lets the
+# benchmark measure a dump whose every item misses the table's key.
+_keys: dict[str, dict[str, Any]] = {}
+
+
+def _table(target: str, request: dict[str, Any]) -> dict[str, Any]:
+    name = request["TableName"]
+    if target == "CreateTable":
+        _keys[name] = {k: request[k] for k in PK}
+    table = {"TableName": name, "TableStatus": "ACTIVE", **_keys.get(name, PK)}
+    return {"TableDescription" if target == "CreateTable" else "Table": table}
 
 
 async def serve(standin: Standin, port: int) -> None:
@@ -116,7 +124,7 @@ async def serve(standin: Standin, port: int) -> None:
                 elif target == "BatchWriteItem":
                     status, payload = await standin.batch_write(body)
                 elif target in ("DescribeTable", "CreateTable"):
-                    status, payload = 200, _table(orjson.loads(body)["TableName"])
+                    status, payload = 200, _table(target, orjson.loads(body))
                 else:
                     status, payload = (
                         400,
