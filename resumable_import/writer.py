@@ -24,7 +24,8 @@ backoff, seconds alone would give up after one long wait. Progress (part of the 
 written) starts the budget over.
 
 **Outages are ridden out.** When nothing is answered, only failures (an endpoint
-restarting, a network gone), no item is dead-lettered for it: every request keeps being
+restarting, a network gone), no item is dead-lettered for it (unless it is the last one
+left, which cannot tell an outage from its own fault): every request keeps being
 sent again with capped backoff, `on_outage(since, cause)` is told after
 `OUTAGE_NOTICE` seconds (and `on_outage(None, "")` once an answer comes back), and only
 when no answer has come for `max_outage` seconds is ServiceError raised, naming the
@@ -268,8 +269,15 @@ class Writer:
         part.fruitless += 1
         if part.since is None:
             part.since = now
-        # Failures only, since this part's last one: the endpoint is down, not this request.
-        outage = verdict.kind is Kind.TRANSIENT and self._answered_at <= part.failed_at
+        # No answer to anyone since this part last failed, and others are waiting too: the
+        # endpoint is down, not this request, and the outage clock decides. Alone, it
+        # cannot tell and gives up on its budget (its items retryable), rather than stop
+        # the run on what may be this request's own fault (resume would meet it again).
+        outage = (
+            verdict.kind is Kind.TRANSIENT
+            and self._answered_at <= part.failed_at
+            and bool(self._inflight or self._ready or self._waiting)
+        )
         part.failed_at = now
         policy = self._policy
         if (
