@@ -75,7 +75,8 @@ class RetryPolicy:
     max_outage: float = 300.0
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        # The exponent is bounded: an item riding out an outage counts hundreds of attempts.
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempt, 64)))
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,7 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
         delays = [policy.delay(attempt) for _ in range(200)]
         assert all(0 <= d <= cap for d in delays)
         assert max(delays) > cap / 2
+    assert 0 <= policy.delay(5000) <= 1.0  # hundreds of attempts through an outage
 
 
 def test_throttling_halves_the_requests_in_flight_and_success_wins_them_back() -> None:
