@@ -1,28 +1,39 @@
 """Write batches with BatchWriteItem until every item is in or accounted for.
 
-One thread keeps up to `max_inflight` requests in flight through a Transport (one request
-per connection) and steps each batch through its retries as a small state machine. Threads
+One thread keeps up to `limit` requests in flight through a Transport (one request per
+connection) and steps each batch through its retries as a small state machine. Threads
 were the obvious alternative and were measured: handing requests between threads under
 the GIL cost about 20 µs of CPU per item, a third of the whole budget.
 
-Three kinds of failure, three answers:
-- transient (throttling, 5xx, a dropped connection, items handed back unprocessed): back off
-  with full jitter and send again what is left;
-- one bad item (ValidationException fails the whole request): split the request in halves
-  until the bad item stands alone, write the rest, and report that one as a dead letter;
-- anything else (missing table, bad credentials), or a transient fault that outlasts every
-  attempt: raise ServiceError, because the next batch would fail the same way. The caller
-  keeps its checkpoint and the run can be resumed once the cause is gone.
+Each answer gets a verdict (`outcomes.classify`), and each verdict its answer:
+- written: done; handed back unprocessed or throttled: back off with full jitter and
+  send again what is left (throttling also slows the writer, see `flow`);
+- refused because of an item (ValidationException, or HTTP 413 from a proxy): split the
+  request in halves until the item at fault stands alone, write the rest, and report
+  that one as a dead letter;
+- no answer (connection refused or dropped, timeout, 5xx): back off and send again;
+- anything else (missing table, bad credentials, an untrusted certificate): raise
+  ServiceError at once, because the next request would fail the same way.
 
-Throttling also slows the writer as a whole: each throttled answer halves the number of
-requests allowed in flight, and each clean answer adds back a little (AIMD, as TCP does).
-It also paces sends to just under the items the table took in the last second: a table
-that takes part of every request would otherwise get each leftover back as a small retry
-of its own (measured against a stand-in capped at 1,500 items/s: 8,272 requests for
-30,000 items without the pace, 2,023 with it). Each clean answer raises the pace by its
-items, so it doubles each second nothing is throttled and is lifted soon after throttling
-stops. `max_wcu` caps the write units sent per second, counted from item sizes as
-DynamoDB counts them.
+**The failure policy finishes the import.** An item that stays unprocessed, throttled or
+failing past its budget while other requests are answered becomes a *retryable* dead
+letter, its job completes, and the run goes on (`retry-failed` writes it later). The
+budget is both `max_attempts` fruitless sends and `item_timeout` seconds since its
+trouble began: attempts alone come and go in a fraction of a second under a short
+backoff, seconds alone would give up after one long wait. Progress (part of the request
+written) starts the budget over.
+
+**Outages are ridden out.** When nothing is answered, only failures (an endpoint
+restarting, a network gone), no item is dead-lettered for it (unless it is the last one
+left, which cannot tell an outage from its own fault): every request keeps being
+sent again with capped backoff, `on_outage(since, cause)` is told after
+`OUTAGE_NOTICE` seconds (and `on_outage(None, "")` once an answer comes back), and only
+when no answer has come for `max_outage` seconds is ServiceError raised, naming the
+last error. When the endpoint answers again, the items waiting out their backoff are
+sent at once and their budgets start over.
+
+Crash safety is the caller's: a job is `done` only once each of its items is written or
+has a Failure.
 """
 
 from __future__ import annotations
@@ -37,46 +48,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ServiceError, hint_for
+from .errors import ServiceError
+from .flow import Flow
 from .items import Key, key_of, write_units
+from .outcomes import WRITTEN, Kind, Verdict, classify
 from .transport import Transport
 
-TRANSIENT_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    }
-)
-THROTTLE_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
-     "RequestLimitExceeded"}
-)  # fmt: skip
-# Errors that blame something in the request's items rather than the request as a whole.
-# A validation error is the item's own fault and stays a fault; an item collection over its
-# size limit may fit later, after the user makes room, so `retry-failed` tries it again.
-ITEM_CODES = {"ValidationException": False, "ItemCollectionSizeLimitExceededException": True}
-UNPROCESSED = "Unprocessed"
-MIN_PACE, MAX_PACE = 25, 200_000  # items/s the throttling pace stays between (or is lifted)
+OUTAGE_NOTICE = 2.0  # seconds of nothing but failures before `on_outage` is told
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped; `max_attempts` counts fruitless sends."""
+    """How long to keep trying: exponential backoff with full jitter, capped.
+
+    An item gives up (a retryable dead letter) after `max_attempts` fruitless sends *and*
+    `item_timeout` seconds, while the endpoint answers other requests; when it answers
+    none, the run stops after `max_outage` seconds without an answer.
+    """
 
     max_attempts: int = 10
     base_delay: float = 0.05
     max_delay: float = 20.0
+    item_timeout: float = 30.0
+    max_outage: float = 300.0
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        # The exponent is bounded: an item riding out an outage counts hundreds of attempts.
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempt, 64)))
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,16 @@ class _Part:
 
     job: Job
     positions: list[int]
-    fruitless: int = 0
+    fruitless: int = 0  # sends in a row that wrote none of it
     sends: int = 0
+    since: float | None = None  # when its fruitless streak began
+    failed_at: float = 0.0  # its last fruitless answer
+    number: int = 0  # its last send's number, for the flow control
 
 
 RetryHook = Callable[[str, int, float], None]
+OutageHook = Callable[[float | None, str], None]
+"""(since when, on the writer's clock, nothing but failures; the last one) or (None, "")."""
 
 
 class Writer:
@@ -128,37 +133,42 @@ class Writer:
         max_inflight: int = 1,
         max_wcu: float | None = None,
         on_retry: RetryHook | None = None,
+        on_outage: OutageHook | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._transport = transport
         self._table = table
         self._key_names = key_names
         self._policy = policy or RetryPolicy()
-        self._max_inflight = max_inflight
-        self._limit = float(max_inflight)  # lowered by throttling, regained by success
-        self._last_cut = -1.0
+        self._flow = Flow(max_inflight, max_wcu, clock)
         self._max_wcu = max_wcu
-        self._wcu = _Bucket(max_wcu, clock(), window=1.0) if max_wcu else None
-        self._pace: _Bucket | None = None  # items/s, set by throttling, lifted by success
-        self._took: deque[tuple[float, int]] = deque()  # (when, items written): last second
-        self._took_sum = 0
         self._on_retry = on_retry
+        self._on_outage = on_outage
         self._clock = clock
+        self._sleep = sleep
         self._ready: deque[_Part] = deque()
         self._waiting: list[tuple[float, int, _Part]] = []  # (not before, seq, part)
         self._seq = itertools.count()
         self._inflight: dict[Any, _Part] = {}
-        self.throttled = 0  # throttled answers so far, for the log and the benchmark
+        self._answered_at = clock()  # the endpoint's last answer (not a failure)
+        self._down_since: float | None = None  # first failure since that answer
+        self._told: str | None = None  # the cause `on_outage` was last told
 
     @property
     def limit(self) -> int:
         """Requests allowed in flight right now."""
-        return int(self._limit)
+        return self._flow.limit
 
     @property
     def pace(self) -> float | None:
         """Items per second sends are held to since the table throttled; None: unpaced."""
-        return self._pace.rate if self._pace else None
+        return self._flow.pace
+
+    @property
+    def throttled(self) -> int:
+        """Throttled answers so far, for the log and the benchmark."""
+        return self._flow.throttled
 
     def submit(self, items: list[bytes], units: list[int] | None = None) -> Job:
         """Start writing `items`; `units` (write units of each) is needed with `max_wcu`."""
@@ -187,7 +197,7 @@ class Writer:
             for token, outcome in self._transport.wait(timeout):
                 self._answer(self._inflight.pop(token), outcome)
         elif timeout:
-            time.sleep(timeout)
+            self._sleep(timeout)
         self._send_ready()
 
     # -- sending ---------------------------------------------------------------------------
@@ -196,31 +206,20 @@ class Writer:
         now = self._clock()
         while self._waiting and self._waiting[0][0] <= now:
             self._ready.append(heapq.heappop(self._waiting)[2])
-        while self._ready and len(self._inflight) < max(1, int(self._limit)):
+        flow = self._flow
+        while self._ready and len(self._inflight) < flow.limit:
             part = self._ready[0]
-            if (self._wcu or self._pace) and not self._take_tokens(part, now):
-                break
+            if flow.gated:
+                units = sum(part.job.units[p] for p in part.positions) if part.job.units else 0
+                if wait := flow.due(len(part.positions), units, now):
+                    heapq.heappush(self._waiting, (now + wait, next(self._seq), part))
+                    self._ready.popleft()
+                    break
             self._ready.popleft()
             part.sends += 1
             items = [part.job.items[p] for p in part.positions]
-            token = self._transport.start(self._table, items)
-            self._inflight[token] = part
-
-    def _take_tokens(self, part: _Part, now: float) -> bool:
-        """Spend the part's write units and items from the buckets; False if it must wait."""
-        costs = []
-        if self._wcu:
-            assert part.job.units is not None
-            costs.append((self._wcu, sum(part.job.units[p] for p in part.positions)))
-        if self._pace:
-            costs.append((self._pace, len(part.positions)))
-        wait = max(bucket.due(cost, now) for bucket, cost in costs)
-        if wait > 0:
-            heapq.heappush(self._waiting, (now + wait, next(self._seq), self._ready.popleft()))
-            return False
-        for bucket, cost in costs:
-            bucket.tokens -= cost
-        return True
+            part.number = flow.sent(len(items), now)
+            self._inflight[self._transport.start(self._table, items)] = part
 
     def _later(self, part: _Part, code: str) -> None:
         delay = self._policy.delay(part.fruitless)
@@ -231,131 +230,143 @@ class Writer:
     # -- answers ---------------------------------------------------------------------------
 
     def _answer(self, part: _Part, outcome: Any) -> None:
+        verdict = classify(outcome, self._table)
         job = part.job
-        if isinstance(outcome, dict):
-            left = outcome.get("UnprocessedItems", {}).get(self._table, [])
-            self._wrote(len(part.positions) - len(left))
-            if not left:
-                self._regain(len(part.positions))
-                job.parts -= 1
-                return
-            self._throttled()
-            keys = {key_of(r["PutRequest"]["Item"], self._key_names) for r in left}
+        if verdict is WRITTEN:
+            self._flow.answered()
+            self._answered()
+            job.parts -= 1
+            return
+        kind = verdict.kind
+        if kind is Kind.PARTIAL:
+            self._flow.answered()
+            self._answered()
+            keys = {key_of(r["PutRequest"]["Item"], self._key_names) for r in verdict.left}
             still = [p for p in part.positions if self._key(job.items[p]) in keys]
-            if len(still) != len(left):
+            if len(still) != len(verdict.left):
                 # The service may write an item back differently (a number normalised): when
                 # not every leftover is recognised, send them all again rather than lose one.
                 still = part.positions
             elif len(still) < len(part.positions):
-                part.fruitless = 0  # progress: the attempt budget starts over
+                part.fruitless, part.since = 0, None  # progress: the budget starts over
             part.positions = still
-            code = UNPROCESSED
-            message = f"{len(part.positions)} item(s) returned unprocessed (throttled)"
+        elif kind is Kind.THROTTLED:
+            self._flow.throttle(part.number)
+            self._answered()
+        elif kind is Kind.ITEM:
+            self._answered()
+            self._split(part, verdict)
+            return
+        elif kind is Kind.FATAL:
+            self._fatal(outcome, verdict)
         else:
-            code, message, status = _describe(outcome, self._table)
-            if code in ITEM_CODES:
-                if len(part.positions) == 1:
-                    job.failures.append(
-                        Failure(part.positions[0], code, message, part.sends, ITEM_CODES[code])
-                    )
-                    job.parts -= 1
-                    return
-                half = len(part.positions) // 2
-                job.parts += 1
-                self._ready.appendleft(_Part(job, part.positions[half:], sends=part.sends))
-                self._ready.appendleft(_Part(job, part.positions[:half], sends=part.sends))
-                return
-            if code not in TRANSIENT_CODES and status < 500 and status != -1:
-                raise ServiceError(
-                    f"DynamoDB refused the write to table {self._table!r}: {code}: {message}",
-                    hint_for(code),
-                )
-            if code in THROTTLE_CODES:
-                self._throttled()
+            self._failed(verdict)
+        self._fruitless(part, verdict)
+
+    def _fruitless(self, part: _Part, verdict: Verdict) -> None:
+        """Send the part again later, or give up on it once past its budget while the
+        endpoint answers other requests."""
+        now = self._clock()
         part.fruitless += 1
-        if part.fruitless >= self._policy.max_attempts:
-            if code == UNPROCESSED:
-                job.failures.extend(
-                    Failure(p, code, message, part.sends, True) for p in part.positions
-                )
-                job.parts -= 1
-                return
-            raise ServiceError(
-                f"DynamoDB kept failing after {part.sends} attempts: {code}: {message}",
-                "check that the endpoint is up and the table is not throttled",
+        if part.since is None:
+            part.since = now
+        # No answer to anyone since this part last failed, and others are waiting too: the
+        # endpoint is down, not this request, and the outage clock decides. Alone, it
+        # cannot tell and gives up on its budget (its items retryable), rather than stop
+        # the run on what may be this request's own fault (resume would meet it again).
+        outage = (
+            verdict.kind is Kind.TRANSIENT
+            and self._answered_at <= part.failed_at
+            and bool(self._inflight or self._ready or self._waiting)
+        )
+        part.failed_at = now
+        policy = self._policy
+        if (
+            part.fruitless >= policy.max_attempts
+            and now - part.since >= policy.item_timeout
+            and not outage
+        ):
+            job = part.job
+            reason = (
+                "handed back unprocessed (a hot key, or too little capacity)"
+                if verdict.kind is Kind.PARTIAL
+                else verdict.message
             )
-        self._later(part, code)
+            message = (
+                f"{reason}; gave up after {part.sends} attempts over {now - part.since:.0f} s "
+                "while other requests went through"
+            )
+            job.failures.extend(
+                Failure(p, verdict.code, message, part.sends, True) for p in part.positions
+            )
+            job.parts -= 1
+            return
+        self._later(part, verdict.code)
+
+    def _split(self, part: _Part, verdict: Verdict) -> None:
+        job = part.job
+        if len(part.positions) == 1:
+            job.failures.append(
+                Failure(part.positions[0], verdict.code, verdict.message, part.sends,
+                        verdict.retryable)
+            )  # fmt: skip
+            job.parts -= 1
+            return
+        half = len(part.positions) // 2
+        job.parts += 1
+        self._ready.appendleft(_Part(job, part.positions[half:], sends=part.sends))
+        self._ready.appendleft(_Part(job, part.positions[:half], sends=part.sends))
+
+    def _fatal(self, outcome: Any, verdict: Verdict) -> None:
+        if not isinstance(outcome, BotoCoreError | ClientError | OSError):
+            raise outcome  # not a failure of DynamoDB's: a bug, with its traceback
+        if isinstance(outcome, ClientError):
+            message = f"DynamoDB refused the write to table {self._table!r}"
+        else:
+            message = "cannot write to DynamoDB"
+        raise ServiceError(f"{message}: {verdict.code}: {verdict.message}", verdict.hint)
+
+    # -- outages ---------------------------------------------------------------------------
+
+    def _answered(self) -> None:
+        """The endpoint answered (whatever it said): any outage is over."""
+        self._answered_at = self._clock()
+        if self._down_since is not None:
+            self._down_since = None
+            if self._told is not None:
+                self._recovered()
+
+    def _failed(self, verdict: Verdict) -> None:
+        """No answer to a request: count the outage, and end the run once it is too long."""
+        now = self._clock()
+        if self._down_since is None:
+            self._down_since = now
+        down = now - self._down_since
+        if down >= self._policy.max_outage:
+            raise ServiceError(
+                f"DynamoDB has not answered for {down:.0f} s, every request failing; "
+                f"the last error: {verdict.code}: {verdict.message}",
+                "check that the endpoint is up and reachable from here (--endpoint, "
+                "--region, network, proxy); --max-outage sets how long rimport waits",
+            )
+        if down >= OUTAGE_NOTICE and self._told != verdict.code:  # news: an outage, or its cause
+            self._told = verdict.code
+            if self._on_outage:
+                self._on_outage(self._down_since, f"{verdict.code}: {verdict.message}")
+
+    def _recovered(self) -> None:
+        """After an outage, send what waits out its backoff now, with budgets afresh."""
+        self._told = None
+        if self._on_outage:
+            self._on_outage(None, "")
+        now = self._clock()
+        for part in itertools.chain(self._ready, self._inflight.values()):
+            part.fruitless, part.since = 0, None
+        waiting = self._waiting
+        for n, (_, seq, part) in enumerate(waiting):
+            part.fruitless, part.since = 0, None
+            waiting[n] = (now, seq, part)
+        heapq.heapify(waiting)
 
     def _key(self, item: bytes) -> Key | None:
         return key_of(orjson.loads(item), self._key_names)
-
-    def _wrote(self, n: int) -> None:
-        now = self._clock()
-        self._took.append((now, n))
-        self._took_sum += n
-        while self._took[0][0] < now - 1.0:
-            self._took_sum -= self._took.popleft()[1]
-
-    def _throttled(self) -> None:
-        """Halve the requests in flight, at most once per 100 ms (one burst, one cut), and
-        pace sends just under the rate the table took items at over the last second."""
-        self.throttled += 1
-        now = self._clock()
-        if now - self._last_cut >= 0.1:
-            self._limit = max(1.0, self._limit / 2)
-            self._last_cut = now
-        if self._took_sum < MIN_PACE:  # too little written lately to tell a rate: back off
-            return
-        took = self._took_sum / max(0.1, now - self._took[0][0])
-        rate = max(float(MIN_PACE), 0.9 * took)
-        if self._pace is None:
-            self._pace = _Bucket(rate, now, window=0.1, floor=MIN_PACE, full=False)
-        elif rate < self._pace.rate:
-            self._pace.rate = rate
-
-    def _regain(self, n: int) -> None:
-        """A clean answer: one more request in flight per `limit` of them, and a pace `n`
-        items/s faster, so it doubles each second no answer is throttled and is lifted once
-        far above anything a client sends."""
-        if self._limit < self._max_inflight:
-            self._limit = min(float(self._max_inflight), self._limit + 1 / self._limit)
-        if self._pace:
-            self._pace.rate += n
-            if self._pace.rate > MAX_PACE:
-                self._pace = None
-
-
-class _Bucket:
-    """Tokens refilled at `rate` per second, holding `window` seconds' worth (at least
-    `floor`); a send spends its cost."""
-
-    def __init__(
-        self, rate: float, now: float, *, window: float, floor: float = 0.0, full: bool = True
-    ) -> None:
-        self.rate, self.window, self.floor = rate, window, floor
-        self.tokens = self.burst if full else 0.0
-        self._refilled = now
-
-    @property
-    def burst(self) -> float:
-        return max(self.floor, self.rate * self.window)
-
-    def due(self, cost: float, now: float) -> float:
-        """Seconds until `cost` can be spent (a cost above the burst waits for a full one)."""
-        burst = self.burst
-        self.tokens = min(burst, self.tokens + (now - self._refilled) * self.rate)
-        self._refilled = now
-        return max(0.0, (min(cost, burst) - self.tokens) / self.rate)
-
-
-def _describe(outcome: BaseException, table: str) -> tuple[str, str, int]:
-    """(error code, message, HTTP status; -1 for a connection fault) of a failed request."""
-    if isinstance(outcome, ClientError):
-        error = outcome.response.get("Error", {})
-        status = outcome.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error.get("Code", "Unknown"), error.get("Message", str(outcome)), status
-    if isinstance(outcome, BotoConnectionError | HTTPClientError):
-        return type(outcome).__name__, str(outcome), -1
-    if isinstance(outcome, BotoCoreError):
-        raise ServiceError(f"cannot write to DynamoDB: {outcome}", hint_for("")) from None
-    raise outcome

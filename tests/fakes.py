@@ -6,15 +6,22 @@ DynamoDB Local.
 
 from __future__ import annotations
 
+import heapq
 import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from resumable_import.transport import SyncTransport
+
+TOO_LARGE_PAGE = (
+    "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 "
+    "Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>"
+)
 
 
 def client_error(code: str, message: str = "injected", status: int = 400) -> ClientError:
@@ -23,30 +30,49 @@ def client_error(code: str, message: str = "injected", status: int = 400) -> Cli
 
 
 class FakeDynamo:
-    """One table keyed by `key_names`.
+    """One table keyed by `key_names`. Time comes from `clock`, so a test can run it on
+    simulated time (with `FakeClock` and `SimTransport`).
 
     Knobs:
       fail_next        errors (or "connection") raised by the next calls, in order
       poison           partition-key values whose presence fails the whole request with
                        ValidationException, as an item over 400 KB does
       unprocessed      partition-key value -> how many more times to hand it back unprocessed
+      hot              partition-key value -> until when (clock) to hand it back unprocessed
+      unprocessed_share  each item is handed back with this probability, whatever the rate
       capacity         items per second the table takes (a one-second token bucket, as
                        DynamoDB's burst); the rest of a request comes back unprocessed, or
                        the whole request is throttled when nothing fits
+      down             (from, to) on the clock: every call fails with `down_error` meanwhile
+      max_body         requests whose body is longer fail as a proxy's 413 page would
     """
 
-    def __init__(self, table: str = "t", key_names: tuple[str, ...] = ("pk",)) -> None:
+    def __init__(
+        self,
+        table: str = "t",
+        key_names: tuple[str, ...] = ("pk",),
+        clock: Callable[[], float] = time.monotonic,
+        seed: int = 1,
+    ) -> None:
         self.table = table
         self.key_names = key_names
+        self.clock = clock
         self.items: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.log: list[tuple[str, ...]] = []  # partition keys of each accepted put, in order
         self.fail_next: list[str | ClientError] = []
         self.poison: set[str] = set()
         self.unprocessed: dict[str, int] = {}
+        self.hot: dict[str, float] = {}
+        self.unprocessed_share = 0.0
+        self.down: tuple[float, float] | None = None
+        self.down_error: str | ClientError | Exception = "connection"
+        self.max_body: int | None = None
         self.calls = 0
+        self.throttled = 0  # requests refused whole for capacity
         self.capacity: float | None = None
         self._tokens = 0.0
-        self._refilled = time.monotonic()
+        self._refilled = clock()
+        self._rng = random.Random(seed)
         self.on_call: Callable[[list[dict[str, Any]]], None] | None = None
         self._lock = threading.Lock()
 
@@ -71,11 +97,18 @@ class FakeDynamo:
         with self._lock:
             self.calls += 1
             fault = self.fail_next.pop(0) if self.fail_next else None
+        now = self.clock()
+        if fault is None and self.down and self.down[0] <= now < self.down[1]:
+            fault = self.down_error
         if fault == "connection":
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        if isinstance(fault, Exception):
+            raise fault
         if fault is not None:
-            raise fault if isinstance(fault, ClientError) else client_error(fault, status=500)
+            raise client_error(str(fault), status=500)
         (table, requests), *_ = RequestItems.items()
+        if self.max_body is not None and len(orjson.dumps(RequestItems)) > self.max_body:
+            raise client_error("HTTP413", TOO_LARGE_PAGE, status=413)
         if table != self.table:
             raise client_error("ResourceNotFoundException", "Requested resource not found")
         items = [r["PutRequest"]["Item"] for r in requests]
@@ -92,8 +125,13 @@ class FakeDynamo:
         with self._lock:
             fits = self._admit(len(items))
             for n, (key, item) in enumerate(zip(keys, items, strict=True)):
-                if n >= fits or self.unprocessed.get(key[0], 0) > 0:
-                    if n < fits:
+                refused = (
+                    self.unprocessed.get(key[0], 0) > 0
+                    or self.hot.get(key[0], now) > now
+                    or (self.unprocessed_share and self._rng.random() < self.unprocessed_share)
+                )
+                if n >= fits or refused:
+                    if n < fits and self.unprocessed.get(key[0], 0) > 0:
                         self.unprocessed[key[0]] -= 1
                     left.append({"PutRequest": {"Item": item}})
                     continue
@@ -104,11 +142,12 @@ class FakeDynamo:
     def _admit(self, n: int) -> int:
         if self.capacity is None:
             return n
-        now = time.monotonic()
+        now = self.clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._refilled) * self.capacity)
         self._refilled = now
         fits = min(n, int(self._tokens))
         if fits == 0:
+            self.throttled += 1
             raise client_error("ProvisionedThroughputExceededException", "throttled")
         self._tokens -= fits
         return fits
@@ -134,4 +173,51 @@ class ShuffledTransport(SyncTransport):
         self._rng.shuffle(self._held)
         cut = self._rng.randint(1, len(self._held)) if self._held else 0
         out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+
+class FakeClock:
+    """Simulated time: `sleep` moves it on, and so does `SimTransport.wait`."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class SimTransport(SyncTransport):
+    """Each request reaches the fake when sent and is answered `latency` seconds later on
+    the fake clock; waiting moves the clock to the next answer (or by the timeout)."""
+
+    def __init__(self, client: Any, clock: FakeClock, latency: float = 0.005) -> None:
+        super().__init__(client)
+        self._clock = clock
+        self._latency = latency
+        self._due: list[tuple[float, int, Any, Any]] = []  # (when, seq, token, outcome)
+        self._seq = 0
+        self.requests = 0
+
+    def start(self, table: str, items: list[bytes]) -> Any:
+        token = super().start(table, items)
+        ((_, outcome),) = self._done
+        self._done = []
+        self._seq += 1
+        self.requests += 1
+        heapq.heappush(self._due, (self._clock() + self._latency, self._seq, token, outcome))
+        return token
+
+    def wait(self, timeout: float | None) -> list[tuple[Any, Any]]:
+        clock = self._clock
+        if not self._due or (timeout is not None and self._due[0][0] > clock() + timeout):
+            clock.sleep(timeout or 0.0)
+            return []
+        clock.now = max(clock.now, self._due[0][0])
+        out = []
+        while self._due and self._due[0][0] <= clock.now:
+            _, _, token, outcome = heapq.heappop(self._due)
+            out.append((token, outcome))
         return out
