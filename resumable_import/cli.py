@@ -171,6 +171,15 @@ def start(
         bool,
         typer.Option("--dry-run", help="Only check the dump, as `rimport validate` does."),
     ] = False,
+    max_outage: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            min=0,
+            help="How long to keep trying while the endpoint answers nothing before the run "
+            "stops (resumably).",
+        ),
+    ] = 300,
     new: Annotated[
         bool,
         typer.Option(
@@ -199,6 +208,7 @@ def start(
                 endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
                 items_path=items_path, create_keys=keys, allow_remote=allow_remote,
                 concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=_starting(bar),
+                max_outage=max_outage, notice=bar.note,
             )  # fmt: skip
             if file.is_dir():
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
@@ -245,7 +255,8 @@ def resume(
 
     def work() -> ImportResult:
         with _Bar() as bar:
-            return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar))
+            return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar),
+                              notice=bar.note)  # fmt: skip
 
     _finish(_guard(work), ledger)
 
@@ -446,6 +457,13 @@ class _Bar:
         self._bar.update(done - self._bar.n)
         rate = (items - self._items0) / max(time.monotonic() - self._t0, 1e-9)
         self._bar.set_postfix_str(f"{items:,} items, {rate:,.0f} items/s", refresh=False)
+
+    def note(self, line: str) -> None:
+        """A line above the bar (or alone, without a terminal)."""
+        if self._bar is not None and not self._bar.disable:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            _say(line)
 
     def __enter__(self) -> _Bar:
         return self

@@ -195,7 +195,9 @@ def import_folder(
     todo = plan(folder, table, pattern, fmt)
     outcome = FolderResult(todo)
     resume_options = {
-        k: v for k, v in options.items() if k in ("progress", "on_start", "client", "retry")
+        k: v
+        for k, v in options.items()
+        if k in ("progress", "on_start", "client", "retry", "notice")
     }
     with using_ledger(ledger) as book:
         for entry in todo.entries:

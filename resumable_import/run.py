@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ log = logging.getLogger("rimport")
 
 Progress = Callable[[int, int, int], None]
 """Called after each committed batch with (items done, bytes done, bytes in the file)."""
+Notice = Callable[[str], None]
+"""Told a line worth showing the user while a run goes on (the endpoint stopped answering)."""
 
 DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
 # Batches handed to the writer but not yet committed are bounded by the bytes of their
@@ -104,6 +107,8 @@ def import_file(
     retry: RetryPolicy | None = None,
     new: bool = False,
     folder: str | None = None,
+    max_outage: float | None = None,
+    notice: Notice | None = None,
 ) -> ImportResult:
     """Import a dump into `table` as a new run, recorded in the ledger.
 
@@ -111,6 +116,9 @@ def import_file(
     its user which run to resume should this one be killed. An unfinished run of the same
     file into the same table is refused unless `new`: importing twice is rarely meant, and
     resuming costs a fraction. `folder` records the folder the file was started from.
+    `max_outage`: seconds to keep trying while the endpoint answers nothing (default 300),
+    recorded for `resume`. `notice` is told, as one line, when the endpoint stops
+    answering and when it answers again.
     """
     if not 1 <= batch_size <= 25:
         raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
@@ -118,6 +126,8 @@ def import_file(
         raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
     if max_wcu is not None and max_wcu <= 0:
         raise UsageError(f"--max-wcu must be positive, not {max_wcu}")
+    if max_outage is not None and max_outage < 0:
+        raise UsageError(f"--max-outage must be 0 or more seconds, not {max_outage}")
     where = resolve_endpoint(endpoint)
     endpoints.check(where, allow_remote)
     dump = Dump.open(path, fmt, items_path)
@@ -149,6 +159,7 @@ def import_file(
                 "concurrency": concurrency,
                 "max_wcu": max_wcu,
                 "allow_remote": allow_remote,
+                "max_outage": max_outage,
                 "keys": [f"{k.name}:{k.type}" for k in info.keys],
             },
             folder=folder,
@@ -156,7 +167,7 @@ def import_file(
         with book.lock(run.id):
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry)
+            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
 
 
 def resume_run(
@@ -167,6 +178,7 @@ def resume_run(
     on_start: Callable[[Run], None] | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
+    notice: Notice | None = None,
 ) -> ImportResult:
     """Continue a run from its last checkpoint, on the same file, table and endpoint."""
     with using_ledger(ledger) as book:
@@ -189,7 +201,7 @@ def resume_run(
             info = _same_table(book, run, client)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry)
+            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
 
 
 def retry_failed(
@@ -301,6 +313,7 @@ def _execute(
     keys: tuple[KeySpec, ...],
     progress: Progress | None,
     retry: RetryPolicy | None,
+    notice: Notice | None,
 ) -> ImportResult:
     started = time.monotonic()
     resuming = run.items_committed > 0
@@ -312,9 +325,12 @@ def _execute(
             run.items_committed, run.byte_offset,
         )  # fmt: skip
         concurrency = run.options["concurrency"]
+        if retry is None and run.options.get("max_outage") is not None:
+            retry = RetryPolicy(max_outage=run.options["max_outage"])
         writer = Writer(
             transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
             max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
+            on_outage=_outage_notice(run.id, notice),
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = ready_batches(
@@ -647,6 +663,26 @@ def result_of(run: Run, elapsed: float) -> ImportResult:
 
 def _exists(run: Run) -> bool:
     return Path(run.file).is_file()
+
+
+def _outage_notice(run_id: str, notice: Notice | None) -> Callable[[float | None, str], None]:
+    """The writer's word that the endpoint stopped answering (or answers again), as a line
+    for the log and for whoever watches the run."""
+
+    def hook(since: float | None, cause: str) -> None:
+        if since is None:
+            line = f"run {run_id}: the endpoint answers again"
+        else:
+            began = datetime.now() - timedelta(seconds=time.monotonic() - since)
+            line = (
+                f"run {run_id}: waiting for the endpoint since {began:%H:%M:%S} ({cause}); "
+                "the run stops, resumably, once --max-outage has passed"
+            )
+        log.warning(line)
+        if notice:
+            notice(line)
+
+    return hook
 
 
 def _log_retry(run_id: str) -> Callable[[str, int, float], None]:
