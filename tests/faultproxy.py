@@ -33,7 +33,8 @@ _FRAMING = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive
 
 @dataclass(frozen=True)
 class Faults:
-    """What to do wrong. Counts are over the proxy's requests (1, 2, ...), all connections."""
+    """What to do wrong. "One in N" counts BatchWriteItem requests (1, 2, ...) over all
+    connections; the framing faults apply to every request (DescribeTable too)."""
 
     http10: bool = False  # answer as HTTP/1.0, with Content-Length, and close after it
     close_every: int = 0  # close after every N answers of a connection, with no header
@@ -42,7 +43,7 @@ class Faults:
     delay_every: int = 0  # delay one answer in N ...
     delay: float = 0.0  # ... by this many seconds
     error: int = 0  # answer 413 or 502 with an HTML page instead of forwarding ...
-    error_once: bool = False  # ... for the first request only, or
+    error_once: bool = False  # ... for the first BatchWriteItem only, or
     error_above: int = 0  # ... for every request whose body is larger than this
     reset_every: int = 0  # reset the connection in the middle of one answer in N
     trickle_every: int = 0  # send one answer in N a byte at a time
@@ -125,7 +126,10 @@ class FaultProxy:
                 request, body = got
                 leftover = http.trailing_data[0]
                 self.stats["requests"] += 1
-                number = self.stats["requests"]
+                number = 0  # not a write: spared the faults that would fail the run
+                if (b"x-amz-target", b"DynamoDB_20120810.BatchWriteItem") in request.headers:
+                    self.stats["writes"] += 1
+                    number = self.stats["writes"]
                 answer = self._refusal(number, body)
                 if answer is None:
                     if upstream is None:
@@ -147,7 +151,7 @@ class FaultProxy:
 
     def _refusal(self, number: int, body: bytes) -> _Answer | None:
         f = self.faults
-        if not f.error:
+        if not f.error or not number:
             return None
         if (f.error_once and number == 1) or (f.error_above and len(body) > f.error_above):
             self.stats[f"refused {f.error}"] += 1
@@ -157,7 +161,7 @@ class FaultProxy:
 
     async def _reply(self, writer: asyncio.StreamWriter, number: int, answer: _Answer) -> None:
         f = self.faults
-        if f.delay_every and number % f.delay_every == 0:
+        if number and f.delay_every and number % f.delay_every == 0:
             self.stats["delayed"] += 1
             await asyncio.sleep(f.delay)
         if f.continue_first:
@@ -178,7 +182,7 @@ class FaultProxy:
         else:
             head.append(b"Content-Length: %d\r\n\r\n" % len(answer.body))
             data = b"".join(head) + answer.body
-        if f.reset_every and number % f.reset_every == 0:
+        if number and f.reset_every and number % f.reset_every == 0:
             writer.write(data[: len(data) // 2])
             await writer.drain()
             sock = writer.get_extra_info("socket")
@@ -186,7 +190,7 @@ class FaultProxy:
             self.stats["reset"] += 1
             writer.transport.abort()
             raise _Reset
-        if f.trickle_every and number % f.trickle_every == 0:
+        if number and f.trickle_every and number % f.trickle_every == 0:
             self.stats["trickled"] += 1
             for i in range(len(data)):
                 writer.write(data[i : i + 1])
