@@ -269,15 +269,16 @@ class HttpTransport:
         now = time.monotonic()
         end = None if timeout is None else now + timeout
         while True:
+            first = min(c.deadline for c in self._busy) if self._busy else now
             if self._done or not self._busy:
                 remaining = 0.0
             else:
-                first = min(c.deadline for c in self._busy)
                 remaining = max(0.0, first - now if end is None else min(end, first) - now)
             for key, mask in self._selector.select(remaining):
                 self._on_event(key.data, mask)
             now = time.monotonic()
-            self._expire(now)
+            if now >= first:
+                self._expire(now)
             if self._done or not self._busy or (end is not None and now >= end):
                 break
         if now - self._swept > 1.0:
