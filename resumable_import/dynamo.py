@@ -39,13 +39,15 @@ class Connection:
     credentials: Any  # botocore credentials, for the fast write path to sign with
 
 
-def connect(where: Endpoint, region: str | None, *, pool_size: int = 10) -> Connection:
-    """A DynamoDB client for `endpoint`, with the region and credentials it uses.
+def connect(where: Endpoint | str, region: str | None, *, pool_size: int = 10) -> Connection:
+    """A DynamoDB client for the endpoint, with the region and credentials it uses.
 
     Against a local endpoint, missing credentials and region get harmless defaults so that
     DynamoDB Local works out of the box. botocore's own retries are off: the writer retries,
     with knowledge of which items are left.
     """
+    if isinstance(where, str):
+        where = endpoint.parse(where)
     local = where.loopback
     if local:
         # Looking for instance credentials on a laptop only waits for a timeout.

@@ -7,6 +7,7 @@
     ├── TableError          the table is missing or its key schema does not fit       exit 2
     ├── RunBusyError        another process holds the run                             exit 1
     ├── ServiceError        DynamoDB kept failing or refused the request as a whole   exit 1
+    │   └── CredentialsError  the credentials could not be had to sign a request    exit 1
     └── LedgerError         the ledger cannot be opened or written (read-only, disk full,
                             damaged) or was written by a newer rimport
 
@@ -68,6 +69,15 @@ class ServiceError(RimportError):
     """DynamoDB failed in a way that retrying this batch will not fix (or retries ran out).
 
     The run stops with its checkpoint intact; `rimport resume` continues once the cause is gone.
+    """
+
+
+class CredentialsError(ServiceError):
+    """No request can be signed: refreshing the credentials failed (an expired SSO token or
+    AWS_SESSION_TOKEN, an unreachable credential provider).
+
+    Waiting does not help, so the run stops at once; once the user renews the credentials,
+    `rimport resume` continues from the checkpoint.
     """
 
 
