@@ -96,8 +96,21 @@ class FaultProxy:
         self._loop.close()
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, ssl=self._tls, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def outage(self, seconds: float) -> None:
+        """Go away for `seconds` (open connections dropped, new ones refused), then come
+        back on the same port: a server restart, or a network blip."""
+        asyncio.run_coroutine_threadsafe(self._away(seconds), self._loop).result(seconds + 20)
+
+    async def _away(self, seconds: float) -> None:
+        self.stats["outages"] += 1
+        await self._stop()
+        await asyncio.sleep(seconds)
+        await self._start()
 
     async def _stop(self) -> None:
         assert self._server is not None

@@ -4,7 +4,9 @@ by item, and the retries (lines of rimport.log) stay within what the fault can e
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,10 @@ from typing import Any
 import make_dump
 import pytest
 import trustme
-from conftest import assert_table_equals, dump_items, rimport
+from conftest import RIMPORT, assert_table_equals, dump_items, rimport
 from faultproxy import FaultProxy, Faults
+
+from resumable_import.ledger import Ledger
 
 ITEMS = 2_000  # 80 requests of 25 items, about 1 KB each
 
@@ -102,7 +106,7 @@ def test_an_import_over_tls_with_the_ca_in_aws_ca_bundle(
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
-    with FaultProxy(endpoint, Faults(close_every=7), tls=tls) as proxy:
+    with FaultProxy(endpoint, Faults(close_every=3), tls=tls) as proxy:
         out = start(dump, table, proxy.url, ledger)
     assert out.returncode == 0, out.stderr
     assert proxy.url.startswith("https://") and proxy.stats["closed"] >= 1
@@ -122,11 +126,6 @@ def test_an_endpoint_whose_certificate_is_not_trusted_is_a_clear_error_at_once(
     assert time.monotonic() - started < 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the writer's failure policy (issue 10, writer branch): a 413 splits the "
-    "request like a ValidationException; today the writer stops the run on it",
-)
 def test_a_proxy_refusing_large_requests_with_413_gets_them_in_halves(
     dump: Path,
     expected: list[dict[str, Any]],
@@ -140,3 +139,30 @@ def test_a_proxy_refusing_large_requests_with_413_gets_them_in_halves(
     assert out.returncode == 0, out.stderr
     assert proxy.stats["refused 413"] >= 1
     assert_table_equals(ddb, table, expected)
+
+
+def test_an_outage_mid_import_is_ridden_out_and_said(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    """The endpoint goes away for a few seconds in the middle of an import (a restart, a
+    network blip): rimport says it is waiting, carries on when it is back, and finishes."""
+    big = make_dump.write(tmp_path / "d.jsonl", 6_000, "jsonl")
+    with FaultProxy(endpoint) as proxy:
+        proc = subprocess.Popen(
+            [RIMPORT, "start", str(big), "--table", table, "--endpoint", proxy.url,
+             "--ledger", str(ledger), "--max-outage", "120"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        )  # fmt: skip
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        with Ledger(ledger) as book:
+            deadline = time.monotonic() + 120
+            while book.run(run_id).items_committed < 500:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.01)
+        proxy.outage(4.0)
+        _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert f"run {run_id}: waiting for the endpoint since " in err
+    assert f"run {run_id}: the endpoint answers again" in err
+    assert_table_equals(ddb, table, dump_items(big))
