@@ -40,7 +40,8 @@ AWS_ENV = {
 @pytest.fixture(scope="session", autouse=True)
 def _aws_env() -> Iterator[None]:
     saved = dict(os.environ)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION"):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
+                 "AWS_CA_BUNDLE"):  # fmt: skip
         os.environ.pop(name, None)
     os.environ.update(AWS_ENV)
     yield

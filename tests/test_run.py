@@ -284,3 +284,35 @@ def test_an_unexpected_failure_leaves_the_run_failed_not_running(
     assert (run.state, run.items_committed, run.error) == (
         "failed", 50, "unexpected TypeError: a bug",
     )  # fmt: skip
+
+
+def test_credentials_that_cannot_be_refreshed_stop_the_run_resumably(tmp_path: Path) -> None:
+    """An expired session token or SSO login: the run is failed (not left running), says
+    to refresh the credentials, and `resume` continues once they are fresh."""
+    from resumable_import.errors import CredentialsError
+
+    fake = FakeDynamo()
+    real = fake.batch_write_item
+    expired = {"now": False}
+
+    def write(**kw):  # type: ignore[no-untyped-def]
+        if fake.calls >= 3 and expired["now"] is False:
+            expired["now"] = True
+        if expired["now"] is True:
+            raise CredentialsError(
+                "cannot sign the request: TokenRetrievalError: the SSO token expired",
+                "refresh your AWS credentials (aws sso login, ...)",
+            )
+        return real(**kw)
+
+    fake.batch_write_item = write  # type: ignore[method-assign]
+    path = write_dump(tmp_path / "d.json", 200)
+    with pytest.raises(CredentialsError) as stopped:
+        import_file(path, "t", client=fake, ledger=tmp_path / "l.db", retry=FAST)
+    assert "rimport resume" in (stopped.value.hint or "")
+    (run,) = run_status(ledger=tmp_path / "l.db")
+    assert run.state == "failed" and "TokenRetrievalError" in (run.error or "")
+    expired["now"] = None  # fresh credentials
+    result = resume_run(run.id, ledger=tmp_path / "l.db", client=fake, retry=FAST)
+    assert (result.state, result.items_committed) == ("completed", 200)
+    assert len(fake.items) == 200
