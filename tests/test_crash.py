@@ -17,7 +17,7 @@ from conftest import RIMPORT, assert_table_equals, dump_items, rimport
 
 from resumable_import.ledger import Ledger
 
-ITEMS = 40_000
+ITEMS = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +160,10 @@ def test_a_stop_signal_saves_the_checkpoint_and_says_how_to_resume(
     log = (ledger.parent / "rimport.log").read_text(encoding="utf-8")
     assert f"run {run_id}: interrupted at item {run.items_committed}" in log
     assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
-    out = rimport("resume", run_id, "--ledger", ledger)
-    assert out.returncode == 0, out.stderr
-    assert_table_equals(ddb, table, dump_items(big_dump))
+    if signum == signal.SIGTERM:  # and the run goes on from there (once is enough)
+        out = rimport("resume", run_id, "--ledger", ledger)
+        assert out.returncode == 0, out.stderr
+        assert_table_equals(ddb, table, dump_items(big_dump))
 
 
 def reader_processes() -> list[int]:

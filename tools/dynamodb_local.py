@@ -74,20 +74,28 @@ def running(port: int | None = None, log: Path | None = None) -> Iterator[str]:
     """A fresh in-memory DynamoDB Local for the duration; yields its endpoint URL."""
     where = jar_dir()
     port = port or free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    command = ["java", f"-Djava.library.path={where / 'DynamoDBLocal_lib'}", "-jar",
+               str(where / "DynamoDBLocal.jar"), "-inMemory", "-port", str(port)]  # fmt: skip
+    with serving(command, f"http://127.0.0.1:{port}", "DynamoDB Local", log=log, cwd=where) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(
+    command: list[str], url: str, name: str, *, log: Path | None = None,
+    cwd: Path | None = None, probe: str = "", startup: float = 60,
+) -> Iterator[str]:  # fmt: skip
+    """Run a server for the duration: wait until `url + probe` answers HTTP, yield `url`,
+    then stop it (SIGTERM, SIGKILL after 10 s), so that no test or demo leaves one behind."""
     sink = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
-        ["java", f"-Djava.library.path={where / 'DynamoDBLocal_lib'}", "-jar",
-         str(where / "DynamoDBLocal.jar"), "-inMemory", "-port", str(port)],
-        stdout=sink, stderr=subprocess.STDOUT, cwd=where,
-    )  # fmt: skip
+    proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd)
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(endpoint):
+        deadline = time.monotonic() + startup
+        while not _answers(url + probe):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"DynamoDB Local did not start on port {port}")
+                raise RuntimeError(f"{name} did not start at {url}")
             time.sleep(0.2)
-        yield endpoint
+        yield url
     finally:
         proc.terminate()
         try:
