@@ -60,7 +60,8 @@ DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network
 # Batches handed to the writer but not yet committed are bounded by the bytes of their
 # items, not by their number: behind one slow answer, the other connections keep working
 # on later batches (committed in file order once it arrives), without memory growing.
-MAX_BYTES_AHEAD = 16 << 20
+# 8 MiB rides out a 2 s answer at 4,000 items/s of 1 KB; 16 MiB cost 15 MB more peak RSS.
+MAX_BYTES_AHEAD = 8 << 20
 MAX_BATCHES_AHEAD = 4096
 CHECKPOINT_LOG_EVERY = 100  # batches
 COLLECT_EVERY = 1000  # batches: how often the paused cyclic garbage collector runs
