@@ -115,6 +115,14 @@ def test_resume_refuses_a_file_that_changed(
         assert book.run(run_id).items_committed == at
 
 
+def alive(pid: int) -> bool:
+    """Running, not gone nor a zombie waiting to be reaped by whoever adopted it."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid`, read from /proc."""
     found = []
@@ -159,23 +167,11 @@ def test_a_stop_signal_saves_the_checkpoint_and_says_how_to_resume(
         assert run.state == "interrupted" and run.items_committed >= 2_000
     log = (ledger.parent / "rimport.log").read_text(encoding="utf-8")
     assert f"run {run_id}: interrupted at item {run.items_committed}" in log
-    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+    assert not [pid for pid in helpers if alive(pid)]
     if signum == signal.SIGTERM:  # and the run goes on from there (once is enough)
         out = rimport("resume", run_id, "--ledger", ledger)
         assert out.returncode == 0, out.stderr
         assert_table_equals(ddb, table, dump_items(big_dump))
-
-
-def reader_processes() -> list[int]:
-    """Pids of rimport reader processes alive now."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if b"resumable_import.pipeline import serve" in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            pass  # gone meanwhile
-    return found
 
 
 def test_killed_with_its_reader_process_the_run_resumes_and_the_reader_is_gone(
@@ -187,13 +183,13 @@ def test_killed_with_its_reader_process_the_run_resumes_and_the_reader_is_gone(
     proc, run_id = start(dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
         deadline = time.monotonic() + 60
-        while not reader_processes():
+        while not (readers := children(proc.pid)):  # its own, not another rimport's
             assert proc.poll() is None and time.monotonic() < deadline, "no reader process"
             time.sleep(0.01)
         kill_when(proc, book, run_id, 6_000)
         assert book.run(run_id).state == "interrupted"
     deadline = time.monotonic() + 10
-    while reader_processes():  # its pipe is closed: it stops at its next write
+    while [pid for pid in readers if alive(pid)]:  # pipe closed: it stops at its next write
         assert time.monotonic() < deadline, "the reader process outlived its run"
         time.sleep(0.05)
     out = rimport("resume", run_id, "--ledger", ledger)
