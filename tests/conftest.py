@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -93,6 +95,27 @@ def rimport(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProc
         [RIMPORT, *map(str, args)],
         capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
     )  # fmt: skip
+
+
+def wait_for_checkpoint(
+    proc: subprocess.Popen[str], book: Any, run_id: str, items: int, timeout: float = 120
+) -> None:
+    """Wait until the run that `proc` is running has committed at least `items`."""
+    deadline = time.monotonic() + timeout
+    while book.run(run_id).items_committed < items:
+        assert proc.poll() is None, f"rimport ended early: {proc.communicate()[1]}"
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.01)
+
+
+def kill_when(proc: subprocess.Popen[str], book: Any, run_id: str, items: int) -> int:
+    """SIGKILL `proc` once its run has committed at least `items`; return the checkpoint it
+    died with (it may commit another batch between our look and the kill)."""
+    wait_for_checkpoint(proc, book, run_id, items)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return int(book.run(run_id).items_committed)
 
 
 def scan(ddb: Any, table: str) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,14 @@ from typing import Any
 
 import make_dump
 import pytest
-from conftest import RIMPORT, assert_table_equals, dump_items, rimport
+from conftest import (
+    RIMPORT,
+    assert_table_equals,
+    dump_items,
+    kill_when,
+    rimport,
+    wait_for_checkpoint,
+)
 
 from resumable_import.ledger import Ledger
 
@@ -39,20 +46,6 @@ def start(dump: Path, table: str, endpoint: str, ledger: Path) -> tuple[subproce
     run_id = proc.stdout.readline().strip()
     assert run_id, f"rimport start failed: {proc.communicate()[1]}"
     return proc, run_id
-
-
-def kill_when(proc: subprocess.Popen[str], book: Ledger, run_id: str, items: int) -> int:
-    """SIGKILL `proc` once its run has committed at least `items`; return the checkpoint it
-    died with (it may commit another batch between our look and the kill)."""
-    deadline = time.monotonic() + 120
-    while book.run(run_id).items_committed < items:
-        assert proc.poll() is None, f"rimport ended early: {proc.communicate()[1]}"
-        assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    return book.run(run_id).items_committed
 
 
 def test_killed_three_times_and_resumed_the_table_equals_the_file(
@@ -151,10 +144,7 @@ def test_a_stop_signal_saves_the_checkpoint_and_says_how_to_resume(
     monkeypatch.setenv("RIMPORT_READER_PROCESS", reader_process)
     proc, run_id = start(big_dump, table, endpoint, ledger)
     with Ledger(ledger) as book:
-        deadline = time.monotonic() + 120
-        while book.run(run_id).items_committed < 2_000:
-            assert proc.poll() is None and time.monotonic() < deadline, "no progress"
-            time.sleep(0.01)
+        wait_for_checkpoint(proc, book, run_id, 2_000)
         helpers = children(proc.pid)
         assert len(helpers) == (reader_process == "1")
         proc.send_signal(signum)

@@ -16,7 +16,7 @@ from typing import Any
 
 import make_dump
 import pytest
-from conftest import assert_table_equals, dump_items, rimport
+from conftest import assert_table_equals, dump_items, kill_when, rimport
 from test_crash import spawn
 
 from resumable_import.errors import InputError, UsageError
@@ -253,11 +253,7 @@ def test_start_on_a_file_with_an_unfinished_run_points_to_resume(
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
     with Ledger(ledger) as book:
-        while book.run(run_id).items_committed < 500:
-            assert proc.poll() is None
-            time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+        kill_when(proc, book, run_id, 500)
     out = rimport("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1] == (

@@ -9,9 +9,7 @@ import base64
 import json
 import os
 import random
-import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +19,7 @@ import boto3
 import make_dump
 import moto_server
 import pytest
-from conftest import RIMPORT, assert_table_equals, dump_items, rimport
+from conftest import RIMPORT, assert_table_equals, dump_items, kill_when, rimport
 
 from resumable_import.ledger import Ledger
 
@@ -200,14 +198,7 @@ def test_killed_with_sigkill_and_resumed_the_table_equals_the_file(
     run_id = proc.stdout.readline().strip()
     assert run_id, proc.communicate()[1]
     with Ledger(ledger) as book:
-        deadline = time.monotonic() + 60
-        while book.run(run_id).items_committed < count // 4:
-            assert proc.poll() is None, f"rimport ended early: {proc.communicate()[1]}"
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
+        kill_when(proc, book, run_id, count // 4)
         run = book.run(run_id)
         assert run.state == "interrupted" and count // 4 <= run.items_committed < count
 

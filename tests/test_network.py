@@ -14,7 +14,7 @@ from typing import Any
 import make_dump
 import pytest
 import trustme
-from conftest import RIMPORT, assert_table_equals, dump_items, rimport
+from conftest import RIMPORT, assert_table_equals, dump_items, rimport, wait_for_checkpoint
 from faultproxy import FaultProxy, Faults
 
 from resumable_import.ledger import Ledger
@@ -156,10 +156,7 @@ def test_an_outage_mid_import_is_ridden_out_and_said(
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()
         with Ledger(ledger) as book:
-            deadline = time.monotonic() + 120
-            while book.run(run_id).items_committed < 500:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-                time.sleep(0.01)
+            wait_for_checkpoint(proc, book, run_id, 500)
         proxy.outage(4.0)
         _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
