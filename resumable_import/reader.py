@@ -20,6 +20,11 @@ Shapes of dump (detected, or named with `--format`):
     object  {"Items": [ {...}, ... ], "Count": 2}  (the array under Items, items, Records,
             or the one key whose value is an array of objects)
     jsonl   one object per line; blank lines and CRLF are fine
+
+A file that is one object on one line (as `jq -c` writes a wrapper) reads both ways: it is
+a wrapper when its array of objects sits under Items, items, Records or its only key, and
+otherwise one JSON Lines item. That is decided from its top-level keys, walked without
+holding the line whole, however long it is.
 """
 
 from __future__ import annotations
@@ -251,11 +256,18 @@ class _Text:
 
 def detect_shape(path: Path, fmt: str = "auto") -> Shape:
     """Decide how items sit in `path`, refusing to guess between two readings."""
+    return _detect(path, fmt)[0]
+
+
+def _detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
+    """The shape, and for a file that is one JSON object on one line (which reads both as
+    a wrapper of items and as one JSON Lines item) a line saying which reading was taken."""
     with Source(path) as f:
         head = f.read(_PEEK)
         whole = len(f.read(1)) == 0  # the head is the whole (decompressed) file
     body = head[3:] if head.startswith(_BOM) else head
     stripped = body.lstrip()
+    start = len(head) - len(stripped)  # where the first value begins, blank lines skipped
     if not stripped:
         what = "is empty" if not head else "holds only white space"
         raise InputError(
@@ -268,38 +280,107 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
             raise InputError(
                 f"{path} is a JSON array, not JSON Lines as --format {fmt} reads",
                 "use --format " + ("ddb-json" if fmt == "ddb-export" else "json") + " (or auto)",
-                offset=len(head) - len(stripped),
+                offset=start,
             )
-        return Shape("jsonl")
+        return Shape("jsonl"), None
     if first == b"[":
-        return Shape("array")
+        return Shape("array"), None
     if first != b"{":
         raise InputError(
             f"{path} starts with {first.decode('latin-1')!r}, not '[' or '{{'",
             "a dump is a JSON array of objects, an object holding such an array, "
             "or JSON Lines (one object per line)",
-            offset=len(head) - len(stripped),
+            offset=start,
         )
-    line, newline, rest = body.partition(b"\n")
-    obj = _loads_or_none(line) if newline or whole else None
-    if fmt == "json" and isinstance(obj, dict) and rest.strip():
-        raise InputError(
-            f"{path} holds one object per line (JSON Lines), not the one JSON document "
-            "--format json reads",
-            "use --format jsonl (or auto)",
-        )
-    if fmt in ("auto", "ddb-json") and isinstance(obj, dict):
-        if rest.strip() or not whole:
-            return Shape("jsonl")
-        key = next((k for k, v in obj.items() if _is_object_array(k, v)), None)
-        if key is None:
-            return Shape("jsonl")
-        raise InputError(
-            f"{path} is a single JSON object on one line: it reads both as JSON Lines "
-            f"(one item) and as a wrapper whose items are under {key!r}",
-            "say which with --format json or --format jsonl",
-        )
-    return Shape("object", _find_items_key(path))
+    line, newline, rest = stripped.partition(b"\n")
+    nested: list[str] = []  # arrays of objects inside its values, for the note
+    if not newline and not whole:  # a first line longer than the peek: walk its keys
+        if fmt == "json":
+            return Shape("object", _find_items_key(path)), None
+        with Source(path) as f:
+            return _one_object(path, _walk_keys(_Text(f, start, path), nested), nested)
+    obj = _loads_or_none(line)
+    if not isinstance(obj, dict):  # an object written over several lines: a wrapper
+        return Shape("object", _find_items_key(path)), None
+    if rest.strip() or not whole:  # one object per line
+        if fmt == "json":
+            raise InputError(
+                f"{path} holds one object per line (JSON Lines), not the one JSON document "
+                "--format json reads",
+                f"use {_format_for(obj, 'jsonl')}",
+            )
+        return Shape("jsonl"), None
+    if fmt == "json":
+        return Shape("object", _find_items_key(path, one_line=True)), None
+    for k, v in obj.items():
+        _arrays_within(v, k, nested)
+    return _one_object(path, ((k, _is_object_array(k, v)) for k, v in obj.items()), nested)
+
+
+def _one_object(
+    path: Path, keys: Iterator[tuple[str, bool]], nested: list[str] | None = None
+) -> tuple[Shape, str | None]:
+    """Read a file that is one JSON object on one line as a wrapper exactly when its items
+    sit where a wrapper's do: an array of objects under Items, items or Records, or under
+    its only key. Otherwise the line is one JSON Lines item, and an array of objects beside
+    its other attributes is one of its attributes.
+
+    `keys` yields each top-level key with whether its value is an array of objects; it is
+    consumed only as far as needed, as walking a one-line wrapper costs a read of it.
+    `nested`: arrays of objects deeper down (as --items-path names them), for the note."""
+    names: list[str] = []
+    arrays: list[str] = []
+    for key, objects in keys:
+        if objects and key in ITEMS_KEYS:
+            return _wrapper(path, key)
+        names.append(key)
+        if objects:
+            arrays.append(key)
+    if len(names) == 1 and arrays:
+        return _wrapper(path, arrays[0])
+    named = [*arrays, *(nested or [])]
+    if not named:
+        return Shape("jsonl"), None
+    return Shape("jsonl"), (
+        f"{path.name} is one JSON object on one line: reading it as one item; it holds an "
+        f"array of objects under {named[0]!r} (--items-path {named[0]} reads that array's "
+        "objects as the items instead)"
+    )
+
+
+def _wrapper(path: Path, key: str) -> tuple[Shape, str]:
+    return Shape("object", key), (
+        f"{path.name} is one JSON object on one line: reading the items under {key!r} "
+        "(--format jsonl reads the line as one item instead)"
+    )
+
+
+def _walk_keys(t: _Text, nested: list[str]) -> Iterator[tuple[str, bool]]:
+    """The keys of the object at `t`, each with whether its value is an array of objects,
+    found by walking: arrays are streamed through, never held whole. An items key holding
+    an array decides the matter at its '[' and ends the walk. Adds to `nested` the arrays
+    of objects inside the other values."""
+    t.expect("{", "'{'")
+    first = True
+    while (key := _next_key(t, first)) is not None:
+        first = False
+        if t.peek() != "[":
+            _arrays_within(t.value(), key, nested)
+            yield key, False
+        elif key in ITEMS_KEYS and t.peek(1) in ("{", "]"):
+            yield key, True
+            return
+        else:
+            yield key, _skip_value(t)
+
+
+def _format_for(value: Any, plain: str) -> str:
+    """The --format that reads items like `value`, laid out as `plain` reads."""
+    if looks_exported(value) and plain == "jsonl":
+        return "--format ddb-export"
+    if looks_typed(value):
+        return "--format ddb-json"
+    return f"--format {plain} (or auto)"
 
 
 def items_as(fmt: str) -> str:
@@ -307,16 +388,16 @@ def items_as(fmt: str) -> str:
     return fmt if fmt in ("ddb-json", "ddb-export") else "json"
 
 
-def _check_typing(path: Path, fmt: str, value: Any) -> None:
+def _check_typing(path: Path, fmt: str, value: Any, shape: Shape) -> None:
     """Plain or DynamoDB JSON, judged on the first item: `auto` never guesses typed JSON,
     and a named typed format must hold it (else every item would be dead-lettered)."""
     typed, exported = looks_typed(value), looks_exported(value)
+    plain = "jsonl" if shape.kind == "jsonl" else "json"
     if fmt == "auto" and (typed or exported):
         raise InputError(
             f"{path}: its items read both as plain JSON and as DynamoDB's own JSON "
             '(attributes like {"S": "text"})',
-            f"say which with --format {'ddb-json' if typed else 'ddb-export'} or --format "
-            "json / jsonl",
+            f"say which with --format {'ddb-json' if typed else 'ddb-export'} or --format {plain}",
         )
     if (fmt == "ddb-json" and not typed) or (fmt == "ddb-export" and not exported):
         what = (
@@ -326,7 +407,7 @@ def _check_typing(path: Path, fmt: str, value: Any) -> None:
         )
         raise InputError(
             f"{path}: its first item is not {what}, as --format {fmt} reads",
-            "use --format json or jsonl for plain JSON, or check the file with `rimport validate`",
+            f"use {_format_for(value, plain)}, or check the file with `rimport validate`",
         )
 
 
@@ -345,8 +426,11 @@ def _is_object_array(key: str, value: Any) -> bool:
     return isinstance(value[0], dict) if value else key in ITEMS_KEYS
 
 
-def _find_items_key(path: Path) -> str:
-    """Walk the top-level object to the first key whose value is an array of items."""
+def _find_items_key(path: Path, *, one_line: bool = False) -> str:
+    """Walk the top-level object to the first key whose value is an array of items.
+
+    `one_line`: the object is the file's only line, which JSON Lines reads as one item."""
+    nested: list[str] = []  # arrays of objects inside the values, for the hint
     with Source(path) as f:
         t = _Text(f, _data_start(f), path)
         t.expect("{", "'{'")
@@ -357,12 +441,32 @@ def _find_items_key(path: Path) -> str:
                 head = t.peek(1)
                 if head == "{" or (head == "]" and key in ITEMS_KEYS):
                     return key
-            _skip_value(t)
-    raise InputError(
-        f"{path}: the top-level object holds no array of objects to import",
-        "the items must sit under 'Items', 'items', 'Records' or the object's only key; "
-        "for one object per line, pass --format jsonl",
-    )
+                _skip_value(t)
+            else:
+                _arrays_within(t.value(), key, nested)
+    if nested:
+        hint = f"name the array to import with --items-path ({', '.join(nested[:3])})"
+    elif one_line:
+        hint = "use --format jsonl (or auto) to read its line as one item"
+    else:
+        hint = (
+            "the items must sit in an array under 'Items', 'items', 'Records' or another key "
+            "of the object, or be one object per line (JSON Lines)"
+        )
+    raise InputError(f"{path}: the top-level object holds no array of objects to import", hint)
+
+
+def _arrays_within(value: Any, path: str, found: list[str], depth: int = 3) -> None:
+    """Add the dotted paths of the arrays of objects inside `value` (a few levels down)."""
+    if not isinstance(value, dict) or not depth or len(found) >= 3:
+        return
+    for key, v in value.items():
+        if "." in key:
+            continue  # --items-path could not name it
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            found.append(f"{path}.{key}")
+        else:
+            _arrays_within(v, f"{path}.{key}", found, depth - 1)
 
 
 def _data_start(f: Source) -> int:
@@ -527,6 +631,9 @@ def _expect_end(t: _Text) -> None:
 class Dump:
     """An open dump file: its size, its shape, and its items from any checkpoint on."""
 
+    # How a file that reads two ways (one JSON object on one line) is read, for the user.
+    note: str | None = None
+
     def __init__(self, path: str | Path, shape: Shape, *, items_as: str = "json") -> None:
         self.path = Path(path)
         self.shape = shape
@@ -563,14 +670,15 @@ class Dump:
             raise InputError(f"--items-path does not go with --format {fmt}")
         p = Path(path)
         try:
-            shape = Shape("path", items_path) if items_path else detect_shape(p, fmt)
+            shape, note = (Shape("path", items_path), None) if items_path else _detect(p, fmt)
             dump = cls(p, shape, items_as=items_as(fmt))
+            dump.note = note
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         if fmt != "json" and fmt != "jsonl":
             first = next(dump.items(), None)
             if first is not None:
-                _check_typing(p, fmt, first.value)
+                _check_typing(p, fmt, first.value, shape)
         return dump
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:

@@ -119,7 +119,7 @@ def import_file(
     resuming costs a fraction. `folder` records the folder the file was started from.
     `max_outage`: seconds to keep trying while the endpoint answers nothing (default 300),
     recorded for `resume`. `notice` is told, as one line, when the endpoint stops
-    answering and when it answers again.
+    answering and when it answers again, and how a file that reads two ways is read.
     """
     if not 1 <= batch_size <= 25:
         raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
@@ -168,6 +168,8 @@ def import_file(
         with book.lock(run.id):
             if on_start:
                 on_start(run)
+            if notice and dump.note:
+                notice(dump.note)
             return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
 
 

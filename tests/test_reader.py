@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import lzma
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,88 @@ def test_a_single_line_item_is_json_lines(tmp_path: Path) -> None:
     assert values(path) == [{"pk": "a", "n": 1}]
 
 
-def test_a_one_line_wrapper_is_ambiguous_and_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, '{"Items": [{"pk": "a"}]}')
-    with pytest.raises(InputError, match="reads both as JSON Lines") as e:
-        detect_shape(path)
-    assert "--format" in (e.value.hint or "")
-    assert values(path, fmt="json") == [{"pk": "a"}]
-    assert values(path, fmt="jsonl") == [{"Items": [{"pk": "a"}]}]
+ONE_LINE = [
+    ('{"Items":[{"pk":"a"},{"pk":"b"}]}', "object:Items", ["a", "b"]),
+    ('{"Items": []}', "object:Items", []),
+    ('{"Count":2,"Items":[{"pk":"a"},{"pk":"b"}],"ScannedCount":2}\n', "object:Items", ["a", "b"]),
+    ('{"data": [{"pk": "a"}, {"pk": "b"}]}\n', "object:data", ["a", "b"]),
+    ('\n\n {"records":[{"pk":"a"}]}  \n\n', "object:records", ["a"]),
+    ('{"pk": "a", "children": [{"pk": "x"}]}\n', "jsonl", ["a"]),
+    ('{"children": [{"pk": "x"}], "pk": "a"}', "jsonl", ["a"]),
+    ('{"pk": "a", "data": {"rows": [{"pk": "x"}]}}', "jsonl", ["a"]),
+    ('{"pk": "a"}', "jsonl", ["a"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("peek", ["whole line", "walked"])
+@pytest.mark.parametrize(("text", "shape", "pks"), ONE_LINE)
+def test_one_object_on_one_line_is_a_wrapper_exactly_when_its_items_sit_where_a_wrappers_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, shape: str, pks: list[str],
+    peek: str,
+) -> None:  # fmt: skip
+    """The same answer whether the line fits in the peek or must be walked key by key (a
+    one-line wrapper of gigabytes), where the line is never decoded whole."""
+    path = write(tmp_path, text)
+    if peek == "walked":
+        monkeypatch.setattr(reader, "_PEEK", 8)
+        monkeypatch.setattr(reader, "_loads_or_none", _never)
+    dump = Dump.open(path)
+    assert str(dump.shape) == shape
+    assert [v["pk"] for v in values(path)] == pks
+    if shape.startswith("object:"):
+        key = shape.partition(":")[2]
+        assert dump.note == (
+            f"dump.json is one JSON object on one line: reading the items under {key!r} "
+            "(--format jsonl reads the line as one item instead)"
+        )
+        (whole,) = values(path, fmt="jsonl")  # the other reading, when asked for
+        assert list(whole) == list(json.loads(text))
+    elif "[{" in text:  # the note names the array, and --items-path reads it
+        path_to = re.search(r"--items-path (\S+)", dump.note or "")
+        assert path_to, dump.note
+        assert [r.value["pk"] for r in Dump.open(path, items_path=path_to[1]).items()] == ["x"]
+    else:
+        assert dump.note is None
+
+
+def _never(line: bytes) -> Any:
+    raise AssertionError("a line longer than the peek was decoded whole")
+
+
+def test_a_one_line_wrapper_longer_than_the_peek_is_read_as_a_wrapper(tmp_path: Path) -> None:
+    """What `jq -c` writes: one line, here 5 MB, more than detection looks at."""
+    items = [{"pk": f"k{i}", "pad": "x" * 200} for i in range(23_000)]
+    for key in ("Items", "data"):
+        path = write(tmp_path, json.dumps({key: items}, separators=(",", ":")) + "\n")
+        assert path.stat().st_size > reader._PEEK
+        dump = Dump.open(path)
+        assert dump.shape == Shape("object", key)
+        assert sum(1 for _ in dump.items()) == len(items)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '\n{"pk": "a"}\n{"pk": "b"}\n',
+        '\r\n  \n\t\n{"pk": "a", "list": [{"x": 1}]}\r\n{"pk": "b"}',
+        '\ufeff\n\n{"pk": "a"}\n\n{"pk": "b"}\n',
+        '\ufeff{"pk": "a"}\n{"pk": "b"}\n',
+    ],
+)
+def test_blank_lines_and_a_bom_before_json_lines_are_fine(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    assert detect_shape(path) == Shape("jsonl")
+    assert [r.value["pk"] for r in Dump.open(path).items()] == ["a", "b"]
+
+
+def test_a_one_line_wrapper_of_dynamodb_json_reads_with_its_format(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"Items":[{"pk":{"S":"a"}},{"pk":{"S":"b"}}],"Count":2}\n')
+    dump = Dump.open(path, "ddb-json")
+    assert (str(dump.shape), dump.items_as) == ("object:Items", "ddb-json")
+    assert [r.value for r in dump.items()] == [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}]
+    with pytest.raises(InputError, match="DynamoDB's own JSON") as e:
+        Dump.open(path)
+    assert "--format ddb-json" in (e.value.hint or "")
 
 
 def test_numbers_keep_every_digit(tmp_path: Path) -> None:
@@ -330,7 +406,8 @@ def test_export_lines_must_be_named_as_such(tmp_path: Path) -> None:
         ('[{"pk": {"S": "a"}}]', "ddb-export", "a JSON array, not JSON", "--format ddb-json"),
         ('{"pk": "a"}\n{"pk": "b"}\n', "json", "one object per line", "--format jsonl"),
         ('[{"pk": "a", "n": 1}]', "ddb-json", "first item is not DynamoDB JSON", "--format json"),
-        ('{"pk": {"S": "a"}}\n', "ddb-export", "first item is not an export line", "--format json"),
+        ('{"pk": {"S": "a"}}\n', "ddb-export", "first item is not an export line",
+         "--format ddb-json"),
     ],
 )  # fmt: skip
 def test_a_wrong_format_is_named_before_anything_is_read(
