@@ -445,7 +445,8 @@ def _find_items_key(path: Path, *, one_line: bool = False) -> str:
             else:
                 _arrays_within(t.value(), key, nested)
     if nested:
-        hint = f"name the array to import with --items-path ({', '.join(nested[:3])})"
+        others = f" (or {', '.join(nested[1:])})" if nested[1:] else ""
+        hint = f"name the array to import with --items-path {nested[0]}{others}"
     elif one_line:
         hint = "use --format jsonl (or auto) to read its line as one item"
     else:

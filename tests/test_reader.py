@@ -419,6 +419,36 @@ def test_a_wrong_format_is_named_before_anything_is_read(
     assert str(path) in e.value.message and hint in (e.value.hint or "")
 
 
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ('[{"pk": "a"}]', "jsonl"),
+        ('[{"pk": {"S": "a"}}]', "ddb-export"),
+        ('{"pk": "a"}\n{"pk": "b"}\n', "json"),
+        ('{"pk": {"S": "a"}}\n{"pk": {"S": "b"}}\n', "json"),
+        ('{"Item": {"pk": {"S": "a"}}}\n', "json"),
+        ('[{"pk": "a", "n": 1}]', "ddb-json"),
+        ('{"pk": "a"}\n', "ddb-json"),
+        ('{"Item": {"pk": {"S": "a"}}}\n', "ddb-json"),
+        ('{"pk": {"S": "a"}}\n', "ddb-export"),
+        ('{"Items":[{"pk":{"S":"a"}}]}', "auto"),
+        ('{"pk":"a"}', "json"),
+        ('{"data": {"records": [{"pk": "a"}]}}', "json"),
+        ('{\n"meta": {"v": 1}, "data": {"records": [{"pk": "a"}]}}', "auto"),
+    ],
+)  # fmt: skip
+def test_every_refusal_names_an_option_that_reads_the_file(
+    tmp_path: Path, text: str, fmt: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        Dump.open(path, fmt)
+    option = re.search(r"--(format|items-path) ([\w.-]+)", e.value.hint or "")
+    assert option, e.value.hint
+    works = (option[2], None) if option[1] == "format" else (fmt, option[2])
+    assert [r.value for r in Dump.open(path, *works).items()]
+
+
 NESTED = (
     '{"meta": {"items": [{"not": "these"}]},\n "data": {"count": 3, "records": [\n'
     '{"pk": "a"}, {"pk": "b"},\n {"pk": "c"}], "more": [{"x": 1}]}, "tail": [1]}\n'
