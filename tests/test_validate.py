@@ -143,3 +143,23 @@ def test_a_folder_is_validated_file_by_file(tmp_path: Path) -> None:
     assert (
         f"{dump}: array, 100 items" in out.stdout and "8 items DynamoDB would refuse" in out.stdout
     )
+
+
+def test_a_one_line_wrapper_is_imported_as_a_wrapper_and_says_so(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    """What `jq -c` or `aws dynamodb scan --output json | jq -c .` leaves: one line."""
+    items = [{"pk": "a", "n": 1}, {"pk": "b", "n": 2}]
+    dump = tmp_path / "scan.json"
+    dump.write_text(json.dumps({"Items": items, "Count": 2}, separators=(",", ":")) + "\n")
+    out = rimport("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert (
+        "scan.json is one JSON object on one line: reading the items under 'Items' "
+        "(--format jsonl reads the line as one item instead)"
+    ) in out.stderr.splitlines()
+    assert_table_equals(ddb, table, items)
+    (run,) = json.loads(rimport("status", "--json", "--ledger", ledger).stdout)
+    assert run["shape"] == "object:Items"
+    check = rimport("validate", dump, "--key", "pk:S")
+    assert check.stdout.startswith(f"{dump}: object:Items, 2 items"), check.stdout
