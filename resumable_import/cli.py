@@ -14,11 +14,13 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from tqdm import tqdm
+from typer.core import TyperCommand
 
 from . import endpoint as endpoints
 from .dynamo import table_keys
@@ -40,15 +42,36 @@ from .validate import Report, validate_file
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
 EXIT_ERROR, EXIT_DEAD_LETTERS = 1, 3
 
-app = typer.Typer(
-    add_completion=False,
+
+class _Command(TyperCommand):
+    """A command whose usage line reads `rimport start [OPTIONS] PATH`: typer writes a
+    required argument as `{PATH}`, which reads as a set or a shell brace expansion."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p[:1] == "{" and p[-1:] == "}" else p for p in pieces]
+
+
+class _App(typer.Typer):
+    """A typer app whose commands are `_Command`s, whoever adds them."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Import large JSON dumps into DynamoDB, resumably: a killed import continues "
     "from its last checkpoint, and items DynamoDB refused wait in a ledger for a retry.",
 )
 _debug = False
+# The app's own flags, which `main` also takes after the sub-command; none takes a value.
+GLOBAL_FLAGS = ("--debug", "-q", "--quiet", "-v", "--verbose")
 
 LedgerOpt = Annotated[
     Path | None,
@@ -62,9 +85,21 @@ LedgerOpt = Annotated[
 ]
 
 
+def _print_version(show: bool) -> None:
+    if show:
+        typer.echo(f"rimport {version('rimport')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     global _debug
     _debug = debug
@@ -322,9 +357,7 @@ def status(
         raise typer.Exit(EXIT_ERROR)
 
 
-ledger_app = typer.Typer(
-    no_args_is_help=True, help="Look after the ledger itself.", rich_markup_mode=None
-)
+ledger_app = _App(no_args_is_help=True, help="Look after the ledger itself.", rich_markup_mode=None)
 app.add_typer(ledger_app, name="ledger")
 
 
@@ -660,7 +693,7 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_like_ctrl_c)
     try:
-        app(prog_name="rimport")
+        app(prog_name="rimport", args=_global_flags_first(sys.argv[1:]))
     except Exception:
         if _debug:
             raise
@@ -669,3 +702,37 @@ def main() -> None:
         _say(f"error: unexpected failure: {traceback.format_exc(limit=0).strip().splitlines()[-1]}")
         _say("hint: run again with --debug for the full traceback, and report it")
         sys.exit(EXIT_ERROR)
+
+
+def _global_flags_first(args: list[str]) -> list[str]:
+    """`rimport start f.json --debug` as `rimport --debug start f.json`: click takes the
+    app's own flags only before the sub-command, and people add them at the end.
+
+    Stops at `--`, and leaves alone what is the value of an option (`--table -q`)."""
+    at = next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))
+    tail = args[at:]
+    end = tail.index("--") if "--" in tail else len(tail)
+    if not any(a in GLOBAL_FLAGS for a in tail[:end]):
+        return args
+    valued = _options_taking_values()
+    moved, kept, value_next = [], [], False
+    for arg in tail[:end]:
+        if arg in GLOBAL_FLAGS and not value_next:
+            moved.append(arg)
+            continue
+        value_next = not value_next and arg in valued
+        kept.append(arg)
+    return args[:at] + moved + kept + tail[end:]
+
+
+def _options_taking_values() -> set[str]:
+    """The names of every option of every command that takes a value (`--table`, `-t`)."""
+    names: set[str] = set()
+    todo: list[Any] = [typer.main.get_command(app)]
+    while todo:
+        command = todo.pop()
+        todo.extend(getattr(command, "commands", {}).values())
+        for p in command.params:
+            if p.param_type_name == "option" and not p.is_flag and not p.count:
+                names.update(p.opts + p.secondary_opts)
+    return names
