@@ -620,7 +620,10 @@ def _gentler(run: Run, writer: Writer) -> str:
     words = ["resume", run.id, "--concurrency", str(max(1, concurrency // 2))]
     if writer.pace:
         words += ["--max-wcu", f"{max(1, int(writer.pace)):d}"]
-    return f"; DynamoDB throttled it {writer.throttled:,} times: {command(run, *words)} asks less"
+    return (
+        f"; DynamoDB throttled {writer.throttled:,} of its requests: {command(run, *words)} "
+        "asks less of the table"
+    )
 
 
 def command(run: Run, *words: str) -> str:

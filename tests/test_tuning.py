@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import rimport
-from fakes import FakeDynamo
+from fakes import FakeDynamo, client_error
 
 from resumable_import import (
     KeyMismatchError,
@@ -112,6 +112,18 @@ def test_resume_with_the_same_settings_records_no_change(tmp_path: Path) -> None
     resume_run(run_id, ledger=ledger, client=fake, retry=FAST, batch_size=25)
     (run,) = run_status(ledger=ledger)
     assert run.state == "completed" and "changes" not in run.options
+
+
+def test_a_throttled_run_that_stops_names_the_resume_that_asks_less(tmp_path: Path) -> None:
+    fake = FakeDynamo()
+    fake.capacity = 1.0  # the first request is throttled whole
+    fake.fail_next = [None, client_error("AccessDeniedException", status=400)]  # type: ignore[list-item]
+    with pytest.raises(ServiceError) as stopped:
+        import_file(write_dump(tmp_path / "d.json", 100), "t", ledger=tmp_path / "l.db",
+                    client=fake, concurrency=4, retry=FAST)  # fmt: skip
+    (run,) = run_status(ledger=tmp_path / "l.db")
+    assert "DynamoDB throttled 1 of its requests: " in str(stopped.value.hint)
+    assert f"`rimport resume {run.id} --concurrency 2" in str(stopped.value.hint)
 
 
 # -- a key mistake shared by the first items --------------------------------------------
