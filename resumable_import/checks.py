@@ -161,6 +161,13 @@ class KeyMistake:
     others: tuple[str, ...]  # the first item's attributes, for a missing key attribute
 
     @property
+    def fitting_keys(self) -> str | None:
+        """The key the items fit, as Python writes it: `(KeySpec('pk', 'S'),)`."""
+        if not self.fitting:
+            return None
+        return "(" + "".join(f"KeySpec({k.name!r}, {k.type!r}), " for k in self.fitting)[:-1] + ")"
+
+    @property
     def message(self) -> str:
         if self.items == 1:
             which, first = "the only item", "it"

@@ -85,11 +85,11 @@ class TableMissingError(TableError):
     def __init__(
         self, table: str, endpoint: str, attribute: str | None = None, *, param: str = "create_keys"
     ) -> None:
-        key = f"({param}=(KeySpec({attribute or 'NAME'!r}, 'S'),)"
+        key = f"{param}=(KeySpec({attribute or 'NAME'!r}, 'S'),)"
         hint = (
-            f"create it, or pass {key} with its key's name and type, S, N or B) to have it created"
+            f"create it, or pass {key} (its key's name and type: S, N or B) to have it created"
             if param == "create_keys"
-            else f"pass the key it will have {key}, type S, N or B)"
+            else f"pass the key it will have: {key} (name and type: S, N or B)"
         )
         super().__init__(f"table {table!r} does not exist at {endpoint}", hint, param=param)
         self.table, self.endpoint, self.attribute = table, endpoint, attribute

@@ -427,8 +427,8 @@ def _execute(
             )
             raise
         except ServiceError as e:
-            e.hint = _after_service_error(book.run(run.id), e, client)  # may add to e.message
-            e.hint += _gentler(run, writer) if e.param is None else ""
+            gentler = _gentler(run, writer)
+            e.hint = _after_service_error(book.run(run.id), e, client, gentler)  # and e.message
             run = _stop(book, run.id, states.FAILED, e.message)
             raise
         except LedgerError as e:
@@ -588,18 +588,19 @@ def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool 
     return run
 
 
-def _after_service_error(run: Run, e: ServiceError, client: Any) -> str:
-    """The hint for a run that DynamoDB stopped: resume, unless its table is gone or was
-    created anew, where resuming would skip the items the old table took with it."""
+def _after_service_error(run: Run, e: ServiceError, client: Any, gentler: str = "") -> str:
+    """The hint for a run that DynamoDB stopped: resume (`gentler` after throttling),
+    unless its table is gone or was created anew, where resuming would skip the items the
+    old table took with it."""
     try:
         info = describe_table(client, run.table)
     except RimportError:  # the endpoint itself is away: resuming later is right
-        return _resume(run, e.hint, e.param)
+        return _resume(run, e.hint, e.param) + gentler
     if info is None or (run.table_identity and info.identity != run.table_identity):
         what = "no longer exists" if info is None else "was created anew"
         e.message += f" (table {run.table!r} {what})"
         return f"what was written to it is gone; import the file again with {_start_over(run)}"
-    return _resume(run, e.hint, e.param)
+    return _resume(run, e.hint, e.param) + gentler
 
 
 def _resume(run: Run, first: str | None, param: str | None = None) -> str:
@@ -697,9 +698,8 @@ def _sample(dump: Dump, keys: tuple[KeySpec, ...]) -> None:
     """Refuse to create a table with a key that every one of the dump's first items fails
     the same way: the table would stay behind, empty, with the wrong key."""
     if mistake := key_mistake_in(dump, keys):
-        if mistake.fitting:
-            fit = ", ".join(f"KeySpec({k.name!r}, {k.type!r})" for k in mistake.fitting)
-            hint = f"the table was not created; pass create_keys=({fit},)"
+        if mistake.fitting_keys:
+            hint = f"the table was not created; pass create_keys={mistake.fitting_keys}"
         else:
             hint = (
                 "the table was not created; name in create_keys an attribute the items have, "

@@ -77,9 +77,8 @@ def validate_file(
     started = time.monotonic()
     dump = Dump.open(path, fmt, items_path)
     if mistake := key_mistake_in(dump, keys):
-        if mistake.fitting:
-            fit = ", ".join(f"KeySpec({k.name!r}, {k.type!r})" for k in mistake.fitting)
-            hint = f"the items fit keys=({fit},)"
+        if mistake.fitting_keys:
+            hint = f"the items fit keys={mistake.fitting_keys}"
         else:
             hint = "check the key against an attribute the items have, or that this is the dump"
         raise KeyMismatchError(mistake, "validate", hint)
