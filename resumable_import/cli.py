@@ -398,7 +398,8 @@ def _validate(
                     reports.append(validate_file(entry.path, keys, fmt=todo.fmt,
                                                  items_path=items_path, progress=bar))  # fmt: skip
             except (InputError, KeyMismatchError) as e:
-                reports.append(Report(entry.path, "unreadable", stopped=_in_flags(e)))
+                what = "unreadable" if isinstance(e, InputError) else "not for this key"
+                reports.append(Report(entry.path, what, stopped=_in_flags(e)))
         return reports
 
     reports = _guard(work)
