@@ -15,11 +15,13 @@ if TYPE_CHECKING:
     from .errors import (
         FileChangedError,
         InputError,
+        KeyMismatchError,
         LedgerError,
         RimportError,
         RunBusyError,
         ServiceError,
         TableError,
+        TableMissingError,
         UsageError,
     )
     from .folder import FolderResult, import_folder
@@ -39,8 +41,9 @@ if TYPE_CHECKING:
 # Loaded on first use, so that a process needing one module (the reader process imports
 # only the reading side) does not import botocore and the rest for nothing.
 _HOMES = {
-    "errors": ["FileChangedError", "InputError", "LedgerError", "RimportError", "RunBusyError",
-               "ServiceError", "TableError", "UsageError"],
+    "errors": ["FileChangedError", "InputError", "KeyMismatchError", "LedgerError",
+               "RimportError", "RunBusyError", "ServiceError", "TableError", "TableMissingError",
+               "UsageError"],
     "folder": ["FolderResult", "import_folder"],
     "items": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
@@ -69,6 +72,7 @@ __all__ = [
     "FolderResult",
     "ImportResult",
     "InputError",
+    "KeyMismatchError",
     "KeySpec",
     "Ledger",
     "LedgerError",
@@ -80,6 +84,7 @@ __all__ = [
     "RunInterrupted",
     "ServiceError",
     "TableError",
+    "TableMissingError",
     "UsageError",
     "import_file",
     "import_folder",

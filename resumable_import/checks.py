@@ -13,12 +13,20 @@ size; at most 32 levels of nesting; numbers of at most 38 significant digits wit
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .items import CONVERTERS, Item, ItemError, Key, KeySpec, item_size, write_units
+from .errors import InputError
+from .items import CONVERTERS, KEY_TYPES, Item, ItemError, Key, KeySpec, item_size, write_units
+
+if TYPE_CHECKING:
+    from .reader import Dump
 
 MAX_ITEM_BYTES = 400 * 1024
 # Measured on any element of plain JSON: its size as DynamoDB counts it is less than 1.5
@@ -131,3 +139,103 @@ def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number")
+
+
+# -- one mistake for all items ----------------------------------------------------------
+
+SAMPLE_ITEMS = 100  # the first items of a dump that show a key mistake shared by all
+_KEY_CODES = ("KeyType", "MissingKey")
+_FITS = {str: "S", int: "N", Decimal: "N"}
+
+
+@dataclass(frozen=True)
+class KeyMistake:
+    """Every one of the first `items` items fails the key the same way: a key type given
+    wrong, or a dump that is not for this table, rather than a few bad items."""
+
+    items: int
+    keys: tuple[KeySpec, ...]  # the key they were checked against
+    attribute: str  # the key attribute at fault
+    found: str  # what the items hold there: "a string", "of type S", or "missing"
+    fitting: tuple[KeySpec, ...] | None  # the key they would fit; None if no key type fits
+    others: tuple[str, ...]  # the first item's attributes, for a missing key attribute
+
+    @property
+    def fitting_keys(self) -> str | None:
+        """The key the items fit, as Python writes it: `(KeySpec('pk', 'S'),)`."""
+        if not self.fitting:
+            return None
+        return "(" + "".join(f"KeySpec({k.name!r}, {k.type!r}), " for k in self.fitting)[:-1] + ")"
+
+    @property
+    def message(self) -> str:
+        if self.items == 1:
+            which, first = "the only item", "it"
+        elif self.items >= SAMPLE_ITEMS:
+            which, first = f"each of the first {self.items} items", "the first"
+        else:
+            which, first = f"each of the {self.items} items", "the first"
+        if self.found == "missing":
+            have = f" ({first} has {', '.join(self.others)})" if self.others else ""
+            return f"key attribute {self.attribute!r} is missing from {which}{have}"
+        key = ", ".join(f"{k.name}:{k.type}" for k in self.keys)
+        return f"key attribute {self.attribute!r} is {self.found} in {which}, but the key is {key}"
+
+
+def key_mistake(
+    values: Iterable[Any], keys: tuple[KeySpec, ...], items_as: str
+) -> KeyMistake | None:
+    """The key mistake that every one of `values` (the first items) shares, if any.
+
+    One item with another error, a good item, or a different key error is enough to say
+    no: a good dump with a few bad items is imported, those few dead-lettered.
+    """
+    prepare = Prepare(keys, items_as)
+    first: Any = None
+    message = None
+    count = 0
+    for value in values:
+        try:
+            prepare(value, 0)
+            return None
+        except ItemError as e:
+            if e.code not in _KEY_CODES or message not in (None, e.message):
+                return None
+            if message is None:
+                first, message = value, e.message
+        count += 1
+    if not count:
+        return None
+    return _describe(first, keys, items_as, count)
+
+
+def key_mistake_in(dump: Dump, keys: tuple[KeySpec, ...]) -> KeyMistake | None:
+    """`key_mistake` of the dump's first SAMPLE_ITEMS items. A dump broken among them is
+    judged on the items before the break; reading it in full reports the break."""
+
+    def values() -> Iterable[Any]:
+        with contextlib.suppress(InputError), contextlib.closing(dump.items()) as items:
+            for raw in itertools.islice(items, SAMPLE_ITEMS):
+                yield raw.value
+
+    return key_mistake(values(), keys, dump.items_as)
+
+
+def _describe(value: Any, keys: tuple[KeySpec, ...], items_as: str, count: int) -> KeyMistake:
+    """What the first item holds at the first key attribute it fails."""
+    typed = items_as != "json"
+    item = CONVERTERS[items_as](value) if typed else value
+    for spec in keys:
+        if spec.name not in item:
+            others = tuple(itertools.islice(item, 5))
+            return KeyMistake(count, keys, spec.name, "missing", None, others)
+        v = item[spec.name]
+        if typed:
+            ((kind, _),) = v.items()
+            found, fit = f"of type {kind}", kind if kind in KEY_TYPES else None
+        else:
+            found, fit = _json_kind(v), _FITS.get(type(v))
+        if fit != spec.type:
+            fitting = tuple(KeySpec(k.name, fit) if k == spec else k for k in keys) if fit else None
+            return KeyMistake(count, keys, spec.name, found, fitting, ())
+    raise AssertionError("a key error on an item whose key fits")  # Prepare said otherwise

@@ -24,7 +24,14 @@ from typer.core import TyperCommand
 
 from . import endpoint as endpoints
 from .dynamo import table_keys
-from .errors import InputError, RimportError, Stopped, UsageError
+from .errors import (
+    InputError,
+    KeyMismatchError,
+    RimportError,
+    Stopped,
+    TableMissingError,
+    UsageError,
+)
 from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
@@ -36,6 +43,7 @@ from .run import (
     resume_run,
     retry_failed,
     run_status,
+    settings_of,
 )
 from .validate import Report, validate_file
 
@@ -172,6 +180,17 @@ SortKeyOpt = Annotated[
     str | None, typer.Option(metavar="NAME:TYPE", help="Sort key as NAME:S|N|B, with --key.")
 ]
 
+# The settings `resume` may change, declared once for `start` and `resume`.
+_BATCH_SIZE = typer.Option(min=1, max=25, metavar="N", help="Items per BatchWriteItem.")
+_CONCURRENCY = typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")
+_MAX_WCU = typer.Option(metavar="N", help="Cap on write capacity units per second.", min=1)
+_MAX_OUTAGE = typer.Option(
+    metavar="SECONDS",
+    min=0,
+    help="How long to keep trying while the endpoint answers nothing before the run "
+    "stops (resumably).",
+)
+
 
 @app.command()
 def start(
@@ -181,18 +200,11 @@ def start(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
-    batch_size: Annotated[
-        int, typer.Option(min=1, max=25, metavar="N", help="Items per BatchWriteItem.")
-    ] = 25,
+    batch_size: Annotated[int, _BATCH_SIZE] = 25,
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
-    concurrency: Annotated[
-        int, typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")
-    ] = DEFAULT_CONCURRENCY,
-    max_wcu: Annotated[
-        float | None,
-        typer.Option(metavar="N", help="Cap on write capacity units per second.", min=1),
-    ] = None,
+    concurrency: Annotated[int, _CONCURRENCY] = DEFAULT_CONCURRENCY,
+    max_wcu: Annotated[float | None, _MAX_WCU] = None,
     create_table: Annotated[
         bool,
         typer.Option("--create-table", help="Create the table (on-demand, with --key) if missing."),
@@ -206,15 +218,7 @@ def start(
         bool,
         typer.Option("--dry-run", help="Only check the dump, as `rimport validate` does."),
     ] = False,
-    max_outage: Annotated[
-        float,
-        typer.Option(
-            metavar="SECONDS",
-            min=0,
-            help="How long to keep trying while the endpoint answers nothing before the run "
-            "stops (resumably).",
-        ),
-    ] = 300,
+    max_outage: Annotated[float, _MAX_OUTAGE] = 300,
     new: Annotated[
         bool,
         typer.Option(
@@ -285,13 +289,22 @@ def resume(
         str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
     ],
     ledger: LedgerOpt = None,
+    batch_size: Annotated[int | None, _BATCH_SIZE] = None,
+    concurrency: Annotated[int | None, _CONCURRENCY] = None,
+    max_wcu: Annotated[float | None, _MAX_WCU] = None,
+    max_outage: Annotated[float | None, _MAX_OUTAGE] = None,
 ) -> None:
-    """Continue a run from its last checkpoint, after checking the file is unchanged."""
+    """Continue a run from its last checkpoint, after checking the file is unchanged.
+
+    --batch-size, --concurrency, --max-wcu and --max-outage replace the run's own for the
+    rest of it (after throttling, or a proxy's 413); `rimport status RUN_ID` shows the change.
+    """
 
     def work() -> ImportResult:
         with _Bar() as bar:
             return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar),
-                              notice=bar.note)  # fmt: skip
+                              notice=bar.note, batch_size=batch_size, concurrency=concurrency,
+                              max_wcu=max_wcu, max_outage=max_outage)  # fmt: skip
 
     _finish(_guard(work), ledger)
 
@@ -417,8 +430,9 @@ def _validate(
                 with _Bar() as bar:
                     reports.append(validate_file(entry.path, keys, fmt=todo.fmt,
                                                  items_path=items_path, progress=bar))  # fmt: skip
-            except InputError as e:
-                reports.append(Report(entry.path, "unreadable", stopped=e))
+            except (InputError, KeyMismatchError) as e:
+                what = "unreadable" if isinstance(e, InputError) else "not for this key"
+                reports.append(Report(entry.path, what, stopped=_in_flags(e)))
         return reports
 
     reports = _guard(work)
@@ -538,6 +552,7 @@ def _finish_folder(result: FolderResult) -> None:
         else:
             line = "failed"
         if f.error is not None:
+            _in_flags(f.error)
             line = f"{line}: {f.error.message}" + (
                 f" (hint: {f.error.hint})" if f.error.hint else ""
             )
@@ -632,6 +647,7 @@ def _print_run(run: Run, ledger: Path | None) -> None:
     ]  # fmt: skip
     if run.folder:
         fields.insert(3, ("folder", run.folder))
+    fields.insert(fields.index(("shape", run.shape)) + 2, ("settings", _settings(run)))
     if run.error:
         fields.append(("stopped by" if run.state != "completed" else "note", run.error))
     for name, value in fields:
@@ -653,6 +669,25 @@ def _print_run(run: Run, ledger: Path | None) -> None:
             typer.echo(f"  ... and {run.dead_letters - shown:,} more")
 
 
+_SETTING_NAMES = {"batch_size": "batch size", "concurrency": "concurrency",
+                  "max_wcu": "max WCU", "max_outage": "max outage"}  # fmt: skip
+
+
+def _settings(run: Run) -> str:
+    """What the run writes with, and what a `resume` changed: "batch size 10 (25 until
+    resumed at 2026-11-29 22:10 UTC), concurrency 16, ..."."""
+    parts = []
+    for name, value, before in settings_of(run):
+        shown = "-" if value is None else f"{value:g}" if isinstance(value, float) else value
+        unit = " s" if name == "max_outage" and value is not None else ""
+        earlier = "; ".join(
+            f"{'-' if old is None else old} until resumed at {at[:16].replace('T', ' ')} UTC"
+            for old, at in before
+        )
+        parts.append(f"{_SETTING_NAMES[name]} {shown}{unit}" + (f" ({earlier})" if earlier else ""))
+    return ", ".join(parts)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
@@ -668,6 +703,7 @@ def _guard(work: Any) -> Any:
     except RimportError as e:
         if _debug:
             raise
+        _in_flags(e)
         _say(f"error: {e.message}")
         if e.hint:
             _say(f"hint: {e.hint}")
@@ -678,6 +714,46 @@ def _guard(work: Any) -> Any:
         signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
         _say("interrupted" if signum == signal.SIGINT else f"stopped by signal {signum}")
         raise typer.Exit(128 + signum) from None
+
+
+# Arguments of the library as its errors spell them, and the flags that say them here.
+_FLAGS = {
+    "batch_size": "--batch-size", "concurrency": "--concurrency", "max_wcu": "--max-wcu",
+    "max_outage": "--max-outage", "create_keys": "--create-table --key", "new=True": "--new",
+    "allow_remote=True": "--allow-remote", "region=NAME": "--region REGION",
+}  # fmt: skip
+
+
+def _in_flags(e: RimportError) -> RimportError:
+    """Say a library error in this command's words: its flags where the library names its
+    arguments (`batch_size` -> `--batch-size`), and keys as `--key NAME:TYPE`."""
+    if isinstance(e, TableMissingError):
+        e.hint = (
+            "create it, or pass --create-table --key NAME:S [--sort-key NAME:S]"
+            if e.param == "create_keys"
+            else "pass the key it will have: --key NAME:S|N|B [--sort-key NAME:S|N|B]"
+        )
+    elif isinstance(e, KeyMismatchError) and e.stage != "run":  # a run's hint is a command
+        fitting = e.mistake.fitting
+        flags = " ".join(
+            f"{flag} {k.name}:{k.type}"
+            for flag, k in zip(("--key", "--sort-key"), fitting or (), strict=False)
+        )
+        if e.stage == "create":
+            e.hint = "the table was not created; " + (
+                f"pass {flags}" if fitting else "name in --key an attribute the items have"
+            )
+        else:
+            e.hint = (
+                f"the items fit {flags}"
+                if fitting
+                else ("check --key against an attribute the items have, or that this is the dump")
+            )
+    elif e.param in _FLAGS:
+        flag = _FLAGS[e.param]
+        e.message = e.message.replace(e.param, flag)
+        e.hint = e.hint and e.hint.replace(e.param, flag)
+    return e
 
 
 def _stop_like_ctrl_c(signum: int, frame: object) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import endpoint
 from .endpoint import AWS, Endpoint
-from .errors import ServiceError, TableError, UsageError, hint_for
+from .errors import ServiceError, TableError, TableMissingError, UsageError, hint_for
 from .items import KeySpec
 
 
@@ -56,7 +57,9 @@ def connect(where: Endpoint | str, region: str | None, *, pool_size: int = 10) -
     region = region or session.region_name or ("us-east-1" if local else None)
     if not region:
         raise UsageError(
-            "no AWS region set", "pass --region, or set AWS_REGION / AWS_DEFAULT_REGION"
+            "no AWS region set",
+            "pass region=NAME, or set AWS_REGION / AWS_DEFAULT_REGION",
+            param="region=NAME",
         )
     credentials = session.get_credentials()
     dummy: dict[str, str] = {}
@@ -140,10 +143,7 @@ def table_keys(
     at = resolve_endpoint(where)
     info = describe_table(connect(at, region).client, table)
     if info is None:
-        raise TableError(
-            f"table {table!r} does not exist at {at}",
-            "pass the key it will have: --key NAME:S|N|B [--sort-key NAME:S|N|B]",
-        )
+        raise TableMissingError(table, str(at), param="keys")
     return info.keys
 
 
@@ -151,17 +151,25 @@ _ACTIVE_WAIT = 300.0  # seconds a table may take to become ACTIVE
 
 
 def ensure_table(
-    client: Any, name: str, keys: tuple[KeySpec, ...] | None, where: Endpoint
+    client: Any,
+    name: str,
+    keys: tuple[KeySpec, ...] | None,
+    where: Endpoint,
+    *,
+    before_create: Callable[[tuple[KeySpec, ...]], None] | None = None,
 ) -> TableInfo:
     """The table to write to, ACTIVE; created on demand (on-demand capacity) when `keys`
-    are given. Another process creating the same table at the same moment is waited for."""
+    are given. Another process creating the same table at the same moment is waited for.
+
+    `before_create` may refuse the keys (by raising) before a table is created with them:
+    a table made with the wrong key type stays behind, empty, for the user to delete.
+    """
     info = describe_table(client, name)
     if info is None:
         if not keys:
-            raise TableError(
-                f"table {name!r} does not exist at {where}",
-                "create it, or pass --create-table --key NAME:S [--sort-key NAME:S]",
-            )
+            raise TableMissingError(name, str(where))
+        if before_create:
+            before_create(keys)
         _create(client, name, keys)
         info = describe_table(client, name)
     deadline = time.monotonic() + _ACTIVE_WAIT
@@ -178,7 +186,8 @@ def ensure_table(
         have = ", ".join(f"{k.name}:{k.type}" for k in info.keys)
         raise TableError(
             f"table {name!r} already exists with key {have}, not the one given",
-            "drop --create-table/--key, or choose another table name",
+            "leave out create_keys (they are for a table to create), or choose another table name",
+            param="create_keys",
         )
     return info
 

@@ -97,7 +97,8 @@ def check(endpoint: Endpoint, allow_remote: bool) -> None:
         raise UsageError(
             f"refusing to write to {where}: only local endpoints (localhost, 127.0.0.0/8, ::1)"
             " are allowed by default",
-            "pass --allow-remote if you really mean to write to that table",
+            "pass allow_remote=True if you really mean to write to that table",
+            param="allow_remote=True",
         )
 
 

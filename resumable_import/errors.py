@@ -5,6 +5,8 @@
     ├── InputError          the dump itself is unreadable or malformed                exit 2
     │   └── FileChangedError  the dump differs from the one the run started on      exit 2
     ├── TableError          the table is missing or its key schema does not fit       exit 2
+    │   ├── TableMissingError  no such table, and no key to create it with
+    │   └── KeyMismatchError   the first items all fail the table's key the same way
     ├── RunBusyError        another process holds the run                             exit 1
     ├── ServiceError        DynamoDB kept failing or refused the request as a whole   exit 1
     │   └── CredentialsError  the credentials could not be had to sign a request    exit 1
@@ -14,21 +16,32 @@
     Stopped (a KeyboardInterrupt)  SIGTERM or SIGHUP, so that a run stops as on Ctrl-C
 
 The library raises these and never prints; `cli.py` turns each into one line, its hint
-and its exit code.
+and its exit code. Their words are a Python caller's (`batch_size`, `create_keys=`); what
+the CLI needs to say them in flags travels as attributes (`param`, the table, the keys).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .checks import KeyMistake
+
 
 class RimportError(Exception):
-    """A failure the user can understand and act on."""
+    """A failure the user can understand and act on.
+
+    `param`: the argument the message or hint names, as a Python caller spells it
+    (`batch_size`, `new=True`); the CLI puts its flag in its place (`--batch-size`).
+    """
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, param: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
 
 
 class UsageError(RimportError):
@@ -59,6 +72,40 @@ class FileChangedError(InputError):
 
 class TableError(RimportError):
     exit_code = 2
+
+
+class TableMissingError(TableError):
+    """No table `table` at `endpoint`, and no key given for it.
+
+    `param` names the argument that would give it: `create_keys` (import, to have the
+    table created) or `keys` (validate, to check a dump against the key it will have).
+    `attribute`: the partition key's name when known, else a placeholder in the hint.
+    """
+
+    def __init__(
+        self, table: str, endpoint: str, attribute: str | None = None, *, param: str = "create_keys"
+    ) -> None:
+        key = f"{param}=(KeySpec({attribute or 'NAME'!r}, 'S'),)"
+        hint = (
+            f"create it, or pass {key} (its key's name and type: S, N or B) to have it created"
+            if param == "create_keys"
+            else f"pass the key it will have: {key} (name and type: S, N or B)"
+        )
+        super().__init__(f"table {table!r} does not exist at {endpoint}", hint, param=param)
+        self.table, self.endpoint, self.attribute = table, endpoint, attribute
+
+
+class KeyMismatchError(TableError):
+    """All of the first items fail the key the same way: a wrong key type given, or a dump
+    that is not for this table. Dead-lettering every item would help no one.
+
+    `stage` says where it was found: "validate", "create" (before creating the table, which
+    was not created) or "run" (the run wrote nothing and is recorded as failed).
+    """
+
+    def __init__(self, mistake: KeyMistake, stage: str, hint: str | None) -> None:
+        super().__init__(mistake.message, hint)
+        self.mistake, self.stage = mistake, stage
 
 
 class RunBusyError(RimportError):

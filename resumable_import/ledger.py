@@ -357,6 +357,18 @@ class Ledger:
                 (size, file_hash, json.dumps(block_hashes), _now(), run_id),
             )
 
+    def change_options(
+        self, run_id: str, options: dict[str, Any], changed: dict[str, list[Any]]
+    ) -> None:
+        """New options for the rest of a run; `changed` ({name: [from, to]}) joins their
+        history under `changes`, stamped with the time, for `status` to show."""
+        history = [*options.get("changes", []), {"at": _now(), **changed}]
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET options = ?, updated_at = ? WHERE id = ?",
+                (json.dumps({**options, "changes": history}), _now(), run_id),
+            )
+
     def set_table_identity(self, run_id: str, identity: str) -> None:
         """For a run recorded before identities were: the table it finds now is its table."""
         with self._transaction():

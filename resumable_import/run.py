@@ -30,11 +30,13 @@ import orjson
 from . import endpoint as endpoints
 from . import ledger as states
 from .batching import groups
+from .checks import KeyMistake, key_mistake_in
 from .dynamo import KeySpec, TableInfo, connect, describe_table, ensure_table, resolve_endpoint
 from .endpoint import Endpoint
 from .errors import (
     FileChangedError,
     InputError,
+    KeyMismatchError,
     LedgerError,
     RimportError,
     ServiceError,
@@ -121,14 +123,8 @@ def import_file(
     recorded for `resume`. `notice` is told, as one line, when the endpoint stops
     answering and when it answers again, and how a file that reads two ways is read.
     """
-    if not 1 <= batch_size <= 25:
-        raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
-    if concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
-    if max_wcu is not None and max_wcu <= 0:
-        raise UsageError(f"--max-wcu must be positive, not {max_wcu}")
-    if max_outage is not None and max_outage < 0:
-        raise UsageError(f"--max-outage must be 0 or more seconds, not {max_outage}")
+    check_settings(batch_size=batch_size, concurrency=concurrency, max_wcu=max_wcu,
+                   max_outage=max_outage)  # fmt: skip
     where = resolve_endpoint(endpoint)
     endpoints.check(where, allow_remote)
     dump = Dump.open(path, fmt, items_path)
@@ -139,10 +135,14 @@ def import_file(
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
                 f"({last.state} at item {last.items_committed:,})",
-                f"continue it with {command(last, 'resume', last.id)}, or pass --new to start over",
+                f"continue it with {command(last, 'resume', last.id)}, or pass new=True to start "
+                "over",
+                param="new=True",
             )
         client, transport, region = _connect(where, region, client)
-        info = ensure_table(client, table, create_keys, where)
+        info = ensure_table(
+            client, table, create_keys, where, before_create=lambda keys: _sample(dump, keys)
+        )
         digest, blocks = fingerprint(dump.path, dump.size)
         run = book.create_run(
             file=file,
@@ -161,7 +161,7 @@ def import_file(
                 "max_wcu": max_wcu,
                 "allow_remote": allow_remote,
                 "max_outage": max_outage,
-                "keys": [f"{k.name}:{k.type}" for k in info.keys],
+                "keys": [_spelled(k) for k in info.keys],
             },
             folder=folder,
         )
@@ -182,8 +182,20 @@ def resume_run(
     client: Any = None,
     retry: RetryPolicy | None = None,
     notice: Notice | None = None,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    max_wcu: float | None = None,
+    max_outage: float | None = None,
 ) -> ImportResult:
-    """Continue a run from its last checkpoint, on the same file, table and endpoint."""
+    """Continue a run from its last checkpoint, on the same file, table and endpoint.
+
+    `batch_size`, `concurrency`, `max_wcu` and `max_outage`, when given, replace the run's
+    own for the rest of it (after throttling, or a proxy's 413): the change is recorded
+    with the run, with what it replaced and when.
+    """
+    given = {"batch_size": batch_size, "concurrency": concurrency, "max_wcu": max_wcu,
+             "max_outage": max_outage}  # fmt: skip
+    check_settings(**given)
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         run = book.run(run_id)
@@ -191,6 +203,7 @@ def resume_run(
             run = book.run(run.id)  # re-read now that no one else can change it
             if finished(run):
                 return result_of(run, 0.0)
+            run = _retune(book, run, {k: v for k, v in given.items() if v is not None})
             if not _exists(run):
                 raise InputError(
                     f"{run.file}: the dump of run {run.id} is gone",
@@ -255,6 +268,59 @@ def retry_failed(
                 run = book.run(run.id)
             log.info("run %s: %d dead letters remain", run.id, run.dead_letters)
             return result_of(run, time.monotonic() - started)
+
+
+SETTINGS = ("batch_size", "concurrency", "max_wcu", "max_outage")
+"""The run's options that `resume` may change: how it writes, not what."""
+
+
+def check_settings(
+    *,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    max_wcu: float | None = None,
+    max_outage: float | None = None,
+) -> None:
+    """Refuse settings DynamoDB or the writer cannot work with; None is "not given"."""
+    if batch_size is not None and not 1 <= batch_size <= 25:
+        raise UsageError(
+            f"batch_size must be between 1 and 25, not {batch_size}", param="batch_size"
+        )
+    if concurrency is not None and concurrency < 1:
+        raise UsageError(f"concurrency must be at least 1, not {concurrency}", param="concurrency")
+    if max_wcu is not None and max_wcu <= 0:
+        raise UsageError(f"max_wcu must be positive, not {max_wcu}", param="max_wcu")
+    if max_outage is not None and max_outage < 0:
+        raise UsageError(
+            f"max_outage must be 0 or more seconds, not {max_outage}", param="max_outage"
+        )
+
+
+def _retune(book: Ledger, run: Run, given: dict[str, Any]) -> Run:
+    """The run with the settings given to `resume`, recorded with those they replace."""
+    changed = {k: [run.options.get(k), v] for k, v in given.items() if run.options.get(k) != v}
+    if not changed:
+        return run
+    book.change_options(run.id, {**run.options, **given}, changed)
+    log.info(
+        "run %s: settings changed on resume: %s", run.id,
+        ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()),
+    )  # fmt: skip
+    return book.run(run.id)
+
+
+def settings_of(run: Run) -> list[tuple[str, Any, list[tuple[Any, str]]]]:
+    """(setting, value now, [(an earlier value, until when)]) for each of SETTINGS, for
+    `status`: what a run writes with, and what it wrote with before a resume changed it."""
+    out = []
+    for name in SETTINGS:
+        before = [
+            (change[name][0], change["at"])
+            for change in run.options.get("changes", [])
+            if name in change
+        ]
+        out.append((name, run.options.get(name), before))
+    return out
 
 
 class RunList(list[Run]):
@@ -322,6 +388,9 @@ def _execute(
     resuming = run.items_committed > 0
     book.set_state(run.id, states.RUNNING)
     with _log_to(book):
+        if not resuming and (mistake := key_mistake_in(dump, keys)):
+            _stop(book, run.id, states.FAILED, mistake.message)
+            raise KeyMismatchError(mistake, "run", _other_table(run, mistake))
         log.info(
             "run %s: %s %s -> table %s at %s, from item %d (byte %d)",
             run.id, "resumed" if resuming else "started", run.file, run.table, run.endpoint,
@@ -349,7 +418,7 @@ def _execute(
             run = _stop(book, run.id, states.INTERRUPTED, f"{what} by the user")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped at item {run.items_committed}",
-                f"continue with {command(run, 'resume', run.id)}",
+                f"continue with {command(run, 'resume', run.id)}" + _gentler(run, writer),
                 signum=signum,
             ) from None
         except InputError as e:
@@ -360,7 +429,8 @@ def _execute(
             )
             raise
         except ServiceError as e:
-            e.hint = _after_service_error(book.run(run.id), e, client)  # may add to e.message
+            gentler = _gentler(run, writer)
+            e.hint = _after_service_error(book.run(run.id), e, client, gentler)  # and e.message
             run = _stop(book, run.id, states.FAILED, e.message)
             raise
         except LedgerError as e:
@@ -520,23 +590,43 @@ def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool 
     return run
 
 
-def _after_service_error(run: Run, e: ServiceError, client: Any) -> str:
-    """The hint for a run that DynamoDB stopped: resume, unless its table is gone or was
-    created anew, where resuming would skip the items the old table took with it."""
+def _after_service_error(run: Run, e: ServiceError, client: Any, gentler: str = "") -> str:
+    """The hint for a run that DynamoDB stopped: resume (`gentler` after throttling),
+    unless its table is gone or was created anew, where resuming would skip the items the
+    old table took with it."""
     try:
         info = describe_table(client, run.table)
     except RimportError:  # the endpoint itself is away: resuming later is right
-        return _resume(run, e.hint)
+        return _resume(run, e.hint, e.param) + gentler
     if info is None or (run.table_identity and info.identity != run.table_identity):
         what = "no longer exists" if info is None else "was created anew"
         e.message += f" (table {run.table!r} {what})"
         return f"what was written to it is gone; import the file again with {_start_over(run)}"
-    return _resume(run, e.hint)
+    return _resume(run, e.hint, e.param) + gentler
 
 
-def _resume(run: Run, first: str | None) -> str:
+def _resume(run: Run, first: str | None, param: str | None = None) -> str:
     then = command(run, "resume", run.id)
+    if param == "max_outage":  # waiting longer may be all it takes
+        longer = max(2 * (run.options.get("max_outage") or 300), 60)
+        patient = command(run, "resume", run.id, "--max-outage", f"{longer:g}")
+        return f"{first}; then {then}, or {patient} to wait longer for it"
     return f"{first}; then {then}" if first else f"continue with {then}"
+
+
+def _gentler(run: Run, writer: Writer) -> str:
+    """After DynamoDB throttled the run, the resume that asks less of the table: the
+    same run with half the requests in flight (or a WCU cap under the pace it kept up)."""
+    if not writer.throttled:
+        return ""
+    concurrency = run.options.get("concurrency") or DEFAULT_CONCURRENCY
+    words = ["resume", run.id, "--concurrency", str(max(1, concurrency // 2))]
+    if writer.pace:
+        words += ["--max-wcu", f"{max(1, int(writer.pace)):d}"]
+    return (
+        f"; DynamoDB throttled {writer.throttled:,} of its requests: {command(run, *words)} "
+        "asks less of the table"
+    )
 
 
 def command(run: Run, *words: str) -> str:
@@ -590,19 +680,51 @@ def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
     )
 
 
-def _start_over(run: Run) -> str:
+def _start_over(run: Run, table: str | None = None, keys: list[str] | None = None) -> str:
     """The command that imports the run's file afresh: `start` alone would point back here.
-    It names the endpoint and creates the table with the run's key, should it be gone."""
-    words = ["start", run.file, "--table", run.table]
+    It names the endpoint and creates the table with the run's key, should it be gone
+    (or, given, into another `table` created with `keys`)."""
+    words = ["start", run.file, "--table", table or run.table]
     if run.endpoint != endpoints.DEFAULT:
         words += ["--endpoint", run.endpoint]
     if run.options.get("allow_remote"):
         words.append("--allow-remote")
-    keys = run.options.get("keys") or []
+    keys = keys or run.options.get("keys") or []
     if keys:
         words += ["--create-table", "--key", keys[0]]
         words += ["--sort-key", keys[1]] if len(keys) > 1 else []
     return command(run, *words, "--new")
+
+
+def _sample(dump: Dump, keys: tuple[KeySpec, ...]) -> None:
+    """Refuse to create a table with a key that every one of the dump's first items fails
+    the same way: the table would stay behind, empty, with the wrong key."""
+    if mistake := key_mistake_in(dump, keys):
+        if mistake.fitting_keys:
+            hint = f"the table was not created; pass create_keys={mistake.fitting_keys}"
+        else:
+            hint = (
+                "the table was not created; name in create_keys an attribute the items have, "
+                "or check that the file is the dump you mean"
+            )
+        raise KeyMismatchError(mistake, "create", hint)
+
+
+def _other_table(run: Run, mistake: KeyMistake) -> str:
+    """What to do when the items do not fit the key of the run's table, which already
+    existed: a table's key cannot change, and the table is the user's to keep or delete."""
+    done = f"nothing was written (run {run.id} stopped at item 0)"
+    if not mistake.fitting:
+        return f"{done}; check that {run.file} is a dump for table {run.table!r}"
+    keys = [_spelled(k) for k in mistake.fitting]
+    return (
+        f"{done}; a table's key cannot change: import into a new table keyed "
+        f"{', '.join(keys)} with {_start_over(run, table='NEW_TABLE', keys=keys)}"
+    )
+
+
+def _spelled(key: KeySpec) -> str:
+    return f"{key.name}:{key.type}"
 
 
 def _connect(where: Endpoint, region: str | None, client: Any) -> tuple[Any, Transport, str]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from pathlib import Path
 
-from .checks import Prepare
-from .errors import InputError
+from .checks import Prepare, key_mistake_in
+from .errors import InputError, KeyMismatchError, RimportError
 from .items import ItemError, Key, KeySpec
 from .reader import Dump
 
@@ -48,7 +48,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)  # the first `keep` of them
     counts: Counter[str] = field(default_factory=Counter)  # every problem, by kind
     duplicates: int = 0  # items whose key an earlier item already had: the last one wins
-    stopped: InputError | None = None  # the file itself is broken here; nothing after it was read
+    stopped: RimportError | None = None  # the file is broken here (or its key wrong); not read on
     elapsed: float = 0.0
 
     @property
@@ -70,10 +70,18 @@ def validate_file(
     Problems with single items are collected (the first `keep` in full, all of them
     counted); a problem with the file as a whole (invalid JSON, a truncated file) ends the
     reading and is kept in `stopped`. Raises InputError only when the file cannot be opened
-    or its layout recognised at all.
+    or its layout recognised at all, and KeyMismatchError when every one of its first
+    items fails the key the same way (the key given is wrong, or the dump not for this
+    table): a report of every item refused for it would bury that one line.
     """
     started = time.monotonic()
     dump = Dump.open(path, fmt, items_path)
+    if mistake := key_mistake_in(dump, keys):
+        if mistake.fitting_keys:
+            hint = f"the items fit keys={mistake.fitting_keys}"
+        else:
+            hint = "check the key against an attribute the items have, or that this is the dump"
+        raise KeyMismatchError(mistake, "validate", hint)
     report = Report(dump.path, dump.describe())
     prepare = Prepare(keys, dump.items_as)
     seen = _KeyCounter()

@@ -346,8 +346,10 @@ class Writer:
             raise ServiceError(
                 f"DynamoDB has not answered for {down:.0f} s, every request failing; "
                 f"the last error: {verdict.code}: {verdict.message}",
-                "check that the endpoint is up and reachable from here (--endpoint, "
-                "--region, network, proxy); --max-outage sets how long rimport waits",
+                "check that the endpoint is up and reachable from here (endpoint, region, "
+                f"network, proxy); max_outage ({self._policy.max_outage:g} s) sets how long "
+                "rimport waits",
+                param="max_outage",
             )
         if down >= OUTAGE_NOTICE and self._told != verdict.code:  # news: an outage, or its cause
             self._told = verdict.code
