@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .folder import FolderResult, import_folder
     from .items import KeySpec
     from .ledger import Ledger, Run
+    from .progress import Figures
     from .run import (
         ImportResult,
         RunInterrupted,
@@ -44,6 +45,7 @@ _HOMES = {
     "folder": ["FolderResult", "import_folder"],
     "items": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
+    "progress": ["Figures"],
     "run": ["ImportResult", "RunInterrupted", "import_file", "resume_run", "retry_failed",
             "run_status"],
     "validate": ["Report", "validate_file"],
@@ -65,6 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Figures",
     "FileChangedError",
     "FolderResult",
     "ImportResult",

@@ -11,14 +11,12 @@ import json
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from tqdm import tqdm
 
 from . import endpoint as endpoints
 from .dynamo import table_keys
@@ -26,6 +24,7 @@ from .errors import InputError, RimportError, Stopped, UsageError
 from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
+from .meter import MODES, Meter, open_meter
 from .run import (
     DEFAULT_CONCURRENCY,
     ImportResult,
@@ -49,6 +48,8 @@ app = typer.Typer(
     "from its last checkpoint, and items DynamoDB refused wait in a ledger for a retry.",
 )
 _debug = False
+_quiet = False
+_verbose = False
 
 LedgerOpt = Annotated[
     Path | None,
@@ -65,9 +66,30 @@ LedgerOpt = Annotated[
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Only errors and results: the run id (stdout) and the one-line outcome; no "
+            "progress (unless --progress names a kind), no notices, no informational lines.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also each event of the run log on stderr: every retry and checkpoint.",
+        ),
+    ] = False,
 ) -> None:
-    global _debug
-    _debug = debug
+    global _debug, _quiet, _verbose
+    if quiet and verbose:
+        _say("error: --quiet and --verbose go against each other")
+        _say("hint: pass one of them")
+        raise typer.Exit(2)
+    _debug, _quiet, _verbose = debug, quiet, verbose
 
 
 FileArg = Annotated[
@@ -136,6 +158,15 @@ KeyOpt = Annotated[
 SortKeyOpt = Annotated[
     str | None, typer.Option(metavar="NAME:TYPE", help="Sort key as NAME:S|N|B, with --key.")
 ]
+ProgressOpt = Annotated[
+    str,
+    typer.Option(
+        "--progress",
+        metavar="KIND",
+        help="How progress shows on stderr: bar, log (a line every few seconds), json (the "
+        "same as JSON lines), none; auto: the bar on a terminal, else log (none with -q).",
+    ),
+]
 
 
 @app.command()
@@ -188,14 +219,17 @@ def start(
             "was imported already).",
         ),
     ] = False,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
     Started again on a folder, it skips the files already imported and continues the
     unfinished ones.
     """
+    _check_progress(progress)
     if dry_run:
-        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
+                  progress)  # fmt: skip
 
     def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
@@ -203,12 +237,12 @@ def start(
             raise UsageError("--create-table needs --key NAME:S|N|B")
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
-        with _Bar() as bar:
+        with _meter(progress) as bar:
             options: dict[str, Any] = dict(
                 endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
                 items_path=items_path, create_keys=keys, allow_remote=allow_remote,
-                concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=_starting(bar),
-                max_outage=max_outage, notice=bar.note,
+                concurrency=concurrency, max_wcu=max_wcu, on_progress=bar,
+                on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
             )  # fmt: skip
             if file.is_dir():
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
@@ -235,13 +269,15 @@ def validate(
     region: RegionOpt = None,
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
 
     Writes nothing. Exits 0 when every item can be written, 3 when some cannot, 2 when a
     file cannot be read to the end.
     """
-    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+    _check_progress(progress)
+    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path, progress)
 
 
 @app.command()
@@ -250,12 +286,14 @@ def resume(
         str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
     ],
     ledger: LedgerOpt = None,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Continue a run from its last checkpoint, after checking the file is unchanged."""
+    _check_progress(progress)
 
     def work() -> ImportResult:
-        with _Bar() as bar:
-            return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar),
+        with _meter(progress) as bar:
+            return resume_run(run_id, ledger=ledger, on_progress=bar, on_start=_starting(bar),
                               notice=bar.note)  # fmt: skip
 
     _finish(_guard(work), ledger)
@@ -366,14 +404,15 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
 
 def _validate(
     path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
-    endpoint: str | None, region: str | None, fmt: str, items_path: str | None,
+    endpoint: str | None, region: str | None, fmt: str, items_path: str | None, progress: str,
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
         if not path.is_dir():
-            with _Bar() as bar:
+            with _meter(progress) as bar:
                 keys = given or table_keys(table or table_for(path), endpoint, region)
-                return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar)]
+                return [validate_file(path, keys, fmt=fmt, items_path=items_path,
+                                      on_progress=bar)]  # fmt: skip
         todo = plan(path, table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
@@ -381,9 +420,11 @@ def _validate(
             try:
                 if entry.problem:
                     raise entry.problem
-                with _Bar() as bar:
-                    reports.append(validate_file(entry.path, keys, fmt=todo.fmt,
-                                                 items_path=items_path, progress=bar))  # fmt: skip
+                with _meter(progress) as bar:
+                    report = validate_file(
+                        entry.path, keys, fmt=todo.fmt, items_path=items_path, on_progress=bar
+                    )
+                reports.append(report)
             except InputError as e:
                 reports.append(Report(entry.path, "unreadable", stopped=e))
         return reports
@@ -399,10 +440,29 @@ def _validate(
 # -- output ------------------------------------------------------------------------------
 
 
-def _starting(bar: _Bar) -> Callable[[Run], None]:
+def _check_progress(kind: str) -> None:
+    if kind not in MODES:
+        _say(f"error: --progress {kind!r} is not one of {', '.join(MODES)}")
+        _say("hint: --progress log writes a line every few seconds, for logs and CI")
+        raise typer.Exit(2)
+
+
+def _meter(kind: str) -> Meter:
+    return open_meter(kind, quiet=_quiet, verbose=_verbose)
+
+
+def _starting(bar: Meter) -> Callable[[Run], None]:
     def start(run: Run) -> None:
         _give_way(run.endpoint)
-        bar.start(run)
+        typer.echo(run.id)
+        if not _quiet:
+            verb = "resuming" if run.items_committed else "importing"
+            _say(f"run {run.id}: {verb} {run.file} into table {run.table} at "
+                 f"{endpoints.redacted(run.endpoint)}")  # fmt: skip
+        bar.run_id = run.id
+        # A compressed file's checkpoint counts decompressed bytes: no share of its size.
+        done = 0 if "+" in run.shape else run.byte_offset
+        bar.begin(run.file_size, done, run.items_committed)
 
     return start
 
@@ -425,54 +485,6 @@ def _give_way(endpoint: str) -> None:
             os.nice(_NICENESS - now)
 
 
-class _Bar:
-    """A tqdm bar on a terminal: bytes of the file for percent and ETA, items and items/s."""
-
-    def __init__(self) -> None:
-        self._bar: tqdm | None = None
-        self._t0 = time.monotonic()
-        self._items0 = 0
-
-    def start(self, run: Run) -> None:
-        typer.echo(run.id)
-        verb = "resuming" if run.items_committed else "importing"
-        _say(f"run {run.id}: {verb} {run.file} into table {run.table} at {run.endpoint}")
-        self.begin(run.file_size, run.byte_offset, run.items_committed)
-
-    def begin(self, total: int, done: int = 0, items: int = 0) -> None:
-        self._items0 = items
-        self._t0 = time.monotonic()
-        self._bar = tqdm(
-            total=total, initial=done, unit="B", unit_scale=True,
-            unit_divisor=1024, dynamic_ncols=True, disable=not sys.stderr.isatty(),
-            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}]"
-            "{postfix}",
-        )  # fmt: skip
-
-    def __call__(self, items: int, done: int, total: int) -> None:
-        if self._bar is None:
-            self.begin(total)
-        if self._bar is None or self._bar.disable:
-            return
-        self._bar.update(done - self._bar.n)
-        rate = (items - self._items0) / max(time.monotonic() - self._t0, 1e-9)
-        self._bar.set_postfix_str(f"{items:,} items, {rate:,.0f} items/s", refresh=False)
-
-    def note(self, line: str) -> None:
-        """A line above the bar (or alone, without a terminal)."""
-        if self._bar is not None and not self._bar.disable:
-            self._bar.write(line, file=sys.stderr)
-        else:
-            _say(line)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def _finish(result: ImportResult, ledger: Path | None) -> None:
     rate = f", {result.items_written / result.elapsed:,.0f} items/s" if result.elapsed else ""
     _say(
@@ -488,7 +500,8 @@ def _finish(result: ImportResult, ledger: Path | None) -> None:
 
 
 def _announce(entry: Entry) -> None:
-    _say(f"{entry.path} -> table {entry.table}")
+    if not _quiet:
+        _say(f"{entry.path} -> table {entry.table}")
 
 
 def _finish_folder(result: FolderResult) -> None:
