@@ -477,7 +477,7 @@ class _Committer:
         self._on_progress = on_progress
         self._batches = 0
         self._dead: Counter[str] = Counter()
-        self._checkpoint = (run.items_committed, run.byte_offset)
+        self._checkpoint = self._logged = (run.items_committed, run.byte_offset)
         self._started = time.monotonic()
         self._items_start = run.items_committed
         # The checkpoint is in decompressed bytes: a compressed file's position in its own
@@ -556,13 +556,15 @@ class _Committer:
         )
 
     def flush_log(self) -> None:
-        items, offset = self._checkpoint
+        if self._checkpoint == self._logged:  # the end of a run, just after its 100th batch
+            return
+        items, offset = self._logged = self._checkpoint
         dead = ", ".join(f"{code} {n:,}" for code, n in self._dead.most_common())
         _event(
             logging.INFO, self._run_id, "checkpoint",
             f"checkpoint at item {items}, byte {offset}"
             + (f"; dead-lettered since the last line: {dead}" if dead else ""),
-            items=items, byte=offset, dead_letters=dict(self._dead),
+            items=items, byte=offset, dead_by_code=dict(self._dead),
             retries=self.retries, throttled=self.throttled(),
         )  # fmt: skip
         self._dead.clear()
