@@ -21,8 +21,8 @@ from conftest import AWS_ENV, RIMPORT, rimport
 from fakes import FakeDynamo, client_error
 
 import resumable_import.run as run_module
-from resumable_import import KeySpec, RetryPolicy, import_file, validate_file
-from resumable_import.progress import Figures
+from resumable_import import KeySpec, RetryPolicy, import_file, meter, validate_file
+from resumable_import.progress import Figures, known
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.0001, max_delay=0.001, item_timeout=0.0)
 MARKER = "zq-marker-7f3a"  # a value no log line may hold
@@ -189,10 +189,15 @@ def test_the_figures_count_retries_throttling_and_dead_letters(tmp_path: Path) -
     assert last.percent == 100.0 and last.eta == 0.0 and last.rate > 0
 
 
-def test_unknown_size_has_no_percent_nor_eta() -> None:
-    f = Figures(items=10, bytes_done=500, bytes_total=None, elapsed=2.0)
+@pytest.mark.parametrize("total", [None, 0])
+def test_unknown_size_has_no_percent_nor_eta(total: int | None) -> None:
+    f = Figures(items=10, bytes_done=2_500_000, bytes_total=known(total), elapsed=2.0)
     assert (f.percent, f.eta, f.rate) == (None, None, 5.0)
     assert f.as_dict()["bytes_total"] is None and f.as_dict()["percent"] is None
+    lines = meter.open_meter("log")
+    assert lines.render(f) == (  # type: ignore[attr-defined]
+        "progress: 10 items, 2.5 MB read, 5 items/s, 0 retries, 0 throttled, 0 dead letters"
+    )
 
 
 # -- the log file -----------------------------------------------------------------------
