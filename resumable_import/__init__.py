@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .folder import FolderResult, import_folder
     from .items import KeySpec
     from .ledger import Ledger, Run
+    from .progress import Figures
     from .run import (
         ImportResult,
         RunInterrupted,
@@ -47,6 +48,7 @@ _HOMES = {
     "folder": ["FolderResult", "import_folder"],
     "items": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
+    "progress": ["Figures"],
     "run": ["ImportResult", "RunInterrupted", "import_file", "resume_run", "retry_failed",
             "run_status"],
     "validate": ["Report", "validate_file"],
@@ -68,6 +70,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Figures",
     "FileChangedError",
     "FolderResult",
     "ImportResult",

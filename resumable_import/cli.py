@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from importlib.metadata import version
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from tqdm import tqdm
 from typer.core import TyperCommand
 
 from . import endpoint as endpoints
@@ -35,6 +33,7 @@ from .errors import (
 from .folder import Entry, FolderResult, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
+from .meter import MODES, Meter, open_meter
 from .run import (
     DEFAULT_CONCURRENCY,
     ImportResult,
@@ -80,6 +79,8 @@ app = _App(
 _debug = False
 # The app's own flags, which `main` also takes after the sub-command; none takes a value.
 GLOBAL_FLAGS = ("--debug", "-q", "--quiet", "-v", "--verbose")
+_quiet = False
+_verbose = False
 
 LedgerOpt = Annotated[
     Path | None,
@@ -108,9 +109,30 @@ def _main(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Only errors and results: the run id (stdout) and the one-line outcome; no "
+            "progress (unless --progress names a kind), no notices, no informational lines.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also each event of the run log on stderr: every retry and checkpoint.",
+        ),
+    ] = False,
 ) -> None:
-    global _debug
-    _debug = debug
+    global _debug, _quiet, _verbose
+    if quiet and verbose:
+        _say("error: --quiet and --verbose go against each other")
+        _say("hint: pass one of them")
+        raise typer.Exit(2)
+    _debug, _quiet, _verbose = debug, quiet, verbose
 
 
 FileArg = Annotated[
@@ -179,6 +201,15 @@ KeyOpt = Annotated[
 SortKeyOpt = Annotated[
     str | None, typer.Option(metavar="NAME:TYPE", help="Sort key as NAME:S|N|B, with --key.")
 ]
+ProgressOpt = Annotated[
+    str,
+    typer.Option(
+        "--progress",
+        metavar="KIND",
+        help="How progress shows on stderr: bar, log (a line every few seconds), json (the "
+        "same as JSON lines), none; auto: the bar on a terminal, else log (none with -q).",
+    ),
+]
 
 # The settings `resume` may change, declared once for `start` and `resume`.
 _BATCH_SIZE = typer.Option(min=1, max=25, metavar="N", help="Items per BatchWriteItem.")
@@ -227,14 +258,17 @@ def start(
             "was imported already).",
         ),
     ] = False,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
     Started again on a folder, it skips the files already imported and continues the
     unfinished ones.
     """
+    _check_progress(progress)
     if dry_run:
-        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
+                  progress)  # fmt: skip
 
     def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
@@ -242,12 +276,12 @@ def start(
             raise UsageError("--create-table needs --key NAME:S|N|B")
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
-        with _Bar() as bar:
+        with _meter(progress) as bar:
             options: dict[str, Any] = dict(
                 endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
                 items_path=items_path, create_keys=keys, allow_remote=allow_remote,
-                concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=_starting(bar),
-                max_outage=max_outage, notice=bar.note,
+                concurrency=concurrency, max_wcu=max_wcu, on_progress=bar,
+                on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
             )  # fmt: skip
             if file.is_dir():
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
@@ -274,13 +308,15 @@ def validate(
     region: RegionOpt = None,
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
 
     Writes nothing. Exits 0 when every item can be written, 3 when some cannot, 2 when a
     file cannot be read to the end.
     """
-    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+    _check_progress(progress)
+    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path, progress)
 
 
 @app.command()
@@ -293,16 +329,18 @@ def resume(
     concurrency: Annotated[int | None, _CONCURRENCY] = None,
     max_wcu: Annotated[float | None, _MAX_WCU] = None,
     max_outage: Annotated[float | None, _MAX_OUTAGE] = None,
+    progress: ProgressOpt = "auto",
 ) -> None:
     """Continue a run from its last checkpoint, after checking the file is unchanged.
 
     --batch-size, --concurrency, --max-wcu and --max-outage replace the run's own for the
     rest of it (after throttling, or a proxy's 413); `rimport status RUN_ID` shows the change.
     """
+    _check_progress(progress)
 
     def work() -> ImportResult:
-        with _Bar() as bar:
-            return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar),
+        with _meter(progress) as bar:
+            return resume_run(run_id, ledger=ledger, on_progress=bar, on_start=_starting(bar),
                               notice=bar.note, batch_size=batch_size, concurrency=concurrency,
                               max_wcu=max_wcu, max_outage=max_outage)  # fmt: skip
 
@@ -412,14 +450,15 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
 
 def _validate(
     path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
-    endpoint: str | None, region: str | None, fmt: str, items_path: str | None,
+    endpoint: str | None, region: str | None, fmt: str, items_path: str | None, progress: str,
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
         if not path.is_dir():
-            with _Bar() as bar:
+            with _meter(progress) as bar:
                 keys = given or table_keys(table or table_for(path), endpoint, region)
-                return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar)]
+                return [validate_file(path, keys, fmt=fmt, items_path=items_path,
+                                      on_progress=bar)]  # fmt: skip
         todo = plan(path, table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
@@ -427,9 +466,11 @@ def _validate(
             try:
                 if entry.problem:
                     raise entry.problem
-                with _Bar() as bar:
-                    reports.append(validate_file(entry.path, keys, fmt=todo.fmt,
-                                                 items_path=items_path, progress=bar))  # fmt: skip
+                with _meter(progress) as bar:
+                    report = validate_file(
+                        entry.path, keys, fmt=todo.fmt, items_path=items_path, on_progress=bar
+                    )
+                reports.append(report)
             except (InputError, KeyMismatchError) as e:
                 what = "unreadable" if isinstance(e, InputError) else "not for this key"
                 reports.append(Report(entry.path, what, stopped=_in_flags(e)))
@@ -446,10 +487,29 @@ def _validate(
 # -- output ------------------------------------------------------------------------------
 
 
-def _starting(bar: _Bar) -> Callable[[Run], None]:
+def _check_progress(kind: str) -> None:
+    if kind not in MODES:
+        _say(f"error: --progress {kind!r} is not one of {', '.join(MODES)}")
+        _say("hint: --progress log writes a line every few seconds, for logs and CI")
+        raise typer.Exit(2)
+
+
+def _meter(kind: str) -> Meter:
+    return open_meter(kind, quiet=_quiet, verbose=_verbose)
+
+
+def _starting(bar: Meter) -> Callable[[Run], None]:
     def start(run: Run) -> None:
         _give_way(run.endpoint)
-        bar.start(run)
+        typer.echo(run.id)
+        if not _quiet:
+            verb = "resuming" if run.items_committed else "importing"
+            _say(f"run {run.id}: {verb} {run.file} into table {run.table} at "
+                 f"{endpoints.redacted(run.endpoint)}")  # fmt: skip
+        bar.run_id = run.id
+        # A compressed file's checkpoint counts decompressed bytes: no share of its size.
+        done = 0 if "+" in run.shape else run.byte_offset
+        bar.begin(run.file_size, done, run.items_committed)
 
     return start
 
@@ -472,54 +532,6 @@ def _give_way(endpoint: str) -> None:
             os.nice(_NICENESS - now)
 
 
-class _Bar:
-    """A tqdm bar on a terminal: bytes of the file for percent and ETA, items and items/s."""
-
-    def __init__(self) -> None:
-        self._bar: tqdm | None = None
-        self._t0 = time.monotonic()
-        self._items0 = 0
-
-    def start(self, run: Run) -> None:
-        typer.echo(run.id)
-        verb = "resuming" if run.items_committed else "importing"
-        _say(f"run {run.id}: {verb} {run.file} into table {run.table} at {run.endpoint}")
-        self.begin(run.file_size, run.byte_offset, run.items_committed)
-
-    def begin(self, total: int, done: int = 0, items: int = 0) -> None:
-        self._items0 = items
-        self._t0 = time.monotonic()
-        self._bar = tqdm(
-            total=total, initial=done, unit="B", unit_scale=True,
-            unit_divisor=1024, dynamic_ncols=True, disable=not sys.stderr.isatty(),
-            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}]"
-            "{postfix}",
-        )  # fmt: skip
-
-    def __call__(self, items: int, done: int, total: int) -> None:
-        if self._bar is None:
-            self.begin(total)
-        if self._bar is None or self._bar.disable:
-            return
-        self._bar.update(done - self._bar.n)
-        rate = (items - self._items0) / max(time.monotonic() - self._t0, 1e-9)
-        self._bar.set_postfix_str(f"{items:,} items, {rate:,.0f} items/s", refresh=False)
-
-    def note(self, line: str) -> None:
-        """A line above the bar (or alone, without a terminal)."""
-        if self._bar is not None and not self._bar.disable:
-            self._bar.write(line, file=sys.stderr)
-        else:
-            _say(line)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def _finish(result: ImportResult, ledger: Path | None) -> None:
     rate = f", {result.items_written / result.elapsed:,.0f} items/s" if result.elapsed else ""
     _say(
@@ -535,7 +547,8 @@ def _finish(result: ImportResult, ledger: Path | None) -> None:
 
 
 def _announce(entry: Entry) -> None:
-    _say(f"{entry.path} -> table {entry.table}")
+    if not _quiet:
+        _say(f"{entry.path} -> table {entry.table}")
 
 
 def _finish_folder(result: FolderResult) -> None:

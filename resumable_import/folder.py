@@ -197,7 +197,7 @@ def import_folder(
     resume_options = {
         k: v
         for k, v in options.items()
-        if k in ("progress", "on_start", "client", "retry", "notice")
+        if k in ("progress", "on_progress", "on_start", "client", "retry", "notice")
     }
     with using_ledger(ledger) as book:
         for entry in todo.entries:

@@ -14,6 +14,7 @@ import gc
 import itertools
 import json
 import logging
+import logging.handlers
 import os
 import shlex
 import time
@@ -21,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,13 @@ from .fingerprint import block_hashes, file_hash, fingerprint
 from .items import key_of
 from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
+from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position, Shape, items_as
 from .transport import SyncTransport, Transport, open_transport
 from .writer import Failure, Job, RetryPolicy, Writer
 
 log = logging.getLogger("rimport")
 
-Progress = Callable[[int, int, int], None]
-"""Called after each committed batch with (items done, bytes done, bytes in the file)."""
 Notice = Callable[[str], None]
 """Told a line worth showing the user while a run goes on (the endpoint stopped answering)."""
 
@@ -66,6 +66,8 @@ DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network
 MAX_BYTES_AHEAD = 8 << 20
 MAX_BATCHES_AHEAD = 4096
 CHECKPOINT_LOG_EVERY = 100  # batches
+LOG_MAX_BYTES = 10 << 20  # rimport.log is rotated at this size,
+LOG_BACKUPS = 3  # keeping this many old ones (rimport.log.1 ...)
 COLLECT_EVERY = 1000  # batches: how often the paused cyclic garbage collector runs
 
 
@@ -105,6 +107,7 @@ def import_file(
     concurrency: int = DEFAULT_CONCURRENCY,
     max_wcu: float | None = None,
     progress: Progress | None = None,
+    on_progress: OnProgress | None = None,
     on_start: Callable[[Run], None] | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
@@ -122,6 +125,7 @@ def import_file(
     `max_outage`: seconds to keep trying while the endpoint answers nothing (default 300),
     recorded for `resume`. `notice` is told, as one line, when the endpoint stops
     answering and when it answers again, and how a file that reads two ways is read.
+    `progress` and `on_progress` are told how far it has got (see `progress.py`).
     """
     check_settings(batch_size=batch_size, concurrency=concurrency, max_wcu=max_wcu,
                    max_outage=max_outage)  # fmt: skip
@@ -170,7 +174,8 @@ def import_file(
                 on_start(run)
             if notice and dump.note:
                 notice(dump.note)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
+            return _execute(book, run, dump, client, transport, info.keys,
+                            (progress, on_progress), retry, notice)  # fmt: skip
 
 
 def resume_run(
@@ -178,6 +183,7 @@ def resume_run(
     *,
     ledger: str | Path | Ledger | None = None,
     progress: Progress | None = None,
+    on_progress: OnProgress | None = None,
     on_start: Callable[[Run], None] | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
@@ -217,7 +223,8 @@ def resume_run(
             info = _same_table(book, run, client)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
+            return _execute(book, run, dump, client, transport, info.keys,
+                            (progress, on_progress), retry, notice)  # fmt: skip
 
 
 def retry_failed(
@@ -245,7 +252,7 @@ def retry_failed(
                 writer = Writer(
                     transport, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
                 )
-                log.info("run %s: retrying its retryable dead letters", run.id)
+                _event(logging.INFO, run.id, "retry_failed", "retrying its retryable dead letters")
                 pending = itertools.chain(first, *pages)
                 for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
                     items = [orjson.dumps(d.item) for d in group]
@@ -266,7 +273,9 @@ def retry_failed(
                 state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES
                 book.set_state(run.id, state)
                 run = book.run(run.id)
-            log.info("run %s: %d dead letters remain", run.id, run.dead_letters)
+            remain = run.dead_letters
+            _event(logging.INFO, run.id, "retry_failed_done",
+                   f"{remain} dead letters remain", dead_letters=remain)  # fmt: skip
             return result_of(run, time.monotonic() - started)
 
 
@@ -380,7 +389,7 @@ def _execute(
     client: Any,
     transport: Transport,
     keys: tuple[KeySpec, ...],
-    progress: Progress | None,
+    told: tuple[Progress | None, OnProgress | None],
     retry: RetryPolicy | None,
     notice: Notice | None,
 ) -> ImportResult:
@@ -391,27 +400,33 @@ def _execute(
         if not resuming and (mistake := key_mistake_in(dump, keys)):
             _stop(book, run.id, states.FAILED, mistake.message)
             raise KeyMismatchError(mistake, "run", _other_table(run, mistake))
-        log.info(
-            "run %s: %s %s -> table %s at %s, from item %d (byte %d)",
-            run.id, "resumed" if resuming else "started", run.file, run.table, run.endpoint,
-            run.items_committed, run.byte_offset,
+        verb = "resumed" if resuming else "started"
+        where = endpoints.redacted(run.endpoint)
+        _event(
+            logging.INFO, run.id, verb,
+            f"{verb} {run.file} -> table {run.table} at {where}, from item "
+            f"{run.items_committed} (byte {run.byte_offset})",
+            file=run.file, table=run.table, endpoint=where, items=run.items_committed,
+            byte=run.byte_offset,
         )  # fmt: skip
         concurrency = run.options["concurrency"]
         if retry is None and run.options.get("max_outage") is not None:
             retry = RetryPolicy(max_outage=run.options["max_outage"])
+        committer = _Committer(book, run, dump, *told)
         writer = Writer(
             transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
-            max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id),
+            max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id, committer.retried),
             on_outage=_outage_notice(run.id, notice),
         )  # fmt: skip
+        committer.throttled = lambda: writer.throttled
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = ready_batches(
             dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu"))
         )
-        committer = _Committer(book, run, dump, progress)
         try:
             with _collector_paused(), closing(source), closing(transport):
                 _pump(source, writer, committer)
+            committer.finish()
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
             what = "interrupted" if signum == 2 else f"stopped by signal {signum}"
@@ -449,12 +464,15 @@ def _execute(
         state = states.COMPLETED_WITH_FAILURES if run.dead_letters else states.COMPLETED
         error = _changed_while_read(run)
         book.set_state(run.id, state, error=error)
-        log.info(
-            "run %s: %s, %d items written, %d dead letters",
-            run.id, state, run.items_written, run.dead_letters,
+        _event(
+            logging.INFO, run.id, "finished",
+            f"{state}, {run.items_written} items written, {run.dead_letters} dead letters",
+            state=state, items=run.items_committed, written=run.items_written,
+            dead_letters=run.dead_letters, retries=committer.retries,
+            throttled=committer.throttled(), elapsed=round(time.monotonic() - started, 3),
         )  # fmt: skip
         if error:
-            log.warning("run %s: %s", run.id, error)
+            _event(logging.WARNING, run.id, "file_changed", error)
             raise FileChangedError(
                 f"{run.file}: {error}",
                 f"the {run.items_committed:,} items of the file as it was are imported (run "
@@ -510,16 +528,38 @@ class _Committer:
     """Turns a written batch into a ledger commit: dead letters plus the new checkpoint.
 
     The log gets one line per CHECKPOINT_LOG_EVERY batches, with the dead letters of those
-    batches counted by reason: a dump of a million refused items makes a short log."""
+    batches counted by reason: a dump of a million refused items makes a short log.
 
-    def __init__(self, book: Ledger, run: Run, dump: Dump, progress: Progress | None) -> None:
+    It also keeps the run's figures for whoever watches: retries (counted by the writer's
+    retry hook through `retried`), throttled answers (asked of the writer through
+    `throttled`) and dead letters (counted here, as they are committed)."""
+
+    def __init__(
+        self,
+        book: Ledger,
+        run: Run,
+        dump: Dump,
+        progress: Progress | None,
+        on_progress: OnProgress | None = None,
+    ) -> None:
         self._book = book
         self._run_id = run.id
         self._dump = dump
         self._progress = progress
+        self._on_progress = on_progress
         self._batches = 0
         self._dead: Counter[str] = Counter()
-        self._checkpoint = (run.items_committed, run.byte_offset)
+        self._checkpoint = self._logged = (run.items_committed, run.byte_offset)
+        self._started = time.monotonic()
+        self._items_start = run.items_committed
+        # The checkpoint is in decompressed bytes: a compressed file's position in its own
+        # bytes is known from the first commit on.
+        plain = "+" not in run.shape
+        self._position = run.byte_offset if plain else 0
+        self._bytes_start = self._position if plain or not run.items_committed else None
+        self.dead_letters = max(run.dead_letters, 0)
+        self.retries = 0
+        self.throttled: Callable[[], int] = lambda: 0
 
     def commit(self, batch: Ready, failures: list[Failure]) -> None:
         dead = [
@@ -539,7 +579,11 @@ class _Committer:
             dead=dead,
         )
         self._checkpoint = (batch.last + 1, batch.end)
+        self._position = batch.position
+        if self._bytes_start is None:
+            self._bytes_start = batch.position
         self._batches += 1
+        self.dead_letters += len(dead)
         self._dead.update(d.code for d in dead)
         if self._batches % COLLECT_EVERY == 0:
             gc.collect(1)  # the few cycles made since the last time (botocore's, per request)
@@ -547,13 +591,53 @@ class _Committer:
             self.flush_log()
         if self._progress:
             self._progress(batch.last + 1, batch.position, self._dump.size)
+        if self._on_progress:
+            self._on_progress(self.figures())
+
+    def retried(self) -> None:
+        """The writer sends something again: counted, and told, so a stalled run ticks."""
+        self.retries += 1
+        if self._on_progress:
+            self._on_progress(self.figures())
+
+    def finish(self) -> None:
+        """The file is read to its end: the last call says so, with every byte done.
+
+        The last batch's position can stop short of the size (a closing bracket, white
+        space, a compressed file's trailer): the callbacks are told the whole size."""
+        size = known(self._dump.size)
+        done = size if size is not None else self._position
+        self._position = done
+        if self._progress:
+            self._progress(self._checkpoint[0], done, self._dump.size)
+        if self._on_progress:
+            self._on_progress(self.figures(final=True))
+
+    def figures(self, *, final: bool = False) -> Figures:
+        return Figures(
+            items=self._checkpoint[0],
+            bytes_done=self._position,
+            bytes_total=known(self._dump.size),
+            elapsed=time.monotonic() - self._started,
+            items_start=self._items_start,
+            bytes_start=self._bytes_start or 0,
+            retries=self.retries,
+            throttled=self.throttled(),
+            dead_letters=self.dead_letters,
+            final=final,
+        )
 
     def flush_log(self) -> None:
-        items, offset = self._checkpoint
+        if self._checkpoint == self._logged:  # the end of a run, just after its 100th batch
+            return
+        items, offset = self._logged = self._checkpoint
         dead = ", ".join(f"{code} {n:,}" for code, n in self._dead.most_common())
-        log.info(
-            "run %s: checkpoint at item %d, byte %d%s", self._run_id, items, offset,
-            f"; dead-lettered since the last line: {dead}" if dead else "",
+        _event(
+            logging.INFO, self._run_id, "checkpoint",
+            f"checkpoint at item {items}, byte {offset}"
+            + (f"; dead-lettered since the last line: {dead}" if dead else ""),
+            items=items, byte=offset, dead_by_code=dict(self._dead),
+            retries=self.retries, throttled=self.throttled(),
         )  # fmt: skip
         self._dead.clear()
 
@@ -586,7 +670,10 @@ def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool 
     run = book.run(run_id)
     prefix = file_hash(run.file, run.byte_offset) if bad_input and _exists(run) else None
     book.set_state(run.id, state, error=error, prefix_hash=prefix)
-    log.warning("run %s: %s at item %d: %s", run.id, state, run.items_committed, error)
+    _event(
+        logging.WARNING, run.id, "stopped", f"{state} at item {run.items_committed}: {error}",
+        state=state, items=run.items_committed, byte=run.byte_offset,
+    )  # fmt: skip
     return run
 
 
@@ -668,9 +755,11 @@ def _check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
         return
     current, blocks = fingerprint(dump.path)
     if run.prefix_hash and file_hash(dump.path, run.byte_offset) == run.prefix_hash:
-        log.info(
-            "run %s: %s changed after byte %d only; continuing", run.id, run.file, run.byte_offset
-        )
+        _event(
+            logging.INFO, run.id, "changed_after_checkpoint",
+            f"{run.file} changed after byte {run.byte_offset} only; continuing",
+            byte=run.byte_offset,
+        )  # fmt: skip
         book.set_file(run.id, dump.size, current, blocks)
         return
     raise FileChangedError(
@@ -796,25 +885,45 @@ def _outage_notice(run_id: str, notice: Notice | None) -> Callable[[float | None
 
     def hook(since: float | None, cause: str) -> None:
         if since is None:
-            line = f"run {run_id}: the endpoint answers again"
+            text = "the endpoint answers again"
+            _event(logging.WARNING, run_id, "outage_over", text)
         else:
             began = datetime.now() - timedelta(seconds=time.monotonic() - since)
-            line = (
-                f"run {run_id}: waiting for the endpoint since {began:%H:%M:%S} ({cause}); "
+            text = (
+                f"waiting for the endpoint since {began:%H:%M:%S} ({cause}); "
                 "the run stops, resumably, once --max-outage has passed"
             )
-        log.warning(line)
+            _event(logging.WARNING, run_id, "outage", text, since=f"{began:%H:%M:%S}",
+                   cause=endpoints.redacted(cause))  # fmt: skip
         if notice:
-            notice(line)
+            notice(f"run {run_id}: {text}")
 
     return hook
 
 
-def _log_retry(run_id: str) -> Callable[[str, int, float], None]:
+def _log_retry(
+    run_id: str, count: Callable[[], None] | None = None
+) -> Callable[[str, int, float], None]:
     def hook(code: str, attempt: int, delay: float) -> None:
-        log.info("run %s: retry after %s (attempt %d), waiting %.2fs", run_id, code, attempt, delay)
+        _event(
+            logging.INFO, run_id, "retry",
+            f"retry after {code} (attempt {attempt}), waiting {delay:.2f}s",
+            code=code, attempt=attempt, delay=round(delay, 3),
+        )  # fmt: skip
+        if count:
+            count()
 
     return hook
+
+
+def _event(level: int, run_id: str, event: str, message: str, **fields: Any) -> None:
+    """One event of a run for the log: a stable name, and fields to search it by.
+
+    Fields hold counts, codes, offsets and names, never an item's values: a dead letter's
+    message (which DynamoDB may write from the item) stays in the ledger."""
+    if log.isEnabledFor(level):
+        log.log(level, f"run {run_id}: {message}",
+                extra={"run": run_id, "event": event, "fields": fields})  # fmt: skip
 
 
 @contextmanager
@@ -826,17 +935,44 @@ def using_ledger(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
             yield book
 
 
+class _JsonLines(logging.Formatter):
+    """One event a line, `{"time", "run", "event", ...fields, "level", "message"}`: easy
+    to search (`jq 'select(.event == "retry")'`) and to ship. `message` is the same event
+    in words, with any URL's user name and password masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "run": getattr(record, "run", None),
+            "event": getattr(record, "event", "message"),
+        }
+        for name, value in getattr(record, "fields", {}).items():
+            entry.setdefault(name, value)
+        entry["level"] = record.levelname.lower()
+        entry["message"] = endpoints.redacted(record.getMessage())
+        return orjson.dumps(entry, default=str).decode()
+
+
+class _PrivateLog(logging.handlers.RotatingFileHandler):
+    """Rotated by size, and every file it opens (a new one after a rotation too) is the
+    user's alone (0600): the log names files, tables and endpoints."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 @contextmanager
 def _log_to(book: Ledger) -> Iterator[None]:
     """Append run events to `$RIMPORT_LOG`, else `rimport.log` beside the ledger, while a
-    run works."""
+    run works, as JSON lines, rotated at LOG_MAX_BYTES (LOG_BACKUPS old files kept)."""
     path = Path(os.environ.get("RIMPORT_LOG") or book.path.with_name("rimport.log"))
     with contextlib.suppress(OSError):  # it names files and tables: the user's alone
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
             path.chmod(0o600)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler = _PrivateLog(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    handler.setFormatter(_JsonLines())
     log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)

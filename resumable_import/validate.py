@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from pathlib import Path
@@ -18,9 +17,9 @@ from pathlib import Path
 from .checks import Prepare, key_mistake_in
 from .errors import InputError, KeyMismatchError, RimportError
 from .items import ItemError, Key, KeySpec
+from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump
 
-Progress = Callable[[int, int, int], None]
 PROGRESS_EVERY = 1000  # items
 
 
@@ -64,6 +63,7 @@ def validate_file(
     items_path: str | None = None,
     keep: int = 20,
     progress: Progress | None = None,
+    on_progress: OnProgress | None = None,
 ) -> Report:
     """Check every item of a dump against `keys` and DynamoDB's limits.
 
@@ -72,7 +72,9 @@ def validate_file(
     reading and is kept in `stopped`. Raises InputError only when the file cannot be opened
     or its layout recognised at all, and KeyMismatchError when every one of its first
     items fails the key the same way (the key given is wrong, or the dump not for this
-    table): a report of every item refused for it would bury that one line.
+    table): a report of every item refused for it would bury that one line. `progress` and
+    `on_progress` are told how far it has got every PROGRESS_EVERY items, and once at the
+    end (see `progress.py`).
     """
     started = time.monotonic()
     dump = Dump.open(path, fmt, items_path)
@@ -100,8 +102,13 @@ def validate_file(
                 seen.add(key)
             previous_end = raw.end
             report.items += 1
-            if progress and report.items % PROGRESS_EVERY == 0:
-                progress(report.items, dump.file_position(raw.end), dump.size)
+            if (progress or on_progress) and report.items % PROGRESS_EVERY == 0:
+                done = dump.file_position(raw.end)
+                if progress:
+                    progress(report.items, done, dump.size)
+                if on_progress:
+                    on_progress(Figures(report.items, done, known(dump.size),
+                                        time.monotonic() - started))  # fmt: skip
     except InputError as e:
         report.stopped = e
     report.bytes = dump.size if report.stopped is None else dump.file_position(previous_end)
@@ -110,6 +117,9 @@ def validate_file(
     report.elapsed = time.monotonic() - started
     if progress:
         progress(report.items, report.bytes, dump.size)
+    if on_progress:
+        on_progress(Figures(report.items, report.bytes, known(dump.size), report.elapsed,
+                            final=report.stopped is None))  # fmt: skip
     return report
 
 
