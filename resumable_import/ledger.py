@@ -26,7 +26,7 @@ import sqlite3
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -57,6 +57,10 @@ def default_path() -> Path:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 @dataclass
@@ -90,7 +94,25 @@ class Run:
         d = dict(self.__dict__)
         del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
+        d["elapsed_seconds"] = self.elapsed
+        rate = self.rate
+        d["items_per_second"] = None if rate is None else round(rate, 1)
         return {"run_id": d.pop("id"), **d}
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from its start to its end, or to its last checkpoint while unfinished.
+        Wall time: a run stopped and resumed later counts the pause too."""
+        end = self.finished_at or self.updated_at
+        try:
+            return max(0.0, (_parse_time(end) - _parse_time(self.started_at)).total_seconds())
+        except ValueError:
+            return 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """Items read per second of `elapsed`; None before a second has passed."""
+        return self.items_committed / self.elapsed if self.elapsed >= 1 else None
 
 
 @dataclass
@@ -102,6 +124,12 @@ class DeadLetter:
     attempts: int
     retryable: bool
     id: int | None = field(default=None)
+
+    @property
+    def refused_before_sending(self) -> bool:
+        """Refused by rimport's own checks, never sent: its `item` is then the element of
+        the dump as an attribute value (`items.kept`), not the item as DynamoDB JSON."""
+        return self.attempts == 0
 
 
 class Ledger:
@@ -371,17 +399,27 @@ class Ledger:
         retryable_only: bool = False,
         limit: int | None = None,
         after: tuple[int, int] = (-1, -1),
+        codes: Collection[str] | None = None,
+        retryable: bool | None = None,
     ) -> list[DeadLetter]:
         """The run's pending dead letters in file order: at most `limit` of them, those
-        after the one at (item index, id) `after` (a page; `status` never loads them all)."""
+        after the one at (item index, id) `after` (a page; `status` never loads them all).
+        `codes` keeps those of these error codes; `retryable` those that are (or are not)."""
+        if retryable_only:
+            retryable = True
+        where, args = "", []
+        if codes is not None:
+            where += f" AND error_code IN ({', '.join('?' * len(codes))})"
+            args += list(codes)
+        if retryable is not None:
+            where += " AND retryable = ?"
+            args.append(int(retryable))
         rows = self._guarded(
             lambda: self._db.execute(
                 "SELECT item_index, item, error_code, error_message, attempts, retryable, id"
                 " FROM dead_letters WHERE run_id = ? AND status = 'pending'"
-                " AND (item_index, id) > (?, ?)"
-                + (" AND retryable = 1" if retryable_only else "")
-                + " ORDER BY item_index, id LIMIT ?",
-                (run_id, *after, -1 if limit is None else limit),
+                " AND (item_index, id) > (?, ?)" + where + " ORDER BY item_index, id LIMIT ?",
+                (run_id, *after, *args, -1 if limit is None else limit),
             ).fetchall()
         )
         return [
@@ -390,12 +428,24 @@ class Ledger:
         ]
 
     def pages_of_dead_letters(
-        self, run_id: str, *, retryable_only: bool = False, size: int = 1000
+        self,
+        run_id: str,
+        *,
+        retryable_only: bool = False,
+        size: int = 1000,
+        codes: Collection[str] | None = None,
+        retryable: bool | None = None,
     ) -> Iterator[list[DeadLetter]]:
-        """All of the run's pending dead letters, `size` at a time, in file order."""
+        """All of the run's pending dead letters (those `dead_letters` keeps), `size` at a
+        time, in file order."""
         after = (-1, -1)
         while page := self.dead_letters(
-            run_id, retryable_only=retryable_only, limit=size, after=after
+            run_id,
+            retryable_only=retryable_only,
+            limit=size,
+            after=after,
+            codes=codes,
+            retryable=retryable,
         ):
             yield page
             last = page[-1]
@@ -433,6 +483,25 @@ class Ledger:
                 "UPDATE runs SET items_written = items_written + ?, updated_at = ? WHERE id = ?",
                 (len(written), now, run_id),
             )
+
+    def forget(self, run_id: str) -> int:
+        """Remove the run and all its dead letters in one transaction, holding its lock so
+        that no process runs it meanwhile (RunBusyError if one does). Returns how many of
+        its dead letters were still pending, which went with it."""
+        if run_id in self._held:
+            raise RunBusyError(f"run {run_id} is being run by this process")
+        with self.lock(run_id):
+            with self._transaction("BEGIN IMMEDIATE"):
+                (pending,) = self._db.execute(
+                    "SELECT count(*) FROM dead_letters WHERE run_id = ? AND status = 'pending'",
+                    (run_id,),
+                ).fetchone()
+                # By the index on (run_id, status, item_index): no scan of other runs' rows.
+                self._db.execute("DELETE FROM dead_letters WHERE run_id = ?", (run_id,))
+                self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            with contextlib.suppress(OSError):
+                (self._locks_dir / f"{run_id}.lock").unlink()
+        return int(pending)
 
     # -- health ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from conftest import ROOT, rimport
 
 import resumable_import
 
-COMMANDS = ["start", "resume", "status", "retry-failed", "validate"]
+COMMANDS = ["start", "resume", "status", "retry-failed", "dead-letters", "forget", "validate"]
 
 
 def test_help_lists_every_command() -> None:
