@@ -811,7 +811,7 @@ def _print_run(run: Run, ledger: Path | None) -> None:
         ("items written", f"{run.items_written:,}"), ("dead letters", f"{run.dead_letters:,}"),
         ("started", run.started_at), ("updated", run.updated_at),
         ("finished", run.finished_at or "-"),
-        ("elapsed", f"{_duration(run.elapsed)} (from its start, pauses included)"),
+        ("elapsed", f"{_duration(run.elapsed)} (running, pauses not counted)"),
         ("rate", "-" if run.rate is None else f"{run.rate:,.0f} items/s"),
     ]  # fmt: skip
     if run.folder:

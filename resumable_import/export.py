@@ -26,6 +26,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from . import endpoint as endpoints
 from .errors import UsageError
 from .items import plain_json, to_attribute
@@ -177,15 +179,31 @@ def _text(letter: DeadLetter, kind: str, *, typed: bool) -> str:
             value = value["Item"]
         item_typed = kind != "json"
     if type(value) is not dict:  # not an object: written as it was, refused again as it was
-        return plain_json(value)
+        return _dumps(value)
     if typed and not item_typed:
-        return plain_json(to_attribute(value)["M"])
+        return _dumps(to_attribute(value)["M"])
     if not typed and item_typed:
         try:
-            return plain_json({name: _plain(v) for name, v in value.items()})
+            return _dumps({name: _plain(v) for name, v in value.items()})
         except (ValueError, TypeError, AttributeError, InvalidOperation, RecursionError):
             raise _LeftOut(NOT_TYPED) from None
-    return plain_json(value)
+    return _dumps(value)
+
+
+def _dumps(value: Any) -> str:
+    """JSON text with numbers as their digits. orjson, five times as fast, refuses lone
+    surrogates (which a refused item may hold) and nesting deeper than 255; the standard
+    library's escapes do not mind the one, `plain_json` not the other."""
+    try:
+        return orjson.dumps(value, default=_number).decode()
+    except orjson.JSONEncodeError:
+        return plain_json(value)
+
+
+def _number(value: Any) -> orjson.Fragment:
+    if type(value) is Decimal:
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(type(value).__name__)
 
 
 def _from_attribute(value: Any) -> Any:

@@ -89,10 +89,13 @@ class Run:
     table_identity: str | None  # DynamoDB's TableId, or ARN@creation time; None: not recorded
     dead_letters: int = 0  # pending ones
     ledger: str | None = None  # the ledger it is recorded in, for commands that name it
+    active_seconds: float = 0.0  # time its ended stints ran
+    running_since: str | None = None  # when its current stint began; None while stopped
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
+        del d["active_seconds"], d["running_since"]  # in elapsed_seconds
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
         d["elapsed_seconds"] = self.elapsed
         rate = self.rate
@@ -101,11 +104,17 @@ class Run:
 
     @property
     def elapsed(self) -> float:
-        """Seconds from its start to its end, or to its last checkpoint while unfinished.
-        Wall time: a run stopped and resumed later counts the pause too."""
-        end = self.finished_at or self.updated_at
+        """Seconds it has run: its ended stints, and the current one (or the last one of a
+        process that died) up to its last checkpoint. Pauses between stints do not count.
+        For a run recorded before stints were, the wall time from its start to its end."""
         try:
-            return max(0.0, (_parse_time(end) - _parse_time(self.started_at)).total_seconds())
+            if self.running_since is not None:
+                stint = _parse_time(self.updated_at) - _parse_time(self.running_since)
+                return self.active_seconds + max(0.0, stint.total_seconds())
+            if self.active_seconds:
+                return self.active_seconds
+            end = _parse_time(self.finished_at or self.updated_at)
+            return max(0.0, (end - _parse_time(self.started_at)).total_seconds())
         except ValueError:
             return 0.0
 
@@ -369,12 +378,19 @@ class Ledger:
     ) -> None:
         now = _now()
         finished = now if state in (COMPLETED, COMPLETED_WITH_FAILURES) else None
+        # The stint that ends here counts: to now, or for one whose process died (a run
+        # started again while its last stint is open), to its last checkpoint.
+        stint_end = "updated_at" if state == RUNNING else "?"
         with self._transaction():
             self._db.execute(
                 "UPDATE runs SET state = ?, error = ?, prefix_hash = ?, updated_at = ?,"
-                " finished_at = ? WHERE id = ?",
-                (state, error, prefix_hash, now, finished, run_id),
-            )
+                " finished_at = ?, active_seconds = active_seconds + CASE WHEN running_since"
+                f" IS NULL THEN 0 ELSE max(0, julianday({stint_end}) - julianday(running_since))"
+                " * 86400 END, running_since = ? WHERE id = ?",
+                (state, error, prefix_hash, now, finished,
+                 *(() if state == RUNNING else (now,)),
+                 now if state == RUNNING else None, run_id),
+            )  # fmt: skip
 
     def set_file(self, run_id: str, size: int, file_hash: str, block_hashes: list[str]) -> None:
         """The dump was fixed after the checkpoint; the run goes on with the new file."""
@@ -622,7 +638,9 @@ _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
-    " r.block_hashes, r.folder, r.table_identity, " + _COUNT + " FROM runs r"
+    " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
+    + _COUNT
+    + " FROM runs r"
 )
 
 

@@ -261,3 +261,39 @@ def test_items_refused_for_their_key_type_are_fixed_and_loaded_again(
     load = rimport("start", fix, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
     assert load.returncode == 0, load.stderr
     assert scan(ddb, table) == {str(i): {"pk": str(i), "v": i} for i in range(40)}
+
+
+def test_elapsed_time_and_rate_count_the_stints_not_the_pauses(
+    tmp_path: Path, ledger: Path
+) -> None:
+    with Ledger(ledger) as book:
+        run = book.create_run(
+            file=str(tmp_path / "d.json"), file_size=1, file_hash="sha256:0", table="t",
+            endpoint="http://user:secret@localhost:8000", region="r", format="auto",
+            shape="array", options={},
+        )  # fmt: skip
+
+        def stint(seconds: int, items: int, then: str) -> None:
+            """A stint of `seconds` that commits `items`, ended by `then` (or by a crash)."""
+            book.set_state(run.id, "running")
+            with sqlite3.connect(ledger) as db:
+                db.execute(
+                    "UPDATE runs SET running_since = datetime(running_since, ?),"
+                    " started_at = datetime(started_at, '-3 days')",
+                    (f"-{seconds} seconds",),
+                )
+            book.commit(run.id, items_committed=items, byte_offset=0, written=items, dead=[])
+            with sqlite3.connect(ledger) as db:  # its last checkpoint, `seconds` in
+                db.execute("UPDATE runs SET updated_at = datetime(running_since, ?)",
+                           (f"+{seconds} seconds",))  # fmt: skip
+            if then != "crash":
+                book.set_state(run.id, then)
+
+        stint(100, 1000, "interrupted")
+        stint(50, 1500, "crash")  # the process died: resumed three days later
+        stint(50, 3000, "completed")
+    st = json.loads(cli("status", run.id, "--json", "--ledger", ledger).stdout)
+    assert 199 <= st["elapsed_seconds"] <= 202  # not the three days since its start
+    assert st["items_per_second"] == pytest.approx(15, abs=0.2)
+    row = cli("status", "--ledger", ledger).stdout.splitlines()[1].split()
+    assert row[7:10] == ["3m20s", "15/s", "***@localhost:8000"]
