@@ -320,7 +320,8 @@ def _said_retried(
         _say(f"{command(run, 'retry-failed', run.id)} tries the retryable ones again later")
     if after["not retryable"]:
         export, load = fix_commands(run)
-        _say(f"fix the others with {export}, then {load}")
+        which = "the others" if after["retryable"] else "them"
+        _say(f"fix {which} with {export}, then {load}")
 
 
 @app.command("dead-letters")

@@ -181,7 +181,7 @@ def test_status_and_retry_failed_say_why_and_what_to_do(tmp_path: Path, ledger: 
     assert lines[0].startswith(f"none of run {run_id}'s 6 dead letters can succeed by retrying: ")
     assert "1 KeyType (not retryable), " in lines[0]
     assert lines[1].startswith(
-        f"fix the others with `rimport dead-letters {run_id} --out dead-letters-{run_id}.jsonl"
+        f"fix them with `rimport dead-letters {run_id} --out dead-letters-{run_id}.jsonl"
     )
     assert "retry-failed" not in retry.stderr.split("\n", 1)[1]
 
