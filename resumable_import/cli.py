@@ -282,7 +282,8 @@ def retry_failed_cmd(
             ids = [run_id]
         else:
             with Ledger(ledger) as book:
-                ids = [r.id for r in book.runs() if book.dead_letters(r.id, retryable_only=True)]
+                ids = [r.id for r in book.runs()
+                       if book.dead_letters(r.id, retryable_only=True, limit=1)]  # fmt: skip
         results = []
         for rid in ids:
             before = dead_letter_counts(rid, ledger=ledger)
