@@ -426,7 +426,7 @@ def forget(
     run_ids: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[RUN_ID]...",
+            metavar="RUN_ID",
             help="The runs (any unique prefix of each id).",
             show_default=False,
         ),
@@ -456,7 +456,7 @@ def forget(
 ) -> None:
     """Remove runs and their dead letters from the ledger; never one that is running.
 
-    A folder's runs forgotten, `start` on that folder imports their files again.
+    Once a folder's runs are forgotten, `start` on that folder imports their files again.
     """
 
     def work() -> list[Forgotten]:
