@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
+import shutil
 import signal
 import sys
 from collections import Counter
@@ -30,7 +32,9 @@ from .errors import (
     TableMissingError,
     UsageError,
 )
+from .export import ExportResult, export_run, fix_commands, sidecar_path
 from .folder import Entry, FolderResult, import_folder, plan, table_for
+from .forget import Forgotten, finished_runs, forget_runs, parse_age
 from .items import KeySpec
 from .ledger import Ledger, Run
 from .meter import MODES, Meter, open_meter
@@ -38,6 +42,8 @@ from .run import (
     DEFAULT_CONCURRENCY,
     ImportResult,
     check_ledger,
+    command,
+    dead_letter_counts,
     import_file,
     resume_run,
     retry_failed,
@@ -355,22 +361,21 @@ def retry_failed_cmd(
     ] = None,
     ledger: LedgerOpt = None,
 ) -> None:
-    """Write a run's dead-lettered items again, with backoff."""
+    """Write a run's retryable dead letters again, with backoff; say what remains and why."""
 
     def work() -> list[ImportResult]:
         if run_id:
             ids = [run_id]
         else:
             with Ledger(ledger) as book:
-                ids = [r.id for r in book.runs() if book.dead_letters(r.id, retryable_only=True)]
+                ids = [r.id for r in book.runs()
+                       if book.dead_letters(r.id, retryable_only=True, limit=1)]  # fmt: skip
         results = []
         for rid in ids:
-            before = run_status(rid, ledger=ledger)[0].dead_letters
+            before = dead_letter_counts(rid, ledger=ledger)
             result = retry_failed(rid, ledger=ledger)
-            _say(
-                f"run {rid}: {before - result.dead_letters} of {before} dead letters written, "
-                f"{result.dead_letters} remain"
-            )
+            after = dead_letter_counts(rid, ledger=ledger)
+            _said_retried(run_status(rid, ledger=ledger)[0], result, before, after)
             results.append(result)
         if not ids:
             _say("no run has dead letters worth retrying")
@@ -378,7 +383,101 @@ def retry_failed_cmd(
 
     results = _guard(work)
     if any(r.dead_letters for r in results):
-        _say("`rimport status RUN_ID` lists what remains and why")
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _said_retried(
+    run: Run,
+    result: ImportResult,
+    before: dict[str, Counter[str]],
+    after: dict[str, Counter[str]],
+) -> None:
+    """What a retry did, what remains by reason, and what to do about it."""
+    total = sum(sum(c.values()) for c in before.values())
+    remain = [(code, n, kind) for kind, c in after.items() for code, n in c.most_common()]
+    listing = ", ".join(f"{n:,} {code} ({kind})" for code, n, kind in remain)
+    if total and not sum(before["retryable"].values()):
+        _say(f"none of run {run.id}'s {_count(total, 'dead letter')} can succeed by retrying: "
+             f"{listing}")  # fmt: skip
+    else:
+        rest = f": {listing}" if listing else ""
+        _say(f"run {run.id}: {total - result.dead_letters:,} of {total:,} dead letters "
+             f"written, {result.dead_letters:,} remain{rest}")  # fmt: skip
+    if after["retryable"]:
+        _say(f"{command(run, 'retry-failed', run.id)} tries the retryable ones again later")
+    if after["not retryable"]:
+        export, load = fix_commands(run)
+        which = "the others" if after["retryable"] else "them"
+        _say(f"fix {which} with {export}, then {load}")
+
+
+@app.command("dead-letters")
+def dead_letters_cmd(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Write to FILE (created private) [default: stdout]."
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="jsonl, json (an array) or ddb-json (DynamoDB's typed JSON, one item a "
+            "line) [default: jsonl, or ddb-json for a run that read DynamoDB JSON].",
+            show_default=False,
+        ),
+    ] = None,
+    reason: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason",
+            metavar="REASON",
+            help="Only those of this error code (as `rimport status RUN_ID` lists them), "
+            "or `retryable` / `not-retryable`; may be repeated.",
+            show_default=False,
+        ),
+    ] = None,
+    with_reasons: Annotated[
+        bool,
+        typer.Option(
+            "--with-reasons",
+            help="Also write FILE.reasons.jsonl: each item's index in the dump, error and "
+            "attempts, line for line.",
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Write a run's pending dead letters as a dump to fix and import again with `start`.
+
+    Items a format cannot hold as they were (binary or sets in plain JSON, items nested
+    too deep to decode) are left out and counted; the exit code is then 3.
+    """
+
+    def work() -> ExportResult:
+        return export_run(run_id, out if out is not None else sys.stdout, fmt=format,
+                          reasons=reason, with_reasons=with_reasons, force=force,
+                          ledger=ledger)  # fmt: skip
+
+    result = _guard(work)
+    where = str(out) if out is not None else "stdout"
+    run = result.run
+    _say(f"run {run.id}: {_count(result.written, 'dead letter')} written to {where} "
+         f"({result.format})")  # fmt: skip
+    if with_reasons and out is not None:
+        _say(f"why each was refused: {sidecar_path(out)}")
+    for why, n in result.left_out.most_common():
+        _say(f"left out {_count(n, 'item')}: {why}")
+    if out is not None and result.written:
+        _, load = fix_commands(run, str(out), result.format)
+        _say(f"once fixed, import them with {load}; then {command(run, 'forget', run.id)} "
+             "drops the old run and its dead letters")  # fmt: skip
+    if result.left_out:
         raise typer.Exit(EXIT_DEAD_LETTERS)
 
 
@@ -393,7 +492,7 @@ def status(
     """Show what every run (or one) has done."""
     runs = _guard(lambda: run_status(run_id, ledger=ledger))
     if as_json:
-        payload: Any = runs[0].as_dict() if run_id else [r.as_dict() for r in runs]
+        payload: Any = _run_json(runs[0], ledger) if run_id else [r.as_dict() for r in runs]
         typer.echo(json.dumps(payload, indent=2))
     elif run_id:
         _print_run(runs[0], ledger)
@@ -405,6 +504,79 @@ def status(
         _say(f"error: the ledger is damaged: {_count(len(runs.unreadable), 'run')} cannot be "
              f"read in full ({', '.join(runs.unreadable)})")  # fmt: skip
         _say(f"hint: {_ledger_check_command(ledger)} says more")
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def forget(
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="The runs (any unique prefix of each id).",
+            show_default=False,
+        ),
+    ] = None,
+    completed: Annotated[
+        bool, typer.Option("--completed", help="Every run that completed without dead letters.")
+    ] = False,
+    with_failures: Annotated[
+        bool,
+        typer.Option(
+            "--with-failures",
+            help="With --completed: also those that completed with dead letters, which go too.",
+        ),
+    ] = False,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            metavar="AGE",
+            help="With --completed: only those finished more than AGE ago (30d, 12h, 90m).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say which runs would be forgotten.")
+    ] = False,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Remove runs and their dead letters from the ledger; never one that is running.
+
+    Once a folder's runs are forgotten, `start` on that folder imports their files again.
+    """
+
+    def work() -> list[Forgotten]:
+        if bool(run_ids) == completed:
+            raise UsageError("name the runs to forget, or pass --completed (not both)",
+                             "`rimport forget --completed --older-than 30d` forgets "
+                             "the runs that completed 30 days ago or more")  # fmt: skip
+        if not completed and (with_failures or older_than):
+            raise UsageError("--with-failures and --older-than go with --completed")
+        ids = run_ids or []
+        if completed:
+            age = parse_age(older_than) if older_than else None
+            runs = finished_runs(older_than=age, with_failures=with_failures, ledger=ledger)
+            ids = [r.id for r in runs]
+        return forget_runs(ids, ledger=ledger, dry_run=dry_run)
+
+    done = _guard(work)
+    verb = "would forget" if dry_run else "forgot"
+    dead = 0
+    for f in done:
+        r = f.run
+        if f.error is not None:
+            _say(f"error: {f.error.message}; it is not forgotten")
+            continue
+        dead += f.dead_letters
+        letters = f", with its {_count(f.dead_letters, 'dead letter')}" if f.dead_letters else ""
+        _say(f"{verb} run {r.id}: {r.state}, {Path(r.file).name} -> {r.table}, started "
+             f"{r.started_at}{letters}")  # fmt: skip
+    if not done:
+        _say("no run to forget" + (" (none finished that long ago)" if older_than else ""))
+    else:
+        n = sum(1 for f in done if f.error is None)
+        _say(f"{verb} {_count(n, 'run')} and {_count(dead, 'pending dead letter')}")
+    if any(f.error for f in done):
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -540,9 +712,18 @@ def _finish(result: ImportResult, ledger: Path | None) -> None:
         f" in {result.elapsed:.1f}s{rate}"
     )
     if result.dead_letters:
-        where = f" --ledger {ledger}" if ledger else ""
-        _say(f"see them with `rimport status {result.run_id}{where}`; retry with "
-             f"`rimport retry-failed {result.run_id}{where}`")  # fmt: skip
+        rid, where = result.run_id, f" --ledger {ledger}" if ledger else ""
+        export = f"`rimport dead-letters {rid} --out dead-letters-{rid}.jsonl{where}`"
+        if result.retryable == result.dead_letters:
+            _say(f"see them with `rimport status {rid}{where}`; retry with "
+                 f"`rimport retry-failed {rid}{where}`")  # fmt: skip
+        elif result.retryable:
+            _say(f"see them with `rimport status {rid}{where}`; retry the "
+                 f"{result.retryable:,} retryable ones with `rimport retry-failed {rid}{where}`; "
+                 f"{export} writes them all to a file to fix and import again")  # fmt: skip
+        else:
+            _say(f"none of them can succeed by retrying: see why with `rimport status {rid}"
+                 f"{where}`; {export} writes them to a file to fix and import again")  # fmt: skip
         raise typer.Exit(EXIT_DEAD_LETTERS)
 
 
@@ -616,8 +797,11 @@ def _print_report(r: Report) -> None:
 
 
 def _print_table(runs: list[Run]) -> None:
-    """Runs of single files first, then each folder's runs under a line that sums them up."""
-    header = ("RUN", "STATE", "TABLE", "ITEMS", "WRITTEN", "DEAD", "DONE", "UPDATED", "FILE")
+    """Runs of single files first, then each folder's runs under a line that sums them up.
+    A run that stopped with an error has it on the line below, cut to the terminal's width."""
+    header = ("RUN", "STATE", "TABLE", "ITEMS", "WRITTEN", "DEAD", "DONE", "ELAPSED", "RATE",
+              "ENDPOINT", "FILE")  # fmt: skip
+    width = shutil.get_terminal_size((120, 24)).columns
     folders: dict[str | None, list[Run]] = {}
     for r in runs:
         folders.setdefault(r.folder, []).append(r)
@@ -635,8 +819,11 @@ def _print_table(runs: list[Run]) -> None:
                 done = "100%"
             dead = f"{r.dead_letters:,}" if r.dead_letters >= 0 else "?"
             rows.append((indent + r.id, r.state, r.table, f"{r.items_committed:,}",
-                         f"{r.items_written:,}", dead, done, r.updated_at,
-                         Path(r.file).name))  # fmt: skip
+                         f"{r.items_written:,}", dead, done, _duration(r.elapsed), _rate(r),
+                         _endpoint(r.endpoint), Path(r.file).name))  # fmt: skip
+            if r.error:
+                lead = f"{indent}    {_error_label(r)}: "
+                rows.append(lead + _cut(r.error, width - len(lead)))
     widths = [
         max(len(row[i]) for row in rows if isinstance(row, tuple)) for i in range(len(header))
     ]
@@ -645,6 +832,36 @@ def _print_table(runs: list[Run]) -> None:
             typer.echo(row)
         else:
             typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _error_label(run: Run) -> str:
+    return "stopped by" if run.state != "completed" else "note"
+
+
+def _cut(text: str, width: int) -> str:
+    """One line of at most `width` characters (never fewer than 40 kept)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 1, 40)] + "…"
+
+
+def _endpoint(url: str) -> str:
+    """The endpoint as the table shows it: without its scheme, and never a password."""
+    return re.sub(r"^https?://", "", endpoints.redacted(url))
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _rate(run: Run) -> str:
+    return "-" if run.rate is None else f"{run.rate:,.0f}/s"
 
 
 def _print_run(run: Run, ledger: Path | None) -> None:
@@ -657,16 +874,18 @@ def _print_run(run: Run, ledger: Path | None) -> None:
         ("items written", f"{run.items_written:,}"), ("dead letters", f"{run.dead_letters:,}"),
         ("started", run.started_at), ("updated", run.updated_at),
         ("finished", run.finished_at or "-"),
+        ("elapsed", f"{_duration(run.elapsed)} (running, pauses not counted)"),
+        ("rate", "-" if run.rate is None else f"{run.rate:,.0f} items/s"),
     ]  # fmt: skip
     if run.folder:
         fields.insert(3, ("folder", run.folder))
     fields.insert(fields.index(("shape", run.shape)) + 2, ("settings", _settings(run)))
     if run.error:
-        fields.append(("stopped by" if run.state != "completed" else "note", run.error))
+        fields.append((_error_label(run), run.error))
     for name, value in fields:
         typer.echo(f"{name + ':':<17}{value}")
     if run.dead_letters:
-        shown = 20
+        shown = SHOWN
         with Ledger(run.ledger or ledger, readonly=True) as book:
             letters = book.dead_letters(run.id, limit=shown)  # a page, never all of them
             counts = book.dead_letter_counts(run.id)
@@ -679,7 +898,37 @@ def _print_run(run: Run, ledger: Path | None) -> None:
             again = "" if d.retryable else " [not retryable]"
             typer.echo(f"  {d.index:>10}  {d.code}: {d.message}{again}")
         if run.dead_letters > shown:
-            typer.echo(f"  ... and {run.dead_letters - shown:,} more")
+            typer.echo(f"  ... and {run.dead_letters - shown:,} more: "
+                       f"{command(run, 'dead-letters', run.id, '--with-reasons', '--out', 'FILE')}"
+                       " writes them all")  # fmt: skip
+
+
+SHOWN = 20  # dead letters `status RUN_ID` shows; `dead-letters` writes them all
+
+
+def _run_json(run: Run, ledger: Path | None) -> dict[str, Any]:
+    """One run, with its dead letters by reason and the first SHOWN of them (no items):
+    `dead_letter_details.all` names the command that writes all of them."""
+    d = run.as_dict()
+    by_reason: list[dict[str, Any]] = []
+    first: list[dict[str, Any]] = []
+    if run.dead_letters > 0:
+        with Ledger(run.ledger or ledger, readonly=True) as book:
+            for kind, by_code in book.dead_letter_counts(run.id).items():
+                for code, n in by_code.most_common():
+                    by_reason.append({"code": code, "retryable": kind == "retryable", "count": n})
+            first = [
+                {"index": x.index, "code": x.code, "message": x.message,
+                 "attempts": x.attempts, "retryable": x.retryable}
+                for x in book.dead_letters(run.id, limit=SHOWN)
+            ]  # fmt: skip
+    d["dead_letter_details"] = {
+        "by_reason": by_reason,
+        "first": first,
+        "first_limit": SHOWN,
+        "all": command(run, "dead-letters", run.id, "--with-reasons", "--out", "FILE").strip("`"),
+    }
+    return d
 
 
 _SETTING_NAMES = {"batch_size": "batch size", "concurrency": "concurrency",

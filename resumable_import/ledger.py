@@ -26,7 +26,7 @@ import sqlite3
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -59,6 +59,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 @dataclass
 class Run:
     id: str
@@ -85,12 +89,39 @@ class Run:
     table_identity: str | None  # DynamoDB's TableId, or ARN@creation time; None: not recorded
     dead_letters: int = 0  # pending ones
     ledger: str | None = None  # the ledger it is recorded in, for commands that name it
+    active_seconds: float = 0.0  # time its ended stints ran
+    running_since: str | None = None  # when its current stint began; None while stopped
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
+        del d["active_seconds"], d["running_since"]  # in elapsed_seconds
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
+        d["elapsed_seconds"] = self.elapsed
+        rate = self.rate
+        d["items_per_second"] = None if rate is None else round(rate, 1)
         return {"run_id": d.pop("id"), **d}
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds it has run: its ended stints, and the current one (or the last one of a
+        process that died) up to its last checkpoint. Pauses between stints do not count.
+        For a run recorded before stints were, the wall time from its start to its end."""
+        try:
+            if self.running_since is not None:
+                stint = _parse_time(self.updated_at) - _parse_time(self.running_since)
+                return self.active_seconds + max(0.0, stint.total_seconds())
+            if self.active_seconds:
+                return self.active_seconds
+            end = _parse_time(self.finished_at or self.updated_at)
+            return max(0.0, (end - _parse_time(self.started_at)).total_seconds())
+        except ValueError:
+            return 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """Items read per second of `elapsed`; None before a second has passed."""
+        return self.items_committed / self.elapsed if self.elapsed >= 1 else None
 
 
 @dataclass
@@ -102,6 +133,12 @@ class DeadLetter:
     attempts: int
     retryable: bool
     id: int | None = field(default=None)
+
+    @property
+    def refused_before_sending(self) -> bool:
+        """Refused by rimport's own checks, never sent: its `item` is then the element of
+        the dump as an attribute value (`items.kept`), not the item as DynamoDB JSON."""
+        return self.attempts == 0
 
 
 class Ledger:
@@ -341,12 +378,19 @@ class Ledger:
     ) -> None:
         now = _now()
         finished = now if state in (COMPLETED, COMPLETED_WITH_FAILURES) else None
+        # The stint that ends here counts: to now, or for one whose process died (a run
+        # started again while its last stint is open), to its last checkpoint.
+        stint_end = "updated_at" if state == RUNNING else "?"
         with self._transaction():
             self._db.execute(
                 "UPDATE runs SET state = ?, error = ?, prefix_hash = ?, updated_at = ?,"
-                " finished_at = ? WHERE id = ?",
-                (state, error, prefix_hash, now, finished, run_id),
-            )
+                " finished_at = ?, active_seconds = active_seconds + CASE WHEN running_since"
+                f" IS NULL THEN 0 ELSE max(0, julianday({stint_end}) - julianday(running_since))"
+                " * 86400 END, running_since = ? WHERE id = ?",
+                (state, error, prefix_hash, now, finished,
+                 *(() if state == RUNNING else (now,)),
+                 now if state == RUNNING else None, run_id),
+            )  # fmt: skip
 
     def set_file(self, run_id: str, size: int, file_hash: str, block_hashes: list[str]) -> None:
         """The dump was fixed after the checkpoint; the run goes on with the new file."""
@@ -383,17 +427,27 @@ class Ledger:
         retryable_only: bool = False,
         limit: int | None = None,
         after: tuple[int, int] = (-1, -1),
+        codes: Collection[str] | None = None,
+        retryable: bool | None = None,
     ) -> list[DeadLetter]:
         """The run's pending dead letters in file order: at most `limit` of them, those
-        after the one at (item index, id) `after` (a page; `status` never loads them all)."""
+        after the one at (item index, id) `after` (a page; `status` never loads them all).
+        `codes` keeps those of these error codes; `retryable` those that are (or are not)."""
+        if retryable_only:
+            retryable = True
+        where, args = "", []
+        if codes is not None:
+            where += f" AND error_code IN ({', '.join('?' * len(codes))})"
+            args += list(codes)
+        if retryable is not None:
+            where += " AND retryable = ?"
+            args.append(int(retryable))
         rows = self._guarded(
             lambda: self._db.execute(
                 "SELECT item_index, item, error_code, error_message, attempts, retryable, id"
                 " FROM dead_letters WHERE run_id = ? AND status = 'pending'"
-                " AND (item_index, id) > (?, ?)"
-                + (" AND retryable = 1" if retryable_only else "")
-                + " ORDER BY item_index, id LIMIT ?",
-                (run_id, *after, -1 if limit is None else limit),
+                " AND (item_index, id) > (?, ?)" + where + " ORDER BY item_index, id LIMIT ?",
+                (run_id, *after, *args, -1 if limit is None else limit),
             ).fetchall()
         )
         return [
@@ -402,12 +456,24 @@ class Ledger:
         ]
 
     def pages_of_dead_letters(
-        self, run_id: str, *, retryable_only: bool = False, size: int = 1000
+        self,
+        run_id: str,
+        *,
+        retryable_only: bool = False,
+        size: int = 1000,
+        codes: Collection[str] | None = None,
+        retryable: bool | None = None,
     ) -> Iterator[list[DeadLetter]]:
-        """All of the run's pending dead letters, `size` at a time, in file order."""
+        """All of the run's pending dead letters (those `dead_letters` keeps), `size` at a
+        time, in file order."""
         after = (-1, -1)
         while page := self.dead_letters(
-            run_id, retryable_only=retryable_only, limit=size, after=after
+            run_id,
+            retryable_only=retryable_only,
+            limit=size,
+            after=after,
+            codes=codes,
+            retryable=retryable,
         ):
             yield page
             last = page[-1]
@@ -445,6 +511,25 @@ class Ledger:
                 "UPDATE runs SET items_written = items_written + ?, updated_at = ? WHERE id = ?",
                 (len(written), now, run_id),
             )
+
+    def forget(self, run_id: str) -> int:
+        """Remove the run and all its dead letters in one transaction, holding its lock so
+        that no process runs it meanwhile (RunBusyError if one does). Returns how many of
+        its dead letters were still pending, which went with it."""
+        if run_id in self._held:
+            raise RunBusyError(f"run {run_id} is being run by this process")
+        with self.lock(run_id):
+            with self._transaction("BEGIN IMMEDIATE"):
+                (pending,) = self._db.execute(
+                    "SELECT count(*) FROM dead_letters WHERE run_id = ? AND status = 'pending'",
+                    (run_id,),
+                ).fetchone()
+                # By the index on (run_id, status, item_index): no scan of other runs' rows.
+                self._db.execute("DELETE FROM dead_letters WHERE run_id = ?", (run_id,))
+                self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            with contextlib.suppress(OSError):
+                (self._locks_dir / f"{run_id}.lock").unlink()
+        return int(pending)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -565,7 +650,9 @@ _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
-    " r.block_hashes, r.folder, r.table_identity, " + _COUNT + " FROM runs r"
+    " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
+    + _COUNT
+    + " FROM runs r"
 )
 
 

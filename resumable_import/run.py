@@ -79,6 +79,7 @@ class ImportResult:
     items_written: int
     dead_letters: int
     elapsed: float
+    retryable: int = 0  # of the dead letters, those `retry_failed` may yet write
 
 
 class RunInterrupted(RimportError):
@@ -208,7 +209,7 @@ def resume_run(
         with book.lock(run.id):
             run = book.run(run.id)  # re-read now that no one else can change it
             if finished(run):
-                return result_of(run, 0.0)
+                return result_of(run, 0.0, book)
             run = _retune(book, run, {k: v for k, v in given.items() if v is not None})
             if not _exists(run):
                 raise InputError(
@@ -276,7 +277,7 @@ def retry_failed(
             remain = run.dead_letters
             _event(logging.INFO, run.id, "retry_failed_done",
                    f"{remain} dead letters remain", dead_letters=remain)  # fmt: skip
-            return result_of(run, time.monotonic() - started)
+            return result_of(run, time.monotonic() - started, book)
 
 
 SETTINGS = ("batch_size", "concurrency", "max_wcu", "max_outage")
@@ -345,6 +346,14 @@ def run_status(run_id: str | None = None, *, ledger: str | Path | Ledger | None 
         runs = RunList([book.run(run_id)] if run_id else book.runs())
         runs.unreadable = list(book.unreadable)
         return runs
+
+
+def dead_letter_counts(
+    run_id: str, *, ledger: str | Path | Ledger | None = None
+) -> dict[str, Counter[str]]:
+    """A run's pending dead letters by error code, under `retryable` and `not retryable`."""
+    with _for_reading(ledger) as book:
+        return book.dead_letter_counts(book.run(run_id).id)
 
 
 @dataclass(frozen=True)
@@ -478,7 +487,7 @@ def _execute(
                 f"the {run.items_committed:,} items of the file as it was are imported (run "
                 f"{run.id}); to import it as it is now: {_start_over(run)}",
             )
-        return result_of(book.run(run.id), time.monotonic() - started)
+        return result_of(book.run(run.id), time.monotonic() - started, book)
 
 
 def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> None:
@@ -869,10 +878,15 @@ def finished(run: Run) -> bool:
     return run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES)
 
 
-def result_of(run: Run, elapsed: float) -> ImportResult:
+def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportResult:
+    """The run's result; with the ledger it is in, also how many dead letters are retryable."""
+    retryable = 0
+    if book is not None and run.dead_letters > 0:
+        retryable = sum(book.dead_letter_counts(run.id)["retryable"].values())
     return ImportResult(
-        run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed
-    )
+        run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed,
+        retryable,
+    )  # fmt: skip
 
 
 def _exists(run: Run) -> bool:

@@ -53,7 +53,8 @@ def test_bad_items_are_dead_lettered_and_the_rest_written(
     assert out.returncode == 3, out.stderr
     run_id = out.stdout.splitlines()[0]
     assert "4 dead-lettered" in out.stderr
-    assert f"rimport retry-failed {run_id}" in out.stderr
+    assert "none of them can succeed by retrying" in out.stderr  # all refused for the item
+    assert f"rimport dead-letters {run_id}" in out.stderr
     good = [it for i, it in enumerate(items) if i not in (7, 33, 50)]
     assert_table_equals(ddb, table, good)
     st = status(ledger, run_id)
@@ -68,7 +69,8 @@ def test_bad_items_are_dead_lettered_and_the_rest_written(
         assert f"  {index}  {code}: " in detail
     again = rimport("retry-failed", run_id, "--ledger", ledger)
     assert again.returncode == 3
-    assert f"run {run_id}: 0 of 4 dead letters written, 4 remain" in again.stderr
+    assert f"none of run {run_id}'s 4 dead letters can succeed by retrying: " in again.stderr
+    assert "1 KeyType (not retryable)" in again.stderr
     nothing = rimport("retry-failed", "--ledger", ledger)
     assert (nothing.returncode, nothing.stderr) == (0, "no run has dead letters worth retrying\n")
 
