@@ -35,6 +35,7 @@ from .run import (
     retry_failed,
     run_status,
 )
+from .transform import load as load_transform
 from .validate import Report, validate_file
 
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
@@ -136,6 +137,16 @@ KeyOpt = Annotated[
 SortKeyOpt = Annotated[
     str | None, typer.Option(metavar="NAME:TYPE", help="Sort key as NAME:S|N|B, with --key.")
 ]
+TransformOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE.py:FUNCTION",
+        help="Change items on the way in: a Python function (FILE.py:FUNCTION or "
+        "MODULE:FUNCTION) given each item, returning the item to write, a list of items, "
+        "or None to skip it.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -188,6 +199,7 @@ def start(
             "was imported already).",
         ),
     ] = False,
+    transform: TransformOpt = None,
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
@@ -195,7 +207,9 @@ def start(
     unfinished ones.
     """
     if dry_run:
-        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+        _validate(
+            file, table, pattern, key, sort_key, endpoint, region, format, items_path, transform
+        )
 
     def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
@@ -208,7 +222,7 @@ def start(
                 endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
                 items_path=items_path, create_keys=keys, allow_remote=allow_remote,
                 concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=_starting(bar),
-                max_outage=max_outage, notice=bar.note,
+                max_outage=max_outage, notice=bar.note, transform=transform,
             )  # fmt: skip
             if file.is_dir():
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
@@ -235,13 +249,15 @@ def validate(
     region: RegionOpt = None,
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
+    transform: TransformOpt = None,
 ) -> None:
     """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
 
     Writes nothing. Exits 0 when every item can be written, 3 when some cannot, 2 when a
     file cannot be read to the end.
     """
-    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path)
+    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
+              transform)  # fmt: skip
 
 
 @app.command()
@@ -367,13 +383,16 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
 def _validate(
     path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
     endpoint: str | None, region: str | None, fmt: str, items_path: str | None,
+    transform_spec: str | None = None,
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
+        transform = load_transform(transform_spec) if transform_spec else None
         if not path.is_dir():
             with _Bar() as bar:
                 keys = given or table_keys(table or table_for(path), endpoint, region)
-                return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar)]
+                return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar,
+                                      transform=transform)]  # fmt: skip
         todo = plan(path, table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
@@ -383,7 +402,8 @@ def _validate(
                     raise entry.problem
                 with _Bar() as bar:
                     reports.append(validate_file(entry.path, keys, fmt=todo.fmt,
-                                                 items_path=items_path, progress=bar))  # fmt: skip
+                                                 items_path=items_path, progress=bar,
+                                                 transform=transform))  # fmt: skip
             except InputError as e:
                 reports.append(Report(entry.path, "unreadable", stopped=e))
         return reports
@@ -534,6 +554,8 @@ def _print_report(r: Report) -> None:
         f"{r.file}: {r.shape}, {r.items:,} items, {size} read in {r.elapsed:.1f}s "
         f"({text_mb / rate:,.1f} MB/s, {r.items / rate:,.0f} items/s)"
     )
+    if r.transformed is not None:
+        typer.echo(f"the transform made {_count(r.transformed, 'item')} of them")
     if r.duplicates:
         typer.echo(f"duplicate keys: {r.duplicates:,} (items with the key of an earlier item, "
                    "which they replace: the last one wins)")  # fmt: skip
@@ -599,6 +621,8 @@ def _print_run(run: Run, ledger: Path | None) -> None:
     ]  # fmt: skip
     if run.folder:
         fields.insert(3, ("folder", run.folder))
+    if transform := run.options.get("transform"):
+        fields.insert(fields.index(("table", run.table)), ("transform", transform["spec"]))
     if run.error:
         fields.append(("stopped by" if run.state != "completed" else "note", run.error))
     for name, value in fields:

@@ -46,6 +46,7 @@ from .items import key_of
 from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .reader import Dump, Position, Shape, items_as
+from .transform import Transform, TransformSpec, changed, load
 from .transport import SyncTransport, Transport, open_transport
 from .writer import Failure, Job, RetryPolicy, Writer
 
@@ -110,6 +111,7 @@ def import_file(
     folder: str | None = None,
     max_outage: float | None = None,
     notice: Notice | None = None,
+    transform: TransformSpec | None = None,
 ) -> ImportResult:
     """Import a dump into `table` as a new run, recorded in the ledger.
 
@@ -119,7 +121,9 @@ def import_file(
     resuming costs a fraction. `folder` records the folder the file was started from.
     `max_outage`: seconds to keep trying while the endpoint answers nothing (default 300),
     recorded for `resume`. `notice` is told, as one line, when the endpoint stops
-    answering and when it answers again.
+    answering and when it answers again. `transform`: a function applied to every element
+    on the way in (`transform.py`), as FILE.py:FUNCTION, MODULE:FUNCTION or the function
+    itself; the run records it, and `resume` refuses to go on with different code.
     """
     if not 1 <= batch_size <= 25:
         raise UsageError(f"--batch-size must be between 1 and 25, not {batch_size}")
@@ -131,6 +135,7 @@ def import_file(
         raise UsageError(f"--max-outage must be 0 or more seconds, not {max_outage}")
     where = resolve_endpoint(endpoint)
     endpoints.check(where, allow_remote)
+    loaded = load(transform) if transform is not None else None
     dump = Dump.open(path, fmt, items_path)
     file = str(dump.path.resolve())
     with using_ledger(ledger) as book:
@@ -162,13 +167,16 @@ def import_file(
                 "allow_remote": allow_remote,
                 "max_outage": max_outage,
                 "keys": [f"{k.name}:{k.type}" for k in info.keys],
+                **({"transform": loaded.record()} if loaded else {}),
             },
             folder=folder,
         )
         with book.lock(run.id):
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
+            return _execute(
+                book, run, dump, client, transport, info.keys, progress, retry, notice, loaded
+            )
 
 
 def resume_run(
@@ -180,8 +188,11 @@ def resume_run(
     client: Any = None,
     retry: RetryPolicy | None = None,
     notice: Notice | None = None,
+    transform: TransformSpec | None = None,
 ) -> ImportResult:
-    """Continue a run from its last checkpoint, on the same file, table and endpoint."""
+    """Continue a run from its last checkpoint, on the same file, table and endpoint, and
+    through the same transform: the one it recorded, loaded again, unless `transform`
+    names it (needed for a function defined in a script); its code must be unchanged."""
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         run = book.run(run_id)
@@ -194,6 +205,7 @@ def resume_run(
                     f"{run.file}: the dump of run {run.id} is gone",
                     "put the file back where it was to resume",
                 )
+            loaded = _same_transform(run, transform)
             dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
             _check_unchanged(book, run, dump)
             run = book.run(run.id)  # with the size and hashes of a file fixed since
@@ -202,7 +214,9 @@ def resume_run(
             info = _same_table(book, run, client)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
+            return _execute(
+                book, run, dump, client, transport, info.keys, progress, retry, notice, loaded
+            )
 
 
 def retry_failed(
@@ -315,6 +329,7 @@ def _execute(
     progress: Progress | None,
     retry: RetryPolicy | None,
     notice: Notice | None,
+    transform: Transform | None = None,
 ) -> ImportResult:
     started = time.monotonic()
     resuming = run.items_committed > 0
@@ -335,8 +350,9 @@ def _execute(
         )  # fmt: skip
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = ready_batches(
-            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu"))
-        )
+            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu")),
+            transform=transform,
+        )  # fmt: skip
         committer = _Committer(book, run, dump, progress)
         try:
             with _collector_paused(), closing(source), closing(transport):
@@ -438,7 +454,11 @@ class _Committer:
     """Turns a written batch into a ledger commit: dead letters plus the new checkpoint.
 
     The log gets one line per CHECKPOINT_LOG_EVERY batches, with the dead letters of those
-    batches counted by reason: a dump of a million refused items makes a short log."""
+    batches counted by reason: a dump of a million refused items makes a short log.
+
+    A batch that is not `whole` (it ends partway through the items a transform made of
+    one element) is held back and committed with the next one, so the checkpoint never
+    counts an element whose items are only partly written."""
 
     def __init__(self, book: Ledger, run: Run, dump: Dump, progress: Progress | None) -> None:
         self._book = book
@@ -448,6 +468,8 @@ class _Committer:
         self._batches = 0
         self._dead: Counter[str] = Counter()
         self._checkpoint = (run.items_committed, run.byte_offset)
+        self._held: list[DeadLetter] = []
+        self._held_written = 0
 
     def commit(self, batch: Ready, failures: list[Failure]) -> None:
         dead = [
@@ -458,12 +480,21 @@ class _Committer:
             DeadLetter(index, json.loads(item), code, message, 0, False)
             for index, item, code, message in batch.rejected
         ]  # fmt: skip
+        written = len(batch.items) - len(failures)
+        if not batch.whole:
+            self._held += dead
+            self._held_written += written
+            return
+        if self._held:
+            dead, self._held = self._held + dead, []
+        if self._held_written:
+            written, self._held_written = written + self._held_written, 0
         dead.sort(key=lambda d: d.index)
         self._book.commit(
             self._run_id,
             items_committed=batch.last + 1,
             byte_offset=batch.end,
-            written=len(batch.items) - len(failures),
+            written=written,
             dead=dead,
         )
         self._checkpoint = (batch.last + 1, batch.end)
@@ -600,7 +631,40 @@ def _start_over(run: Run) -> str:
     if keys:
         words += ["--create-table", "--key", keys[0]]
         words += ["--sort-key", keys[1]] if len(keys) > 1 else []
+    if transform := run.options.get("transform"):
+        words += ["--transform", transform["spec"]]
     return command(run, *words, "--new")
+
+
+def _same_transform(run: Run, given: TransformSpec | None) -> Transform | None:
+    """The transform to resume `run` with: the one it recorded, loaded again (or `given`),
+    refused if its code changed, as resuming would transform the rest of the file
+    differently from what is already in the table."""
+    recorded = run.options.get("transform")
+    if recorded is None:
+        if given is not None:
+            raise UsageError(
+                f"run {run.id} was started without a transform",
+                f"resume it without one, or import the file afresh through the transform with "
+                f"{_start_over(run)} and --transform",
+            )
+        return None
+    try:
+        loaded = load(given if given is not None else recorded["spec"])
+    except UsageError as e:
+        e.message = f"run {run.id} cannot load its {e.message}"
+        spec = str(recorded["spec"])
+        if spec.startswith("__main__:") or "<" in spec:  # given to import_file as a function
+            e.hint = "it was a function given to import_file: give it to resume_run as transform="
+        e.hint = f"{e.hint}; or start over with {_start_over(run)}"
+        raise
+    if why := changed(loaded, recorded):
+        raise UsageError(
+            f"run {run.id}: {why}; resuming would import the rest of the file differently "
+            "from what is already in the table",
+            f"put the transform back as it was and resume, or start over with {_start_over(run)}",
+        )
+    return loaded
 
 
 def _connect(where: Endpoint, region: str | None, client: Any) -> tuple[Any, Transport, str]:

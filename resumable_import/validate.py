@@ -18,7 +18,8 @@ from pathlib import Path
 from .checks import Prepare
 from .errors import InputError
 from .items import ItemError, Key, KeySpec
-from .reader import Dump
+from .reader import Dump, RawItem
+from .transform import Apply, TransformSpec, load
 
 Progress = Callable[[int, int, int], None]
 PROGRESS_EVERY = 1000  # items
@@ -48,6 +49,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)  # the first `keep` of them
     counts: Counter[str] = field(default_factory=Counter)  # every problem, by kind
     duplicates: int = 0  # items whose key an earlier item already had: the last one wins
+    transformed: int | None = None  # items the transform made of them, when there is one
     stopped: InputError | None = None  # the file itself is broken here; nothing after it was read
     elapsed: float = 0.0
 
@@ -64,8 +66,10 @@ def validate_file(
     items_path: str | None = None,
     keep: int = 20,
     progress: Progress | None = None,
+    transform: TransformSpec | None = None,
 ) -> Report:
-    """Check every item of a dump against `keys` and DynamoDB's limits.
+    """Check every item of a dump against `keys` and DynamoDB's limits; with `transform`,
+    every item it makes of them (a problem is reported at the index of the element read).
 
     Problems with single items are collected (the first `keep` in full, all of them
     counted); a problem with the file as a whole (invalid JSON, a truncated file) ends the
@@ -73,23 +77,44 @@ def validate_file(
     or its layout recognised at all.
     """
     started = time.monotonic()
+    loaded = load(transform) if transform is not None else None
     dump = Dump.open(path, fmt, items_path)
     report = Report(dump.path, dump.describe())
-    prepare = Prepare(keys, dump.items_as)
+    prepare = Prepare(keys, dump.items_as if loaded is None else "ddb-json")
+    apply = Apply(loaded, dump.items_as) if loaded is not None else None
+    if apply is not None:
+        report.transformed = 0
     seen = _KeyCounter()
     previous_end = 0
+
+    def refused(raw: RawItem, e: ItemError) -> None:
+        report.counts[e.code] += 1
+        if len(report.problems) < keep:
+            report.problems.append(Problem(raw.index, previous_end, raw.end, e.code, e.message))
+
     try:
         for raw in dump.items():
-            try:
-                _, key, _ = prepare(raw.value, raw.end - previous_end)
-            except ItemError as e:
-                report.counts[e.code] += 1
-                if len(report.problems) < keep:
-                    report.problems.append(
-                        Problem(raw.index, previous_end, raw.end, e.code, e.message)
-                    )
+            if apply is None:
+                try:
+                    _, key, _ = prepare(raw.value, raw.end - previous_end)
+                except ItemError as e:
+                    refused(raw, e)
+                else:
+                    seen.add(key)
             else:
-                seen.add(key)
+                try:
+                    made = apply(raw.value)
+                except ItemError as e:
+                    refused(raw, e)
+                    made = []
+                report.transformed += len(made)  # type: ignore[operator]
+                for item in made:
+                    try:
+                        _, key, _ = prepare(item, 0)
+                    except ItemError as e:
+                        refused(raw, e)
+                    else:
+                        seen.add(key)
             previous_end = raw.end
             report.items += 1
             if progress and report.items % PROGRESS_EVERY == 0:
