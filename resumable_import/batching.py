@@ -10,7 +10,6 @@ a good earlier one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -133,10 +132,10 @@ def _transformed(
     items) rather than counting or dead-lettering any of them twice.
     A loop of its own, so that runs without a transform pay nothing for it.
     """
-    from .transform import Apply
+    from .transform import Apply, Check, kept_as
 
     apply = Apply(transform, items_as)
-    prepare = Prepare(keys, "ddb-json", units=units)  # what `apply` returns is DynamoDB JSON
+    check = Check(keys, units=units)
     batch: Batch | None = None
     previous_end = 0
     try:
@@ -145,7 +144,9 @@ def _transformed(
             try:
                 made = apply(raw.value)
             except ItemError as e:
-                made, failed = [], Rejected(raw.index, raw.value, e)
+                # A plain element may have been changed in place before the transform failed.
+                text = kept_as(raw.value, e) if items_as == "json" else None
+                made, failed = [], Rejected(raw.index, raw.value, e, text)
             if batch is not None:
                 used = len(batch.items) + len(batch.rejected)
                 needed = len(made) + (failed is not None)
@@ -162,9 +163,9 @@ def _transformed(
             for item in made:
                 rejected = None
                 try:
-                    body, key, wcu = prepare(item, 0)
+                    body, key, wcu = check(item)
                 except ItemError as e:
-                    rejected = Rejected(raw.index, item, e, json.dumps({"M": item}))
+                    rejected = Rejected(raw.index, item, e, kept_as(item, e))
                 if len(batch.items) + len(batch.rejected) >= size or (
                     rejected is None and key in batch.keys
                 ):

@@ -3,13 +3,14 @@
 The function gets each element of the dump as plain Python values, whatever the dump's
 format: str, int or Decimal numbers (never float, so no digit is lost), bool, None, dict,
 list, and from DynamoDB JSON also bytes (B) and sets (SS, NS, BS). It returns the item to
-write, a list of items (or a generator), or None to skip the element. What it returns is
-converted to DynamoDB JSON here, and then goes through the very checks an untransformed
-item does (`checks.Prepare`), so `validate` and `start` refuse the same things.
+write, a list of items (or a generator), or None to skip the element. What it returns goes
+through the very checks an untransformed item does (`checks.Prepare`, by `Check`), so
+`validate` and `start` refuse the same things.
 
-An element the function raises on, or returns something unusable for, is refused as a
-whole with code TransformError: it goes to the dead letters as it was read, and the run
-goes on. Its items are never half written.
+An element the function raises on, or returns something that is not items for, is refused
+as a whole with code TransformError (none of its items is written): it goes to the dead
+letters as the function left it, and the run goes on. Each item it returns is then checked
+on its own, as any item is.
 
 A run records the transform's spec and a hash of the file that defines the function, and
 `resume` loads it again and refuses to go on with different code: half a table transformed
@@ -24,6 +25,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 import types
@@ -33,8 +35,18 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from .checks import MAX_ITEM_BYTES, Prepare
 from .errors import UsageError
-from .items import CONVERTERS, MAX_DEPTH, AttributeValue, Item, ItemError, Unparsed
+from .items import (
+    CONVERTERS,
+    MAX_DEPTH,
+    AttributeValue,
+    ItemError,
+    Key,
+    KeySpec,
+    Unparsed,
+    kept,
+)
 
 CODE = "TransformError"
 _FORMS = "write it as FILE.py:FUNCTION or MODULE:FUNCTION"
@@ -237,19 +249,19 @@ def changed(transform: Transform, recorded: Mapping[str, Any]) -> str | None:
 
 
 class Apply:
-    """Callable: an element of the dump -> the items to write, each as DynamoDB JSON (a
-    list: none, one or several).
+    """Callable: an element of the dump -> the items the transform made of it (a list of
+    dicts: none, one or several), to be checked one by one by `Check`.
 
     Raises ItemError when the element is refused as a whole: the dump's own typing is
-    broken (as without a transform), or the transform raised or returned something
-    that is not items DynamoDB can hold (code TransformError).
+    broken (as without a transform), or the transform raised or returned something that
+    is not items (code TransformError).
     """
 
     def __init__(self, transform: Transform, items_as: str = "json") -> None:
         self._function = transform.function
         self._typed = CONVERTERS[items_as] if items_as != "json" else None
 
-    def __call__(self, value: Any) -> list[Item]:
+    def __call__(self, value: Any) -> list[Mapping[str, Any]]:
         if type(value) is Unparsed:
             raise ItemError(
                 "TooDeep",
@@ -262,18 +274,73 @@ class Apply:
             if out is None:
                 return []
             if isinstance(out, Mapping):
-                return [_item(out, None)]
-            if isinstance(out, list | tuple | types.GeneratorType):
-                return [_item(o, n) for n, o in enumerate(out)]
-        except ItemError:
-            raise
+                return [out]
+            listed = isinstance(out, list | tuple | types.GeneratorType)
+            made = list(out) if listed else None
         except Exception as e:
             raise ItemError(CODE, f"the transform raised {_describe(e)}") from None
-        raise ItemError(
-            CODE,
-            f"the transform returned {_kind(out)}; it must return the item to write (a dict), "
-            "a list of items, or None to skip it",
-        )
+        if made is None:
+            raise ItemError(
+                CODE,
+                f"the transform returned {_kind(out)}; it must return the item to write (a "
+                "dict), a list of items, or None to skip it",
+            )
+        for n, item in enumerate(made):
+            if not isinstance(item, Mapping):
+                raise ItemError(
+                    CODE, f"the transform returned {_kind(item)} as item {n} of a list, not a dict"
+                )
+        return made
+
+
+class Check:
+    """`checks.Prepare` for an item a transform made: (item) -> (the item as the JSON of
+    the request, its key, its write units if `units` else 0), or ItemError.
+
+    Items of plain JSON values take Prepare's fast way for plain JSON. Its size check is
+    skipped unless the request JSON is over the limit, for it is never smaller than the
+    size as DynamoDB counts it. An item holding other values (float, bytes, sets) raises
+    TypeError there, and is converted to DynamoDB JSON and checked as such instead.
+    """
+
+    def __init__(self, keys: tuple[KeySpec, ...], *, units: bool = False) -> None:
+        self._plain = Prepare(keys, "json", units=units)
+        self._typed = Prepare(keys, "ddb-json", units=units)
+
+    def __call__(self, item: Mapping[str, Any]) -> tuple[bytes, Key, int]:
+        if type(item) is dict:
+            try:
+                body, key, units = self._plain(item, 0)
+            except TypeError:  # not plain JSON: the slow way below
+                pass
+            except ItemError as e:
+                if e.code != "BadString":  # or an attribute name that is not a string
+                    raise
+            else:
+                if len(body) > MAX_ITEM_BYTES:
+                    return self._plain(item, len(body))  # measured exactly this time
+                return body, key, units
+        try:
+            typed = _attributes(item, 1)
+        except _Unsupported as e:
+            raise ItemError(
+                CODE, f"the transform returned attribute {e.path!r}, which {e.what}"
+            ) from None
+        return self._typed(typed, 0)
+
+
+def kept_as(value: Any, error: ItemError) -> str:
+    """How an item a transform made (or an element it may have changed in place) is kept
+    in the dead letters: as DynamoDB JSON when it can be, else as `items.kept` keeps a
+    refused element, else (values nothing can store) as `{"$repr": "..."}`."""
+    try:
+        return json.dumps({"M": _attributes(value, 1)})
+    except (ItemError, _Unsupported, AttributeError, RecursionError):
+        pass
+    try:
+        return kept(value, error)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps({"$repr": repr(value)[:MAX_ITEM_BYTES]})
 
 
 def _describe(e: BaseException) -> str:
@@ -293,14 +360,9 @@ class _Unsupported(Exception):
         self.what = what
 
 
-def _item(value: Any, position: int | None) -> Item:
-    which = "the item it returned" if position is None else f"item {position} of those it returned"
-    if not isinstance(value, Mapping):
-        raise ItemError(CODE, f"the transform returned {_kind(value)} as {which}, not a dict")
-    try:
-        return _attributes(value, 1)
-    except _Unsupported as e:
-        raise ItemError(CODE, f"{which}: attribute {e.path!r} {e.what}") from None
+def _join(head: str, tail: str) -> str:
+    """`a.b`, `a[0]`: where in the item a value sits, for a message."""
+    return head + ("" if not tail else tail if tail.startswith("[") else "." + tail)
 
 
 def _attributes(value: Mapping[Any, Any], depth: int) -> dict[str, AttributeValue]:
@@ -309,11 +371,11 @@ def _attributes(value: Mapping[Any, Any], depth: int) -> dict[str, AttributeValu
     out = {}
     for k, v in value.items():
         if type(k) is not str:
-            raise _Unsupported(repr(k), f"is named by {_kind(k)}: attribute names are strings")
+            raise _Unsupported(repr(k), f"is named by {_kind(k)}; attribute names are strings")
         try:
             out[k] = _attribute_value(v, depth)
         except _Unsupported as e:
-            raise _Unsupported(f"{k}.{e.path}" if e.path else k, e.what) from None
+            raise _Unsupported(_join(k, e.path), e.what) from None
     return out
 
 
@@ -339,7 +401,7 @@ def _attribute_value(v: Any, depth: int) -> AttributeValue:
             try:
                 out.append(_attribute_value(x, depth + 1))
             except _Unsupported as e:
-                raise _Unsupported(f"[{n}]" + (f".{e.path}" if e.path else ""), e.what) from None
+                raise _Unsupported(_join(f"[{n}]", e.path), e.what) from None
         return {"L": out}
     if isinstance(v, bytes | bytearray | memoryview):
         return {"B": base64.b64encode(bytes(v)).decode()}
@@ -350,7 +412,7 @@ def _attribute_value(v: Any, depth: int) -> AttributeValue:
     if isinstance(v, int | Decimal | float):
         return {"N": _number(v)}
     raise _Unsupported(
-        "", f"is {_kind(v)}, which DynamoDB cannot store; use str, int, Decimal, float, bool, "
+        "", f"is {_kind(v)}: DynamoDB cannot store that; use str, int, Decimal, float, bool, "
         "None, bytes, dict, list or set"
     )  # fmt: skip
 

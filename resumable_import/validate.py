@@ -19,7 +19,7 @@ from .checks import Prepare
 from .errors import InputError
 from .items import ItemError, Key, KeySpec
 from .reader import Dump, RawItem
-from .transform import Apply, TransformSpec, load
+from .transform import Apply, Check, TransformSpec, load
 
 Progress = Callable[[int, int, int], None]
 PROGRESS_EVERY = 1000  # items
@@ -80,8 +80,9 @@ def validate_file(
     loaded = load(transform) if transform is not None else None
     dump = Dump.open(path, fmt, items_path)
     report = Report(dump.path, dump.describe())
-    prepare = Prepare(keys, dump.items_as if loaded is None else "ddb-json")
+    prepare = Prepare(keys, dump.items_as)
     apply = Apply(loaded, dump.items_as) if loaded is not None else None
+    check = Check(keys)
     if apply is not None:
         report.transformed = 0
     seen = _KeyCounter()
@@ -110,7 +111,7 @@ def validate_file(
                 report.transformed += len(made)  # type: ignore[operator]
                 for item in made:
                     try:
-                        _, key, _ = prepare(item, 0)
+                        _, key, _ = check(item)
                     except ItemError as e:
                         refused(raw, e)
                     else:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from conftest import rimport
@@ -20,11 +21,14 @@ from resumable_import import (
     ServiceError,
     UsageError,
     import_file,
+    import_folder,
     resume_run,
     run_status,
     validate_file,
 )
+from resumable_import.batching import Batch, batches
 from resumable_import.items import KeySpec
+from resumable_import.reader import RawItem
 from resumable_import.transform import load
 
 FAST = RetryPolicy(
@@ -189,14 +193,14 @@ def test_validate_checks_what_the_transform_returns(tmp_path: Path) -> None:
     out = subprocess_in(tmp_path, "validate", dump, "--key", "pk:S", "--transform",
                         "shape:shape")  # fmt: skip
     assert out.returncode == 3, out.stderr
-    assert "6 items" in out.stdout and "the transform made 7 items of them" in out.stdout
+    assert "6 items" in out.stdout and "the transform made 8 items of them" in out.stdout
     problems = re.findall(r"^  item (\d) \(bytes [\d,.]+\): (\w+): (.*)$", out.stdout, re.M)
     assert problems == [
         ("2", "MissingKey", "key attribute 'pk' is missing"),
         ("3", "TransformError", "the transform returned a str; it must return the item to "
          "write (a dict), a list of items, or None to skip it"),
-        ("4", "TransformError", "item 0 of those it returned: attribute 'at' is an object, "
-         "which DynamoDB cannot store; use str, int, Decimal, float, bool, None, bytes, dict, "
+        ("4", "TransformError", "the transform returned attribute 'at', which is an object: "
+         "DynamoDB cannot store that; use str, int, Decimal, float, bool, None, bytes, dict, "
          "list or set"),
     ]  # fmt: skip
 
@@ -283,3 +287,116 @@ def test_resume_refuses_a_transform_whose_code_changed(tmp_path: Path, ledger: P
     result = resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
     assert (result.items_committed, result.dead_letters) == (30, 1)
     assert {k for k in fake.items} >= {("u12", "user#12#a"), ("u29", "user#29")}
+
+
+def made_batches(function: Any, values: list[Any], size: int = 25) -> list[Batch]:
+    raws = [RawItem(i, v, 10 * (i + 1)) for i, v in enumerate(values)]
+    return list(batches(raws, (KeySpec("pk", "S"),), size, transform=load(function)))
+
+
+def test_one_element_s_items_stay_together_and_in_order() -> None:
+    def twice(item: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"pk": item["pk"], "v": 1}, {"pk": item["pk"], "v": 2}, {"pk": item["pk"] + "!"}]
+
+    out = made_batches(twice, [{"pk": "a"}, {"pk": "b"}, {"pk": "c"}], size=5)
+    # The repeated key closes the batch partway through the element: the later item lands
+    # last, and that batch is not `whole` (its checkpoint waits for the element's end).
+    assert [[(orjson.loads(i)["pk"]["S"], orjson.loads(i).get("v")) for i in b.items]
+            for b in out] == [
+        [("a", {"N": "1"})], [("a", {"N": "2"}), ("a!", None)],
+        [("b", {"N": "1"})], [("b", {"N": "2"}), ("b!", None)],
+        [("c", {"N": "1"})], [("c", {"N": "2"}), ("c!", None)],
+    ]  # fmt: skip
+    assert [(b.whole, b.last, b.end) for b in out] == [
+        (False, -1, 0), (True, 0, 10), (False, 0, 10), (True, 1, 20), (False, 1, 10 * 2),
+        (True, 2, 30),
+    ]  # fmt: skip
+    assert [b.indexes for b in out] == [[0], [0, 0], [1], [1, 1], [2], [2, 2]]
+
+
+def test_an_element_whose_items_do_not_fit_starts_a_new_batch() -> None:
+    out = made_batches(lambda item: [{"pk": f"{item['pk']}{n}"} for n in range(3)],
+                       [{"pk": p} for p in "abcd"], size=7)  # fmt: skip
+    assert [len(b.items) for b in out] == [6, 6]
+    assert all(b.whole for b in out) and [b.last for b in out] == [1, 3]
+
+
+def test_skipped_elements_still_move_the_checkpoint() -> None:
+    out = made_batches(lambda item: None, [{"pk": "x"}] * 2500)
+    assert [(b.last, b.skipped, b.items) for b in out] == [(999, 1000, []), (1999, 1000, []),
+                                                         (2499, 500, [])]  # fmt: skip
+
+
+def test_what_a_transform_returns_is_converted_and_checked() -> None:
+    def make(item: dict[str, Any]) -> Any:
+        return {
+            "a": [
+                {
+                    "pk": "p",
+                    "f": 0.1,
+                    "b": b"\x00",
+                    "ss": {"x"},
+                    "ns": {1, Decimal("2.5")},
+                    "t": (1, 2),
+                }
+            ],
+            "big": {"pk": "big", "blob": "x" * 410_000},  # grown past the limit
+            "nokey": {"other": 1},
+            "nan": {"pk": "nan", "f": float("nan")},
+            "emptyset": {"pk": "e", "s": set()},
+            "mixed": {"pk": "m", "s": {1, "a"}},
+            "names": {"pk": "n", 5: "five"},
+            "deep": {"pk": "d", "l": [[{"x": {"y": object()}}]]},
+            "typo": [{"pk": "a"}, "b"],
+        }[item["case"]]
+
+    cases = ["a", "big", "nokey", "nan", "emptyset", "mixed", "names", "deep", "typo"]
+    (batch,) = made_batches(make, [{"case": c} for c in cases])
+    (item,) = [orjson.loads(i) for i in batch.items]
+    assert {k: v for k, v in item.items() if k != "ns"} == {
+        "pk": {"S": "p"}, "f": {"N": "0.1"}, "b": {"B": "AA=="}, "ss": {"SS": ["x"]},
+        "t": {"L": [{"N": "1"}, {"N": "2"}]},
+    }  # fmt: skip
+    assert sorted(item["ns"]["NS"]) == ["1", "2.5"]
+    assert [(r.index, r.error.code, r.error.message) for r in batch.rejected] == [
+        (1, "ItemTooLarge", "the item is 410,009 bytes as DynamoDB counts them; the limit is "
+         "409,600"),
+        (2, "MissingKey", "key attribute 'pk' is missing"),
+        (3, "BadNumber", "'nan' is not a number DynamoDB can store"),
+        (4, "EmptySet", "an empty SS set: DynamoDB stores no empty sets"),
+        (5, "TransformError", "the transform returned attribute 's', which is a set of int, "
+         "str: DynamoDB sets hold only strings, only numbers or only bytes"),
+        (6, "TransformError", "the transform returned attribute '5', which is named by an int; "
+         "attribute names are strings"),
+        (7, "TransformError", "the transform returned attribute 'l[0][0].x.y', which is an "
+         "object: DynamoDB cannot store that; use str, int, Decimal, float, bool, None, bytes, "
+         "dict, list or set"),
+        (8, "TransformError", "the transform returned a str as item 1 of a list, not a dict"),
+    ]  # fmt: skip
+    kept = {r.index: json.loads(r.kept or "null") for r in batch.rejected}
+    assert kept[2] == {"M": {"other": {"N": "1"}}}
+    assert kept[3] == {"M": {"pk": {"S": "nan"}, "f": {"N": "nan"}}}
+    assert kept[7] == {"$repr": "{'pk': 'd', 'l': [[{'x': {'y': <object object at " +
+                       kept[7]["$repr"].split(" at ")[1]}  # fmt: skip
+
+
+def test_a_folder_takes_the_transform_and_resumes_only_with_the_same(tmp_path: Path) -> None:
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.json").write_text(json.dumps([{"pk": f"{name}{i}"} for i in range(10)]))
+    code = tmp_path / "up.py"
+    code.write_text("def up(item):\n    return {'pk': item['pk'].upper()}\n\n"
+                    "def same(item):\n    return item\n")  # fmt: skip
+    fake = FakeDynamo()
+    fake.on_call = lambda items: setattr(fake, "down", (0.0, float("inf")))  # down after one
+    ledger = tmp_path / "l.db"
+    options: dict[str, Any] = dict(ledger=ledger, client=fake, batch_size=5, concurrency=1)
+    with pytest.raises(ServiceError):
+        import_folder(folder, "t", retry=STUBBORN, transform=f"{code}:up", **options)
+    fake.on_call, fake.down = None, None
+    with pytest.raises(UsageError, match=f"the run used {code}:up, not {code}:same"):
+        import_folder(folder, "t", retry=FAST, transform=f"{code}:same", **options)
+    result = import_folder(folder, "t", retry=FAST, transform=f"{code}:up", **options)
+    assert [f.action for f in result.files] == ["resumed", "imported"]
+    assert sorted(k[0] for k in fake.items) == sorted(f"{n}{i}" for n in "AB" for i in range(10))
