@@ -83,8 +83,7 @@ def validate_file(
     prepare = Prepare(keys, dump.items_as)
     apply = Apply(loaded, dump.items_as) if loaded is not None else None
     check = Check(keys)
-    if apply is not None:
-        report.transformed = 0
+    transformed = 0
     seen = _KeyCounter()
     previous_end = 0
 
@@ -108,7 +107,7 @@ def validate_file(
                 except ItemError as e:
                     refused(raw, e)
                     made = []
-                report.transformed += len(made)  # type: ignore[operator]
+                transformed += len(made)
                 for item in made:
                     try:
                         _, key, _ = check(item)
@@ -122,6 +121,8 @@ def validate_file(
                 progress(report.items, dump.file_position(raw.end), dump.size)
     except InputError as e:
         report.stopped = e
+    if apply is not None:
+        report.transformed = transformed
     report.bytes = dump.size if report.stopped is None else dump.file_position(previous_end)
     report.text_bytes = previous_end
     report.duplicates = seen.repeats()
