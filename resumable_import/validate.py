@@ -87,38 +87,43 @@ def validate_file(
     seen = _KeyCounter()
     previous_end = 0
 
-    def refused(raw: RawItem, e: ItemError) -> None:
+    def refused(raw: RawItem, start: int, e: ItemError) -> None:
         report.counts[e.code] += 1
         if len(report.problems) < keep:
-            report.problems.append(Problem(raw.index, previous_end, raw.end, e.code, e.message))
+            report.problems.append(Problem(raw.index, start, raw.end, e.code, e.message))
 
     try:
-        for raw in dump.items():
-            if apply is None:
+        if apply is None:
+            for raw in dump.items():
                 try:
                     _, key, _ = prepare(raw.value, raw.end - previous_end)
                 except ItemError as e:
-                    refused(raw, e)
+                    refused(raw, previous_end, e)
                 else:
                     seen.add(key)
-            else:
+                previous_end = raw.end
+                report.items += 1
+                if progress and report.items % PROGRESS_EVERY == 0:
+                    progress(report.items, dump.file_position(raw.end), dump.size)
+        else:  # a loop of its own: validating without a transform pays nothing for it
+            for raw in dump.items():
                 try:
                     made = apply(raw.value)
                 except ItemError as e:
-                    refused(raw, e)
+                    refused(raw, previous_end, e)
                     made = []
                 transformed += len(made)
                 for item in made:
                     try:
                         _, key, _ = check(item)
                     except ItemError as e:
-                        refused(raw, e)
+                        refused(raw, previous_end, e)
                     else:
                         seen.add(key)
-            previous_end = raw.end
-            report.items += 1
-            if progress and report.items % PROGRESS_EVERY == 0:
-                progress(report.items, dump.file_position(raw.end), dump.size)
+                previous_end = raw.end
+                report.items += 1
+                if progress and report.items % PROGRESS_EVERY == 0:
+                    progress(report.items, dump.file_position(raw.end), dump.size)
     except InputError as e:
         report.stopped = e
     if apply is not None:
