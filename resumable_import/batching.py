@@ -138,6 +138,7 @@ def _transformed(
     check = Check(keys, units=units)
     batch: Batch | None = None
     previous_end = 0
+    begun = False  # whether `batch` holds items of the element at hand already
     try:
         for raw in raw_items:
             failed = None
@@ -159,7 +160,6 @@ def _transformed(
                 batch.rejected.append(failed)
             elif not made:
                 batch.skipped += 1
-            begun = False  # whether `batch` holds items of this element already
             for item in made:
                 rejected = None
                 try:
@@ -182,8 +182,10 @@ def _transformed(
                 batch.keys.add(key)
             batch.last, batch.end = raw.index, raw.end
             previous_end = raw.end
+            begun = False
     except Exception:
         if batch is not None:
+            batch.whole = not begun  # a failure partway through an element: none of it counts
             yield batch
         raise
     if batch is not None:
