@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .checks import Prepare
 from .items import ItemError, Key, KeySpec
 from .reader import RawItem
 
+if TYPE_CHECKING:
+    from .transform import Transform
+
 MAX_BATCH = 25
+# Elements a transform skipped, at most, in one batch: a run of them still moves the
+# checkpoint on, without a commit for every one.
+MAX_SKIPPED = 1000
 T = TypeVar("T")
 
 
@@ -29,6 +35,7 @@ class Rejected:
     index: int
     value: object
     error: ItemError
+    kept: str | None = None  # how it is kept in the dead letters, when already known
 
 
 @dataclass
@@ -41,6 +48,11 @@ class Batch:
     units: list[int] = field(default_factory=list)  # write units of each, if asked for
     keys: set[Key] = field(default_factory=set)
     rejected: list[Rejected] = field(default_factory=list)
+    skipped: int = 0  # elements a transform turned into no item
+    # False when the batch ends partway through the items a transform made of one element:
+    # its `last` and `end` are those before that element, and its outcome is only to be
+    # committed together with the batch that completes the element (see `_transformed`).
+    whole: bool = True
 
 
 def batches(
@@ -50,16 +62,20 @@ def batches(
     *,
     items_as: str = "json",
     units: bool = False,
+    transform: Transform | None = None,
 ) -> Iterator[Batch]:
     """Group items into batches; each covers a contiguous run of item indexes.
 
     An element that fails `checks.Prepare` rides along as rejected, so its index is
     accounted for at the batch's checkpoint. If the source fails midway, the batch gathered
     so far is still yielded before the error propagates, so nothing read before a problem
-    is lost.
+    is lost. With a `transform`, each element is first made into the items it returns.
     """
     if not 1 <= size <= MAX_BATCH:
         raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {size}")
+    if transform is not None:
+        yield from _transformed(raw_items, keys, size, items_as, units, transform)
+        return
     prepare = Prepare(keys, items_as, units=units)
     batch: Batch | None = None
     previous_end = 0  # an element's text lies between the previous one's end and its own
@@ -91,6 +107,85 @@ def batches(
             batch.keys.add(key)
     except Exception:
         if batch is not None:
+            yield batch
+        raise
+    if batch is not None:
+        yield batch
+
+
+def _transformed(
+    raw_items: Iterable[RawItem],
+    keys: tuple[KeySpec, ...],
+    size: int,
+    items_as: str,
+    units: bool,
+    transform: Transform,
+) -> Iterator[Batch]:
+    """`batches`, for elements that a transform makes into 0..n items each.
+
+    Indexes stay those of the elements read (the checkpoint is a place in the file): the
+    items made of one element share its index. An element's items go in one batch when
+    they fit in one, so the checkpoint can follow every batch. Those of an element that
+    makes more than a batch holds (or repeats a key) fill several: all but the last are
+    not `whole`, and the run commits their outcome only with the batch that holds the
+    element's last item, so a crash in between writes all of them again (puts of the same
+    items) rather than counting or dead-lettering any of them twice.
+    A loop of its own, so that runs without a transform pay nothing for it.
+    """
+    from .transform import Apply, Check, kept_as
+
+    apply = Apply(transform, items_as)
+    check = Check(keys, units=units)
+    batch: Batch | None = None
+    previous_end = 0
+    begun = False  # whether `batch` holds items of the element at hand already
+    try:
+        for raw in raw_items:
+            failed = None
+            try:
+                made = apply(raw.value)
+            except ItemError as e:
+                # A plain element may have been changed in place before the transform failed.
+                text = kept_as(raw.value, e) if items_as == "json" else None
+                made, failed = [], Rejected(raw.index, raw.value, e, text)
+            if batch is not None:
+                used = len(batch.items) + len(batch.rejected)
+                needed = len(made) + (failed is not None)
+                if (used and used + needed > size) or batch.skipped >= MAX_SKIPPED:
+                    yield batch
+                    batch = None
+            if batch is None:
+                batch = Batch(raw.index, raw.index - 1, previous_end)
+            if failed is not None:
+                batch.rejected.append(failed)
+            elif not made:
+                batch.skipped += 1
+            for item in made:
+                rejected = None
+                try:
+                    body, key, wcu = check(item)
+                except ItemError as e:
+                    rejected = Rejected(raw.index, item, e, kept_as(item, e))
+                if len(batch.items) + len(batch.rejected) >= size or (
+                    rejected is None and key in batch.keys
+                ):
+                    batch.whole = not begun
+                    yield batch
+                    batch = Batch(raw.index, raw.index - 1, previous_end)
+                begun = True
+                if rejected is not None:
+                    batch.rejected.append(rejected)
+                    continue
+                batch.items.append(body)
+                batch.indexes.append(raw.index)
+                batch.units.append(wcu)
+                batch.keys.add(key)
+            batch.last, batch.end = raw.index, raw.end
+            previous_end = raw.end
+            begun = False
+    except Exception:
+        if batch is not None:
+            batch.whole = not begun  # a failure partway through an element: none of it counts
             yield batch
         raise
     if batch is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -183,20 +183,28 @@ class KeyMistake:
 
 
 def key_mistake(
-    values: Iterable[Any], keys: tuple[KeySpec, ...], items_as: str
+    values: Iterable[Any],
+    keys: tuple[KeySpec, ...],
+    items_as: str,
+    check: Callable[[Any], object] | None = None,
 ) -> KeyMistake | None:
     """The key mistake that every one of `values` (the first items) shares, if any.
 
     One item with another error, a good item, or a different key error is enough to say
-    no: a good dump with a few bad items is imported, those few dead-lettered.
+    no: a good dump with a few bad items is imported, those few dead-lettered. `check`
+    (default: `Prepare`'s) raises ItemError for an item; a value that is an ItemError
+    already stands for an item refused as a whole (by a transform).
     """
     prepare = Prepare(keys, items_as)
+    judge = check or (lambda value: prepare(value, 0))
     first: Any = None
     message = None
     count = 0
     for value in values:
         try:
-            prepare(value, 0)
+            if isinstance(value, ItemError):
+                raise value
+            judge(value)
             return None
         except ItemError as e:
             if e.code not in _KEY_CODES or message not in (None, e.message):
@@ -209,16 +217,29 @@ def key_mistake(
     return _describe(first, keys, items_as, count)
 
 
-def key_mistake_in(dump: Dump, keys: tuple[KeySpec, ...]) -> KeyMistake | None:
+def key_mistake_in(
+    dump: Dump,
+    keys: tuple[KeySpec, ...],
+    apply: Callable[[Any], Iterable[Any]] | None = None,
+    check: Callable[[Any], object] | None = None,
+) -> KeyMistake | None:
     """`key_mistake` of the dump's first SAMPLE_ITEMS items. A dump broken among them is
-    judged on the items before the break; reading it in full reports the break."""
+    judged on the items before the break; reading it in full reports the break. With a
+    transform (`apply`, and `check` for what it makes), judged on the items it makes: the
+    key it builds is the one the table needs."""
 
     def values() -> Iterable[Any]:
         with contextlib.suppress(InputError), contextlib.closing(dump.items()) as items:
             for raw in itertools.islice(items, SAMPLE_ITEMS):
-                yield raw.value
+                if apply is None:
+                    yield raw.value
+                    continue
+                try:
+                    yield from apply(raw.value)
+                except ItemError as e:
+                    yield e
 
-    return key_mistake(values(), keys, dump.items_as)
+    return key_mistake(values(), keys, "json" if apply else dump.items_as, check)
 
 
 def _describe(value: Any, keys: tuple[KeySpec, ...], items_as: str, count: int) -> KeyMistake:

@@ -50,6 +50,7 @@ from .run import (
     run_status,
     settings_of,
 )
+from .transform import load as load_transform
 from .validate import Report, validate_file
 
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
@@ -228,6 +229,17 @@ _MAX_OUTAGE = typer.Option(
     "stops (resumably).",
 )
 
+TransformOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE.py:FUNCTION",
+        help="Change items on the way in: a Python function (FILE.py:FUNCTION or "
+        "MODULE:FUNCTION) given each item, returning the item to write, a list of items, "
+        "or None to skip it.",
+        show_default=False,
+    ),
+]
+
 
 @app.command()
 def start(
@@ -265,6 +277,7 @@ def start(
         ),
     ] = False,
     progress: ProgressOpt = "auto",
+    transform: TransformOpt = None,
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
@@ -274,7 +287,7 @@ def start(
     _check_progress(progress)
     if dry_run:
         _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
-                  progress)  # fmt: skip
+                  progress, transform)  # fmt: skip
 
     def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
@@ -288,6 +301,7 @@ def start(
                 items_path=items_path, create_keys=keys, allow_remote=allow_remote,
                 concurrency=concurrency, max_wcu=max_wcu, on_progress=bar,
                 on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
+                transform=transform,
             )  # fmt: skip
             if file.is_dir():
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
@@ -315,6 +329,7 @@ def validate(
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
     progress: ProgressOpt = "auto",
+    transform: TransformOpt = None,
 ) -> None:
     """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
 
@@ -322,7 +337,8 @@ def validate(
     file cannot be read to the end.
     """
     _check_progress(progress)
-    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path, progress)
+    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
+              progress, transform)  # fmt: skip
 
 
 @app.command()
@@ -623,14 +639,16 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
 def _validate(
     path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
     endpoint: str | None, region: str | None, fmt: str, items_path: str | None, progress: str,
+    transform_spec: str | None = None,
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
+        transform = load_transform(transform_spec) if transform_spec else None
         if not path.is_dir():
             with _meter(progress) as bar:
                 keys = given or table_keys(table or table_for(path), endpoint, region)
                 return [validate_file(path, keys, fmt=fmt, items_path=items_path,
-                                      on_progress=bar)]  # fmt: skip
+                                      on_progress=bar, transform=transform)]  # fmt: skip
         todo = plan(path, table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
@@ -640,7 +658,12 @@ def _validate(
                     raise entry.problem
                 with _meter(progress) as bar:
                     report = validate_file(
-                        entry.path, keys, fmt=todo.fmt, items_path=items_path, on_progress=bar
+                        entry.path,
+                        keys,
+                        fmt=todo.fmt,
+                        items_path=items_path,
+                        on_progress=bar,
+                        transform=transform,
                     )
                 reports.append(report)
             except (InputError, KeyMismatchError) as e:
@@ -776,6 +799,8 @@ def _print_report(r: Report) -> None:
         f"{r.file}: {r.shape}, {r.items:,} items, {size} read in {r.elapsed:.1f}s "
         f"({text_mb / rate:,.1f} MB/s, {r.items / rate:,.0f} items/s)"
     )
+    if r.transformed is not None:
+        typer.echo(f"the transform made {_count(r.transformed, 'item')} of them")
     if r.duplicates:
         typer.echo(f"duplicate keys: {r.duplicates:,} (items with the key of an earlier item, "
                    "which they replace: the last one wins)")  # fmt: skip
@@ -880,6 +905,8 @@ def _print_run(run: Run, ledger: Path | None) -> None:
     if run.folder:
         fields.insert(3, ("folder", run.folder))
     fields.insert(fields.index(("shape", run.shape)) + 2, ("settings", _settings(run)))
+    if transform := run.options.get("transform"):
+        fields.insert(fields.index(("table", run.table)), ("transform", transform["spec"]))
     if run.error:
         fields.append((_error_label(run), run.error))
     for name, value in fields:

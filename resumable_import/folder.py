@@ -38,6 +38,7 @@ from .run import (
     unchanged,
     using_ledger,
 )
+from .transform import load
 
 # File names taken from a folder when no --pattern is given: JSON, JSON Lines, compressed.
 DUMP_NAME = re.compile(r"[^.].*\.(json|jsonl|ndjson)(\.(gz|bz2|xz|zst))?", re.IGNORECASE)
@@ -189,15 +190,18 @@ def import_folder(
     with an unfinished run are resumed, so the same call after a crash finishes the job
     without writing anything twice. `new` starts every file afresh. A file that cannot be
     read is reported and the others still import; a DynamoDB failure or Ctrl-C stops the
-    whole folder. `options` go to `import_file` (endpoint, create_keys, progress, ...).
+    whole folder. `options` go to `import_file` (endpoint, create_keys, progress, transform,
+    ...); an unfinished run resumes only with the transform it started with.
     """
     folder = Path(folder)
     todo = plan(folder, table, pattern, fmt)
     outcome = FolderResult(todo)
+    if options.get("transform") is not None:  # once, and refused before any file is touched
+        options["transform"] = load(options["transform"])
     resume_options = {
         k: v
         for k, v in options.items()
-        if k in ("progress", "on_progress", "on_start", "client", "retry", "notice")
+        if k in ("progress", "on_progress", "on_start", "client", "retry", "notice", "transform")
     }
     with using_ledger(ledger) as book:
         for entry in todo.entries:

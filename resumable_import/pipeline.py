@@ -30,14 +30,18 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batching import Batch, batches
 from .errors import InputError, RimportError
 from .items import KeySpec, kept
 from .reader import Dump, Position, Shape
+
+if TYPE_CHECKING:
+    from .transform import Transform
 
 _PIPE_BYTES = 4 << 20  # room for ~100 batches between the two processes
 _F_SETPIPE_SZ = 1031  # Linux
@@ -55,6 +59,7 @@ class Ready:
     keys: set[int]  # hashes of their primary keys
     units: list[int] | None  # write units of each, when a WCU cap needs them
     rejected: list[tuple[int, bytes, str, str]]  # refused before sending: index, item, why
+    whole: bool = True  # False: ends partway through one element's items (`batching`)
 
 
 def ready_batches(
@@ -65,19 +70,25 @@ def ready_batches(
     *,
     units: bool = False,
     reader_process: bool | None = None,
+    transform: Transform | None = None,
 ) -> Generator[Ready, None, None]:
-    """The dump's batches from `start` on, ready to send.
+    """The dump's batches from `start` on, ready to send, each element through `transform`
+    if one is given.
 
     `reader_process` None: a second process from three cores on, unless
-    RIMPORT_READER_PROCESS (0 or 1) says otherwise.
+    RIMPORT_READER_PROCESS (0 or 1) says otherwise. The reader process loads the transform
+    again from its spec.
     """
     if reader_process is None:
         setting = os.environ.get("RIMPORT_READER_PROCESS")
         reader_process = setting == "1" if setting in ("0", "1") else (os.cpu_count() or 1) >= 3
+    if transform is not None and not transform.reloadable:
+        reader_process = False  # the reader process could not load it
     if not reader_process:
         for batch in batches(
-            dump.items(start), keys, batch_size, items_as=dump.items_as, units=units
-        ):
+            dump.items(start), keys, batch_size, items_as=dump.items_as, units=units,
+            transform=transform,
+        ):  # fmt: skip
             yield _ready(batch, dump, units)
         return
     spec = {
@@ -85,6 +96,8 @@ def ready_batches(
         "items_as": dump.items_as,
         "start": [start.index, start.offset] if start else None,
         "keys": [[k.name, k.type] for k in keys], "batch_size": batch_size, "units": units,
+        "transform": transform.spec if transform else None,
+        "sys_path": sys.path if transform else None,  # where the transform's module was found
     }  # fmt: skip
     yield from _from_child(spec)
 
@@ -95,17 +108,20 @@ def _ready(batch: Batch, dump: Dump, units: bool) -> Ready:
     return Ready(
         batch.last, batch.end, dump.file_position(batch.end), batch.items, batch.indexes,
         {hash(k) for k in batch.keys}, batch.units if units else None,
-        [(r.index, kept(r.value, r.error).encode(), r.error.code, r.error.message)
-         for r in batch.rejected],
+        [(r.index, (r.kept or kept(r.value, r.error)).encode(), r.error.code, r.error.message)
+         for r in batch.rejected], batch.whole,
     )  # fmt: skip
 
 
 def _from_child(spec: dict[str, Any]) -> Iterator[Ready]:
+    # Its stderr goes to a file, not a pipe: a transform that prints on every item would
+    # fill a pipe no one reads until the end, and stall the child.
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the `finally` below)
     child = subprocess.Popen(
         [sys.executable, "-c", "from resumable_import.pipeline import serve; serve()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
     )  # fmt: skip
-    assert child.stdin and child.stdout and child.stderr
+    assert child.stdin and child.stdout
     try:
         child.stdin.write(json.dumps(spec).encode())
         child.stdin.close()
@@ -114,7 +130,8 @@ def _from_child(spec: dict[str, Any]) -> Iterator[Ready]:
                 kind, payload = pickle.load(child.stdout)
             except EOFError:
                 child.wait()
-                why = child.stderr.read().decode(errors="replace").strip().splitlines()
+                stderr.seek(0)
+                why = stderr.read().decode(errors="replace").strip().splitlines()
                 last = why[-1] if why else f"exit code {child.returncode}"
                 raise RimportError(
                     f"the reader process stopped unexpectedly ({last})",
@@ -132,7 +149,7 @@ def _from_child(spec: dict[str, Any]) -> Iterator[Ready]:
             child.kill()
         child.wait()
         child.stdout.close()
-        child.stderr.close()
+        stderr.close()
 
 
 def serve() -> None:
@@ -144,14 +161,21 @@ def serve() -> None:
     gc.disable()
     spec = json.load(sys.stdin)
     out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # what a transform prints must not land amid the batches
     with contextlib.suppress(OSError):  # a smaller pipe only means less slack
         fcntl.fcntl(out.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
     dump = Dump(spec["path"], Shape.parse(spec["shape"]), items_as=spec["items_as"])
     dump.size = spec["size"]  # the bytes the run hashed, should the file have grown since
     start = Position(*spec["start"]) if spec["start"] else None
     keys = tuple(KeySpec(name, kind) for name, kind in spec["keys"])
+    transform = None
+    if spec.get("transform"):
+        from .transform import load
+
+        sys.path[:0] = [p for p in spec["sys_path"] if p not in sys.path]
+        transform = load(spec["transform"])
     source = ready_batches(dump, start, keys, spec["batch_size"], units=spec["units"],
-                           reader_process=False)  # fmt: skip
+                           reader_process=False, transform=transform)  # fmt: skip
     try:
         try:
             for n, r in enumerate(source, 1):

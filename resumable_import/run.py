@@ -50,6 +50,7 @@ from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position, Shape, items_as
+from .transform import Apply, Check, Transform, TransformSpec, changed, load
 from .transport import SyncTransport, Transport, open_transport
 from .writer import Failure, Job, RetryPolicy, Writer
 
@@ -116,6 +117,7 @@ def import_file(
     folder: str | None = None,
     max_outage: float | None = None,
     notice: Notice | None = None,
+    transform: TransformSpec | None = None,
 ) -> ImportResult:
     """Import a dump into `table` as a new run, recorded in the ledger.
 
@@ -127,11 +129,15 @@ def import_file(
     recorded for `resume`. `notice` is told, as one line, when the endpoint stops
     answering and when it answers again, and how a file that reads two ways is read.
     `progress` and `on_progress` are told how far it has got (see `progress.py`).
+    `transform`: a function applied to every element on the way in (`transform.py`), as
+    FILE.py:FUNCTION, MODULE:FUNCTION or the function itself; the run records it, and
+    `resume` refuses to go on with different code.
     """
     check_settings(batch_size=batch_size, concurrency=concurrency, max_wcu=max_wcu,
                    max_outage=max_outage)  # fmt: skip
     where = resolve_endpoint(endpoint)
     endpoints.check(where, allow_remote)
+    loaded = load(transform) if transform is not None else None
     dump = Dump.open(path, fmt, items_path)
     file = str(dump.path.resolve())
     with using_ledger(ledger) as book:
@@ -146,7 +152,11 @@ def import_file(
             )
         client, transport, region = _connect(where, region, client)
         info = ensure_table(
-            client, table, create_keys, where, before_create=lambda keys: _sample(dump, keys)
+            client,
+            table,
+            create_keys,
+            where,
+            before_create=lambda keys: _sample(dump, keys, loaded),
         )
         digest, blocks = fingerprint(dump.path, dump.size)
         run = book.create_run(
@@ -167,6 +177,7 @@ def import_file(
                 "allow_remote": allow_remote,
                 "max_outage": max_outage,
                 "keys": [_spelled(k) for k in info.keys],
+                **({"transform": loaded.record()} if loaded else {}),
             },
             folder=folder,
         )
@@ -176,7 +187,7 @@ def import_file(
             if notice and dump.note:
                 notice(dump.note)
             return _execute(book, run, dump, client, transport, info.keys,
-                            (progress, on_progress), retry, notice)  # fmt: skip
+                            (progress, on_progress), retry, notice, loaded)  # fmt: skip
 
 
 def resume_run(
@@ -193,8 +204,11 @@ def resume_run(
     concurrency: int | None = None,
     max_wcu: float | None = None,
     max_outage: float | None = None,
+    transform: TransformSpec | None = None,
 ) -> ImportResult:
-    """Continue a run from its last checkpoint, on the same file, table and endpoint.
+    """Continue a run from its last checkpoint, on the same file, table and endpoint, and
+    through the same transform: the one it recorded, loaded again, unless `transform`
+    names it (needed for a function defined in a script); its code must be unchanged.
 
     `batch_size`, `concurrency`, `max_wcu` and `max_outage`, when given, replace the run's
     own for the rest of it (after throttling, or a proxy's 413): the change is recorded
@@ -216,6 +230,7 @@ def resume_run(
                     f"{run.file}: the dump of run {run.id} is gone",
                     "put the file back where it was to resume",
                 )
+            loaded = _same_transform(run, transform)
             dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
             _check_unchanged(book, run, dump)
             run = book.run(run.id)  # with the size and hashes of a file fixed since
@@ -225,7 +240,7 @@ def resume_run(
             if on_start:
                 on_start(run)
             return _execute(book, run, dump, client, transport, info.keys,
-                            (progress, on_progress), retry, notice)  # fmt: skip
+                            (progress, on_progress), retry, notice, loaded)  # fmt: skip
 
 
 def retry_failed(
@@ -401,12 +416,13 @@ def _execute(
     told: tuple[Progress | None, OnProgress | None],
     retry: RetryPolicy | None,
     notice: Notice | None,
+    transform: Transform | None = None,
 ) -> ImportResult:
     started = time.monotonic()
     resuming = run.items_committed > 0
     book.set_state(run.id, states.RUNNING)
     with _log_to(book):
-        if not resuming and (mistake := key_mistake_in(dump, keys)):
+        if not resuming and (mistake := _key_mistake(dump, keys, transform)):
             _stop(book, run.id, states.FAILED, mistake.message)
             raise KeyMismatchError(mistake, "run", _other_table(run, mistake))
         verb = "resumed" if resuming else "started"
@@ -430,8 +446,9 @@ def _execute(
         committer.throttled = lambda: writer.throttled
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = ready_batches(
-            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu"))
-        )
+            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu")),
+            transform=transform,
+        )  # fmt: skip
         try:
             with _collector_paused(), closing(source), closing(transport):
                 _pump(source, writer, committer)
@@ -539,6 +556,10 @@ class _Committer:
     The log gets one line per CHECKPOINT_LOG_EVERY batches, with the dead letters of those
     batches counted by reason: a dump of a million refused items makes a short log.
 
+    A batch that is not `whole` (it ends partway through the items a transform made of
+    one element) is held back and committed with the next one, so the checkpoint never
+    counts an element whose items are only partly written.
+
     It also keeps the run's figures for whoever watches: retries (counted by the writer's
     retry hook through `retried`), throttled answers (asked of the writer through
     `throttled`) and dead letters (counted here, as they are committed)."""
@@ -569,6 +590,8 @@ class _Committer:
         self.dead_letters = max(run.dead_letters, 0)
         self.retries = 0
         self.throttled: Callable[[], int] = lambda: 0
+        self._held: list[DeadLetter] = []
+        self._held_written = 0
 
     def commit(self, batch: Ready, failures: list[Failure]) -> None:
         dead = [
@@ -579,12 +602,21 @@ class _Committer:
             DeadLetter(index, json.loads(item), code, message, 0, False)
             for index, item, code, message in batch.rejected
         ]  # fmt: skip
+        written = len(batch.items) - len(failures)
+        if not batch.whole:
+            self._held += dead
+            self._held_written += written
+            return
+        if self._held:
+            dead, self._held = self._held + dead, []
+        if self._held_written:
+            written, self._held_written = written + self._held_written, 0
         dead.sort(key=lambda d: d.index)
         self._book.commit(
             self._run_id,
             items_committed=batch.last + 1,
             byte_offset=batch.end,
-            written=len(batch.items) - len(failures),
+            written=written,
             dead=dead,
         )
         self._checkpoint = (batch.last + 1, batch.end)
@@ -791,13 +823,25 @@ def _start_over(run: Run, table: str | None = None, keys: list[str] | None = Non
     if keys:
         words += ["--create-table", "--key", keys[0]]
         words += ["--sort-key", keys[1]] if len(keys) > 1 else []
+    if transform := run.options.get("transform"):
+        words += ["--transform", transform["spec"]]
     return command(run, *words, "--new")
 
 
-def _sample(dump: Dump, keys: tuple[KeySpec, ...]) -> None:
+def _key_mistake(
+    dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None
+) -> KeyMistake | None:
+    """The key mistake all of the dump's first items share, judged on what the transform
+    makes of them when there is one."""
+    if transform is None:
+        return key_mistake_in(dump, keys)
+    return key_mistake_in(dump, keys, Apply(transform, dump.items_as), Check(keys))
+
+
+def _sample(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None) -> None:
     """Refuse to create a table with a key that every one of the dump's first items fails
     the same way: the table would stay behind, empty, with the wrong key."""
-    if mistake := key_mistake_in(dump, keys):
+    if mistake := _key_mistake(dump, keys, transform):
         if mistake.fitting_keys:
             hint = f"the table was not created; pass create_keys={mistake.fitting_keys}"
         else:
@@ -823,6 +867,37 @@ def _other_table(run: Run, mistake: KeyMistake) -> str:
 
 def _spelled(key: KeySpec) -> str:
     return f"{key.name}:{key.type}"
+
+
+def _same_transform(run: Run, given: TransformSpec | None) -> Transform | None:
+    """The transform to resume `run` with: the one it recorded, loaded again (or `given`),
+    refused if its code changed, as resuming would transform the rest of the file
+    differently from what is already in the table."""
+    recorded = run.options.get("transform")
+    if recorded is None:
+        if given is not None:
+            raise UsageError(
+                f"run {run.id} was started without a transform",
+                f"resume it without one, or import the file afresh through the transform with "
+                f"{_start_over(run)} and --transform",
+            )
+        return None
+    try:
+        loaded = load(given if given is not None else recorded["spec"])
+    except UsageError as e:
+        e.message = f"run {run.id} cannot load its {e.message}"
+        spec = str(recorded["spec"])
+        if spec.startswith("__main__:") or "<" in spec:  # given to import_file as a function
+            e.hint = "it was a function given to import_file: give it to resume_run as transform="
+        e.hint = f"{e.hint}; or start over with {_start_over(run)}"
+        raise
+    if why := changed(loaded, recorded):
+        raise UsageError(
+            f"run {run.id}: {why}; resuming would import the rest of the file differently "
+            "from what is already in the table",
+            f"put the transform back as it was and resume, or start over with {_start_over(run)}",
+        )
+    return loaded
 
 
 def _connect(where: Endpoint, region: str | None, client: Any) -> tuple[Any, Transport, str]:

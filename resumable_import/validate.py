@@ -18,7 +18,8 @@ from .checks import Prepare, key_mistake_in
 from .errors import InputError, KeyMismatchError, RimportError
 from .items import ItemError, Key, KeySpec
 from .progress import Figures, OnProgress, Progress, known
-from .reader import Dump
+from .reader import Dump, RawItem
+from .transform import Apply, Check, TransformSpec, load
 
 PROGRESS_EVERY = 1000  # items
 
@@ -47,6 +48,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)  # the first `keep` of them
     counts: Counter[str] = field(default_factory=Counter)  # every problem, by kind
     duplicates: int = 0  # items whose key an earlier item already had: the last one wins
+    transformed: int | None = None  # items the transform made of them, when there is one
     stopped: RimportError | None = None  # the file is broken here (or its key wrong); not read on
     elapsed: float = 0.0
 
@@ -64,8 +66,10 @@ def validate_file(
     keep: int = 20,
     progress: Progress | None = None,
     on_progress: OnProgress | None = None,
+    transform: TransformSpec | None = None,
 ) -> Report:
-    """Check every item of a dump against `keys` and DynamoDB's limits.
+    """Check every item of a dump against `keys` and DynamoDB's limits; with `transform`,
+    every item it makes of them (a problem is reported at the index of the element read).
 
     Problems with single items are collected (the first `keep` in full, all of them
     counted); a problem with the file as a whole (invalid JSON, a truncated file) ends the
@@ -77,8 +81,11 @@ def validate_file(
     end (see `progress.py`).
     """
     started = time.monotonic()
+    loaded = load(transform) if transform is not None else None
     dump = Dump.open(path, fmt, items_path)
-    if mistake := key_mistake_in(dump, keys):
+    apply = Apply(loaded, dump.items_as) if loaded is not None else None
+    check = Check(keys)
+    if mistake := key_mistake_in(dump, keys, apply, check if apply else None):
         if mistake.fitting_keys:
             hint = f"the items fit keys={mistake.fitting_keys}"
         else:
@@ -86,31 +93,60 @@ def validate_file(
         raise KeyMismatchError(mistake, "validate", hint)
     report = Report(dump.path, dump.describe())
     prepare = Prepare(keys, dump.items_as)
+    transformed = 0
     seen = _KeyCounter()
     previous_end = 0
+
+    def refused(raw: RawItem, start: int, e: ItemError) -> None:
+        report.counts[e.code] += 1
+        if len(report.problems) < keep:
+            report.problems.append(Problem(raw.index, start, raw.end, e.code, e.message))
+
+    told = progress is not None or on_progress is not None
+
+    def tell(end: int) -> None:
+        done = dump.file_position(end)
+        if progress:
+            progress(report.items, done, dump.size)
+        if on_progress:
+            on_progress(Figures(report.items, done, known(dump.size), time.monotonic() - started))
+
     try:
-        for raw in dump.items():
-            try:
-                _, key, _ = prepare(raw.value, raw.end - previous_end)
-            except ItemError as e:
-                report.counts[e.code] += 1
-                if len(report.problems) < keep:
-                    report.problems.append(
-                        Problem(raw.index, previous_end, raw.end, e.code, e.message)
-                    )
-            else:
-                seen.add(key)
-            previous_end = raw.end
-            report.items += 1
-            if (progress or on_progress) and report.items % PROGRESS_EVERY == 0:
-                done = dump.file_position(raw.end)
-                if progress:
-                    progress(report.items, done, dump.size)
-                if on_progress:
-                    on_progress(Figures(report.items, done, known(dump.size),
-                                        time.monotonic() - started))  # fmt: skip
+        if apply is None:
+            for raw in dump.items():
+                try:
+                    _, key, _ = prepare(raw.value, raw.end - previous_end)
+                except ItemError as e:
+                    refused(raw, previous_end, e)
+                else:
+                    seen.add(key)
+                previous_end = raw.end
+                report.items += 1
+                if told and report.items % PROGRESS_EVERY == 0:
+                    tell(raw.end)
+        else:  # a loop of its own: validating without a transform pays nothing for it
+            for raw in dump.items():
+                try:
+                    made = apply(raw.value)
+                except ItemError as e:
+                    refused(raw, previous_end, e)
+                    made = []
+                transformed += len(made)
+                for item in made:
+                    try:
+                        _, key, _ = check(item)
+                    except ItemError as e:
+                        refused(raw, previous_end, e)
+                    else:
+                        seen.add(key)
+                previous_end = raw.end
+                report.items += 1
+                if told and report.items % PROGRESS_EVERY == 0:
+                    tell(raw.end)
     except InputError as e:
         report.stopped = e
+    if apply is not None:
+        report.transformed = transformed
     report.bytes = dump.size if report.stopped is None else dump.file_position(previous_end)
     report.text_bytes = previous_end
     report.duplicates = seen.repeats()
