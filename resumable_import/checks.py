@@ -13,6 +13,7 @@ size; at most 32 levels of nesting; numbers of at most 38 significant digits wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +46,7 @@ class Prepare:
     ) -> None:
         self.keys = keys
         self._units = units
-        self._convert = CONVERTERS[items_as]
+        self._convert = _converter(items_as)
         self._typed = items_as != "json"
         first = keys[0]
         self._single = (first.name, _PLAIN_TYPES[first.type]) if len(keys) == 1 else None
@@ -110,6 +111,14 @@ class Prepare:
                 raise _empty(spec)
             key.append((kind, Decimal(v) if kind == "N" else v))
         return tuple(key)
+
+
+def _converter(items_as: str) -> Callable[[Any], Item]:
+    if items_as == "ion":  # imported only for Ion: amazon-ion is an optional package
+        from .ion import ion_item
+
+        return ion_item
+    return CONVERTERS[items_as]
 
 
 def _missing(spec: KeySpec) -> ItemError:

@@ -1,0 +1,187 @@
+"""Lines of an Amazon Ion export -> DynamoDB attribute maps.
+
+DynamoDB's export to S3 in the ION format writes text Ion, one item a line, each line
+`$ion_1_0 {Item:{...}}`: strings are Ion strings, numbers Ion decimals (`103.`, `6d2`),
+binary Ion blobs (`{{aGk=}}`), lists and maps Ion lists and structs, and sets Ion lists
+annotated `$dynamodb_SS::`, `$dynamodb_NS::` or `$dynamodb_BS::`. Each line is parsed on
+its own, so a checkpoint is the byte offset of a line, as for JSON Lines.
+
+Parsing is amazon-ion's (its C extension when the wheel has it), asked for plain Python
+values wherever that loses nothing: decimals come back as Decimal and integers as int,
+so every digit is kept, and only what plain Python cannot tell apart stays wrapped.
+Types DynamoDB has no counterpart for (timestamps, symbols, floats, clobs, s-expressions)
+never occur in an export; a line holding one is refused with an item error, not guessed at.
+"""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from typing import Any
+
+from .errors import UsageError
+from .items import MAX_DEPTH, AttributeValue, IonLine, Item, ItemError
+
+try:  # optional: `pip install 'rimport[ion]'`
+    from amazon.ion import simpleion
+    from amazon.ion.core import IonType
+    from amazon.ion.exceptions import IonException
+    from amazon.ion.simple_types import IonPyDict, IonPyList, IonPyNull
+    from amazon.ion.simpleion import IonPyValueModel
+except ImportError:  # pragma: no cover - exercised only without the package
+    simpleion = None
+
+MARKER = b"$ion_1_0"  # the version marker every line of an export begins with
+SETS = {"$dynamodb_SS": "SS", "$dynamodb_NS": "NS", "$dynamodb_BS": "BS"}
+_MIN_TEXT_LIMIT = 4096
+EMPTY = object()  # what a line holding no value parses to (None is Ion's null)
+
+
+class IonSyntaxError(ValueError):
+    """The line is not one Ion value; the message says what amazon-ion found wrong."""
+
+
+def require() -> None:
+    """Refuse early, with what to install, when amazon-ion is missing."""
+    if simpleion is None:
+        raise UsageError(
+            "reading Ion needs the `amazon-ion` package, which is not installed",
+            "pip install 'rimport[ion]' (or pip install amazon-ion)",
+        )
+
+
+def parse_line(line: bytes) -> Any:
+    """The one Ion value on `line`, or EMPTY for a line holding none (a comment, a version
+    marker alone). Raises IonSyntaxError when the line is not exactly one value."""
+    try:
+        values = simpleion.loads(
+            line,
+            single_value=False,
+            value_model=IonPyValueModel.MAY_BE_BARE,
+            # text values longer than this are an error; the line bounds them all
+            text_buffer_size_limit=max(len(line), _MIN_TEXT_LIMIT),
+        )
+    except IonException as e:
+        raise IonSyntaxError(_describe(e, line)) from None
+    except (ValueError, TypeError, RecursionError) as e:
+        raise IonSyntaxError(f"invalid Ion ({e})") from None
+    if not values:
+        return EMPTY
+    if len(values) > 1:
+        raise IonSyntaxError(f"{len(values)} values on one line, where an export has one")
+    return values[0]
+
+
+def _describe(e: Exception, line: bytes) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    what = str(e).strip() or type(e).__name__
+    return f"invalid Ion ({what})"
+
+
+def ion_item(value: Any) -> Item:
+    """A line of an Ion export, `{Item:{...}}`: the item inside, as the attribute map a
+    write sends (numbers as decimal strings, binary as base64)."""
+    if type(value) is not IonLine:
+        raise ItemError("NotAnExportLine", "the element is not a line of an Ion export")
+    v = value.value
+    if type(v) is not IonPyDict or v.ion_annotations or len(v) != 1 or "Item" not in v:
+        raise ItemError(
+            "NotAnExportLine", "the line is not $ion_1_0 {Item:{...}} as DynamoDB exports write it"
+        )
+    item = v["Item"]
+    if type(item) is not IonPyDict or item.ion_annotations:
+        raise ItemError("NotAnExportLine", "the line's Item is not a struct of attributes")
+    return _map(item, 1)
+
+
+# Plain values are converted inline, as in items.py: this runs for every attribute.
+
+
+def _map(d: IonPyDict, depth: int) -> dict[str, AttributeValue]:
+    if depth > MAX_DEPTH:
+        raise ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
+    out: dict[str, AttributeValue] = {}
+    for k, v in d.items():  # an Ion struct may repeat a field name: items() yields each
+        if k in out:
+            raise ItemError("DuplicateName", f"the name {k!r} appears twice in one struct")
+        if type(k) is not str:
+            raise ItemError("IonType", f"a field name that is not text ({k!r})")
+        out[k] = _value(v, depth)
+    return out
+
+
+def _value(v: Any, depth: int) -> AttributeValue:
+    t = type(v)
+    if t is str:
+        return {"S": v}
+    if t is Decimal or t is int:  # limits: checked with the item's size (items.item_size)
+        return {"N": str(v)}
+    if t is IonPyDict and not v.ion_annotations:
+        return {"M": _map(v, depth + 1)}
+    if t is list:
+        if depth + 1 > MAX_DEPTH:
+            raise ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
+        return {"L": [_value(x, depth + 1) for x in v]}
+    if t is bool:
+        return {"BOOL": v}
+    if v is None or (t is IonPyNull and not v.ion_annotations):  # null, null.string, ...
+        return {"NULL": True}
+    if t is bytes:
+        return {"B": base64.b64encode(v).decode("ascii")}
+    return _annotated_or_refused(v)
+
+
+def _annotated_or_refused(v: Any) -> AttributeValue:
+    names = [a.text for a in getattr(v, "ion_annotations", ())]
+    if names:
+        kind = SETS.get(names[0])
+        if kind and len(names) == 1 and type(v) is IonPyList and v.ion_type is IonType.LIST:
+            return {kind: [_member(kind, x) for x in v]}
+        raise ItemError(
+            "IonType",
+            f"a value annotated {'::'.join(map(str, names))}:: (DynamoDB exports annotate only "
+            "sets, as $dynamodb_SS::[...])",
+        )
+    if type(v) is float:
+        raise ItemError(
+            "IonType",
+            f"an Ion float ({v!r}), which is binary and inexact; DynamoDB numbers are "
+            "decimals, as an export writes them (1.5, 6d2)",
+        )
+    raise ItemError("IonType", f"{_kind(v)}, which DynamoDB has no type for")
+
+
+def _member(kind: str, x: Any) -> str:
+    t = type(x)
+    if kind == "SS" and t is str:
+        return x  # type: ignore[no-any-return]
+    if kind == "NS" and (t is Decimal or t is int):
+        return str(x)
+    if kind == "BS" and t is bytes:
+        return base64.b64encode(x).decode("ascii")
+    wanted = {"SS": "strings", "NS": "decimals", "BS": "blobs"}[kind]
+    raise ItemError("IonType", f"a $dynamodb_{kind} set holds {_kind(x)}; it holds only {wanted}")
+
+
+def _kind(v: Any) -> str:
+    """What an Ion value is, for a message."""
+    ion_type = getattr(v, "ion_type", None)
+    if ion_type is not None:
+        return f"an Ion {ion_type.name.lower()}"
+    names = {
+        "float": "an Ion float",
+        "Timestamp": "an Ion timestamp",
+        "SymbolToken": f"an Ion symbol ({getattr(v, 'text', '')}; strings are in double quotes)",
+        "str": "a string",
+        "bytes": "a blob",
+        "list": "a list",
+        "bool": "a bool",
+        "NoneType": "null",
+        "int": "an int",
+        "Decimal": "a decimal",
+    }
+    name = type(v).__name__
+    return names.get(name, f"an Ion {name}")
