@@ -35,6 +35,7 @@ MARKER = b"$ion_1_0"  # the version marker every line of an export begins with
 SETS = {"$dynamodb_SS": "SS", "$dynamodb_NS": "NS", "$dynamodb_BS": "BS"}
 _MIN_TEXT_LIMIT = 4096
 EMPTY = object()  # what a line holding no value parses to (None is Ion's null)
+TOO_DEEP = object()  # a line nested deeper than amazon-ion decodes (some 500 levels)
 
 
 class IonSyntaxError(ValueError):
@@ -62,6 +63,8 @@ def parse_line(line: bytes) -> Any:
             text_buffer_size_limit=max(len(line), _MIN_TEXT_LIMIT),
         )
     except IonException as e:
+        if "nesting exceeded" in str(e):  # an item error, as for JSON: its text is kept
+            return TOO_DEEP
         raise IonSyntaxError(_describe(e, line)) from None
     except (ValueError, TypeError, RecursionError) as e:
         raise IonSyntaxError(f"invalid Ion ({e})") from None
@@ -87,6 +90,11 @@ def ion_item(value: Any) -> Item:
     if type(value) is not IonLine:
         raise ItemError("NotAnExportLine", "the element is not a line of an Ion export")
     v = value.value
+    if v is TOO_DEEP:
+        raise ItemError(
+            "TooDeep",
+            f"nested deeper than DynamoDB's {MAX_DEPTH} levels (and than amazon-ion decodes)",
+        )
     if type(v) is not IonPyDict or v.ion_annotations or len(v) != 1 or "Item" not in v:
         raise ItemError(
             "NotAnExportLine", "the line is not $ion_1_0 {Item:{...}} as DynamoDB exports write it"
