@@ -32,6 +32,12 @@ except ImportError:  # pragma: no cover - exercised only without the package
     simpleion = None
 
 MARKER = b"$ion_1_0"  # the version marker every line of an export begins with
+_PLAIN = (
+    {IonType.STRING: str, IonType.DECIMAL: Decimal, IonType.INT: int, IonType.BOOL: bool,
+     IonType.BLOB: bytes, IonType.LIST: list}
+    if simpleion is not None
+    else {}
+)  # fmt: skip
 SETS = {"$dynamodb_SS": "SS", "$dynamodb_NS": "NS", "$dynamodb_BS": "BS"}
 _MIN_TEXT_LIMIT = 4096
 EMPTY = object()  # what a line holding no value parses to (None is Ion's null)
@@ -139,11 +145,15 @@ def _value(v: Any, depth: int) -> AttributeValue:
         return {"NULL": True}
     if t is bytes:
         return {"B": base64.b64encode(v).decode("ascii")}
-    return _annotated_or_refused(v)
+    return _wrapped(v, depth)
 
 
-def _annotated_or_refused(v: Any) -> AttributeValue:
+def _wrapped(v: Any, depth: int) -> AttributeValue:
+    """A value amazon-ion kept wrapped: annotated (sets), of a type plain Python lacks, or
+    any value at all from amazon-ion without its C extension (which wraps everything)."""
     names = [a.text for a in getattr(v, "ion_annotations", ())]
+    if not names and (plain := _unwrapped(v)) is not v:
+        return _value(plain, depth)
     if names:
         kind = SETS.get(names[0])
         if kind and len(names) == 1 and type(v) is IonPyList and v.ion_type is IonType.LIST:
@@ -153,16 +163,25 @@ def _annotated_or_refused(v: Any) -> AttributeValue:
             f"a value annotated {'::'.join(map(str, names))}:: (DynamoDB exports annotate only "
             "sets, as $dynamodb_SS::[...])",
         )
-    if type(v) is float:
+    if _kind(v) == "an Ion float":
         raise ItemError(
             "IonType",
-            f"an Ion float ({v!r}), which is binary and inexact; DynamoDB numbers are "
+            f"an Ion float ({float(v)!r}), which is binary and inexact; DynamoDB numbers are "
             "decimals, as an export writes them (1.5, 6d2)",
         )
     raise ItemError("IonType", f"{_kind(v)}, which DynamoDB has no type for")
 
 
+def _unwrapped(v: Any) -> Any:
+    """The plain Python value of an unannotated wrapped one; `v` itself if there is none."""
+    ion_type = getattr(v, "ion_type", None)
+    plain = _PLAIN.get(ion_type) if ion_type is not None else None
+    return plain(v) if plain else v
+
+
 def _member(kind: str, x: Any) -> str:
+    if not getattr(x, "ion_annotations", ()):
+        x = _unwrapped(x)
     t = type(x)
     if kind == "SS" and t is str:
         return x  # type: ignore[no-any-return]
@@ -175,21 +194,16 @@ def _member(kind: str, x: Any) -> str:
 
 
 def _kind(v: Any) -> str:
-    """What an Ion value is, for a message."""
-    ion_type = getattr(v, "ion_type", None)
-    if ion_type is not None:
-        return f"an Ion {ion_type.name.lower()}"
-    names = {
-        "float": "an Ion float",
-        "Timestamp": "an Ion timestamp",
-        "SymbolToken": f"an Ion symbol ({getattr(v, 'text', '')}; strings are in double quotes)",
-        "str": "a string",
-        "bytes": "a blob",
-        "list": "a list",
-        "bool": "a bool",
-        "NoneType": "null",
-        "int": "an int",
-        "Decimal": "a decimal",
-    }
-    name = type(v).__name__
-    return names.get(name, f"an Ion {name}")
+    """What an Ion value is, for a message: `an Ion timestamp`."""
+    ion_type = getattr(v, "ion_type", None)  # wrapped; else a plain or core Python value
+    name = ion_type.name.lower() if ion_type is not None else _BARE.get(type(v).__name__, "")
+    if name == "symbol":
+        return f"an Ion symbol ({getattr(v, 'text', v)}; strings are in double quotes)"
+    return f"an Ion {name or type(v).__name__}"
+
+
+_BARE = {
+    "str": "string", "Decimal": "decimal", "int": "int", "bool": "bool", "bytes": "blob",
+    "list": "list", "NoneType": "null", "float": "float", "Timestamp": "timestamp",
+    "SymbolToken": "symbol",
+}  # fmt: skip

@@ -114,7 +114,7 @@ REFUSED = {
         "IonType", "a value annotated money:: (DynamoDB exports annotate only sets, as "
         "$dynamodb_SS::[...])"),
     '{Item:{pk:"m",v:$dynamodb_NS::["1"]}}': (
-        "IonType", "a $dynamodb_NS set holds a string; it holds only decimals"),
+        "IonType", "a $dynamodb_NS set holds an Ion string; it holds only decimals"),
     '{Item:{pk:"d",v:1.,v:2.}}': ("DuplicateName", "the name 'v' appears twice in one struct"),
     '{Item:{pk:"e",v:$dynamodb_SS::[]}}': (
         "EmptySet", "an empty SS set: DynamoDB stores no empty sets"),
@@ -212,6 +212,23 @@ def test_json_and_ion_named_as_each_other_are_refused(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "hint: for a DynamoDB export in Ion format, use --format ion" in out.stderr
     assert rimport("validate", bare, "--key", "pk:S", "--format", "ion").returncode == 0
+
+
+def test_without_the_c_extension_items_read_alike_only_slower(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ion_file, _ = write_pair(tmp_path)
+    monkeypatch.setattr(ion.simpleion, "c_ext", False)  # every value comes back wrapped
+    assert items_of(ion_file, "ion") == JSON_LINES
+    dump = tmp_path / "odd.ion"
+    dump.write_text("".join(f"$ion_1_0 {line}\n" for line in REFUSED), encoding="utf-8")
+    prepare = Prepare(KEYS, "ion")
+    problems = []
+    for raw in Dump.open(dump, "ion").items():
+        with pytest.raises(ItemError) as caught:
+            prepare(raw.value, 0)
+        problems.append([caught.value.code, caught.value.message])
+    assert problems == [list(v) for v in REFUSED.values()]
 
 
 def test_without_amazon_ion_the_error_says_what_to_install(
