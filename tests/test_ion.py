@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import rimport
+from conftest import kill_when, rimport
+from test_crash import spawn
 from test_folder import typed_scan
 
 from resumable_import import ion
@@ -307,3 +308,32 @@ def test_an_ion_export_folder_imports_as_its_json_twin_does(
     with Ledger(ledger) as book:
         letters = [d for run in book.runs() for d in book.dead_letters(run.id)]
     assert [(d.code, d.item) for d in letters] == [("IonType", {"$ion": refused})]
+
+
+def test_a_killed_ion_import_resumes_from_its_checkpoint(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    count = 2_000
+    dump = tmp_path / "items.ion.gz"  # --format auto: found by its $ion_1_0
+    dump.write_bytes(gzip.compress("".join(
+        f'$ion_1_0 {{Item:{{pk:"k{i}",n:{i}.,b:{{{{{base64.b64encode(b"%d" % i).decode()}}}}},'
+        f'ss:$dynamodb_SS::["x","y{i}"],pad:"{"p" * 200}"}}}}\n'
+        for i in range(count)
+    ).encode()))  # fmt: skip
+    proc = spawn("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    with Ledger(ledger) as book:
+        assert kill_when(proc, book, run_id, 300) < count
+        assert book.run(run_id).shape == "ion+gzip"
+    monkeypatch.setenv("RIMPORT_READER_PROCESS", "1")  # the resumed run reads in a child
+    out = rimport("resume", run_id, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    with Ledger(ledger) as book:
+        assert book.run(run_id).items_committed == count
+    assert typed_scan(ddb, table) == {
+        f"k{i}": {"pk": {"S": f"k{i}"}, "n": {"N": str(i)}, "b": {"B": b"%d" % i},
+                  "ss": {"SS": ["x", f"y{i}"]}, "pad": {"S": "p" * 200}}
+        for i in range(count)
+    }  # fmt: skip
