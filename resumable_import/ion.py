@@ -31,7 +31,6 @@ try:  # optional: `pip install 'rimport[ion]'`
 except ImportError:  # pragma: no cover - exercised only without the package
     simpleion = None
 
-MARKER = b"$ion_1_0"  # the version marker every line of an export begins with
 _PLAIN = (
     {IonType.STRING: str, IonType.DECIMAL: Decimal, IonType.INT: int, IonType.BOOL: bool,
      IonType.BLOB: bytes, IonType.LIST: list}
@@ -40,6 +39,7 @@ _PLAIN = (
 )  # fmt: skip
 SETS = {"$dynamodb_SS": "SS", "$dynamodb_NS": "NS", "$dynamodb_BS": "BS"}
 _MIN_TEXT_LIMIT = 4096
+_STORE = "_IonPyDict__store"  # IonPyDict's own dict: name -> [values]
 EMPTY = object()  # what a line holding no value parses to (None is Ion's null)
 TOO_DEEP = object()  # a line nested deeper than amazon-ion decodes (some 500 levels)
 
@@ -101,30 +101,51 @@ def ion_item(value: Any) -> Item:
             "TooDeep",
             f"nested deeper than DynamoDB's {MAX_DEPTH} levels (and than amazon-ion decodes)",
         )
-    if type(v) is not IonPyDict or v.ion_annotations or len(v) != 1 or "Item" not in v:
+    fields = list(_fields(v)) if type(v) is IonPyDict and not v.ion_annotations else []
+    if len(fields) != 1 or fields[0][0] != "Item" or len(fields[0][1]) != 1:
         raise ItemError(
             "NotAnExportLine", "the line is not $ion_1_0 {Item:{...}} as DynamoDB exports write it"
         )
-    item = v["Item"]
+    item = fields[0][1][0]
     if type(item) is not IonPyDict or item.ion_annotations:
         raise ItemError("NotAnExportLine", "the line's Item is not a struct of attributes")
     return _map(item, 1)
 
 
-# Plain values are converted inline, as in items.py: this runs for every attribute.
+# Strings and numbers, most values, are converted inline: this runs for every attribute.
 
 
 def _map(d: IonPyDict, depth: int) -> dict[str, AttributeValue]:
     if depth > MAX_DEPTH:
         raise ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
     out: dict[str, AttributeValue] = {}
-    for k, v in d.items():  # an Ion struct may repeat a field name: items() yields each
-        if k in out:
+    for k, values in _fields(d):
+        if len(values) != 1:  # an Ion struct may repeat a name; a DynamoDB item may not
             raise ItemError("DuplicateName", f"the name {k!r} appears twice in one struct")
         if type(k) is not str:
             raise ItemError("IonType", f"a field name that is not text ({k!r})")
-        out[k] = _value(v, depth)
+        v = values[0]
+        t = type(v)
+        if t is str:
+            out[k] = {"S": v}
+        elif t is Decimal or t is int:  # limits: checked with the item's size (item_size)
+            out[k] = {"N": str(v)}
+        else:
+            out[k] = _value(v, depth)
     return out
+
+
+def _fields(d: IonPyDict) -> Any:
+    """(name, [its values]) of a struct. IonPyDict keeps them so, and `items()` walks them
+    in Python a pair at a time (a third of the conversion's time); its own dict is read
+    when it is there, as in amazon-ion 0.15."""
+    store = getattr(d, _STORE, None)
+    if type(store) is dict:
+        return store.items()
+    grouped: dict[Any, list[Any]] = {}
+    for k, v in d.items():
+        grouped.setdefault(k, []).append(v)
+    return grouped.items()
 
 
 def _value(v: Any, depth: int) -> AttributeValue:
@@ -180,8 +201,6 @@ def _unwrapped(v: Any) -> Any:
 
 
 def _member(kind: str, x: Any) -> str:
-    if not getattr(x, "ion_annotations", ()):
-        x = _unwrapped(x)
     t = type(x)
     if kind == "SS" and t is str:
         return x  # type: ignore[no-any-return]
@@ -189,6 +208,8 @@ def _member(kind: str, x: Any) -> str:
         return str(x)
     if kind == "BS" and t is bytes:
         return base64.b64encode(x).decode("ascii")
+    if not getattr(x, "ion_annotations", ()) and (plain := _unwrapped(x)) is not x:
+        return _member(kind, plain)
     wanted = {"SS": "strings", "NS": "decimals", "BS": "blobs"}[kind]
     raise ItemError("IonType", f"a $dynamodb_{kind} set holds {_kind(x)}; it holds only {wanted}")
 

@@ -127,6 +127,8 @@ REFUSED = {
     '{Item:{pk:"k"}, Other:1}': (
         "NotAnExportLine", "the line is not $ion_1_0 {Item:{...}} as DynamoDB exports write it"),
     '{Item:[1]}': ("NotAnExportLine", "the line's Item is not a struct of attributes"),
+    '{Item:{pk:"i"},Item:{pk:"j"}}': (
+        "NotAnExportLine", "the line is not $ion_1_0 {Item:{...}} as DynamoDB exports write it"),
     '{Item:{pk:1.}}': ("KeyType", "key attribute 'pk' is N; the table's key is of type S"),
 }  # fmt: skip
 
@@ -220,6 +222,7 @@ def test_without_the_c_extension_items_read_alike_only_slower(
 ) -> None:
     ion_file, _ = write_pair(tmp_path)
     monkeypatch.setattr(ion.simpleion, "c_ext", False)  # every value comes back wrapped
+    monkeypatch.setattr(ion, "_STORE", "_gone")  # and structs are read through items()
     assert items_of(ion_file, "ion") == JSON_LINES
     dump = tmp_path / "odd.ion"
     dump.write_text("".join(f"$ion_1_0 {line}\n" for line in REFUSED), encoding="utf-8")
