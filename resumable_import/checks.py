@@ -53,7 +53,7 @@ class Prepare:
     ) -> None:
         self.keys = keys
         self._units = units
-        self._convert = CONVERTERS[items_as]
+        self._convert = converter(items_as)
         self._typed = items_as != "json"
         first = keys[0]
         self._single = (first.name, _PLAIN_TYPES[first.type]) if len(keys) == 1 else None
@@ -118,6 +118,14 @@ class Prepare:
                 raise _empty(spec)
             key.append((kind, Decimal(v) if kind == "N" else v))
         return tuple(key)
+
+
+def converter(items_as: str) -> Callable[[Any], Item]:
+    if items_as == "ion":  # imported only for Ion: amazon-ion is an optional package
+        from .ion import ion_item
+
+        return ion_item
+    return CONVERTERS[items_as]
 
 
 def _missing(spec: KeySpec) -> ItemError:
@@ -245,7 +253,7 @@ def key_mistake_in(
 def _describe(value: Any, keys: tuple[KeySpec, ...], items_as: str, count: int) -> KeyMistake:
     """What the first item holds at the first key attribute it fails."""
     typed = items_as != "json"
-    item = CONVERTERS[items_as](value) if typed else value
+    item = converter(items_as)(value) if typed else value
     for spec in keys:
         if spec.name not in item:
             others = tuple(itertools.islice(item, 5))

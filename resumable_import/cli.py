@@ -187,7 +187,8 @@ FormatOpt = Annotated[
         "--format",
         metavar="FORMAT",
         help="auto, json (array or wrapper), jsonl, ddb-json (DynamoDB's typed JSON, "
-        "in any of those layouts) or ddb-export (the lines of a DynamoDB export to S3).",
+        "in any of those layouts), ddb-export (the lines of a DynamoDB export to S3) or ion "
+        "(the lines of an export in Ion format).",
     ),
 ]
 ItemsPathOpt = Annotated[

@@ -40,10 +40,13 @@ from .run import (
 )
 from .transform import load
 
-# File names taken from a folder when no --pattern is given: JSON, JSON Lines, compressed.
-DUMP_NAME = re.compile(r"[^.].*\.(json|jsonl|ndjson)(\.(gz|bz2|xz|zst))?", re.IGNORECASE)
+# File names taken from a folder when no --pattern is given: JSON, JSON Lines, Ion,
+# compressed or not.
+DUMP_NAME = re.compile(r"[^.].*\.(json|jsonl|ndjson|ion)(\.(gz|bz2|xz|zst))?", re.IGNORECASE)
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 SUMMARY, FILES = "manifest-summary.json", "manifest-files.json"
+# An export's outputFormat -> the format its data files are read in.
+EXPORT_FORMATS = {"DYNAMODB_JSON": "ddb-export", "ION": "ion"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Entry:
 class Plan:
     folder: Path
     entries: list[Entry]
-    fmt: str  # the format to read every file in: ddb-export for an export
+    fmt: str  # the format to read every file in: ddb-export or ion for an export
     expected_items: int | None = None  # the export's total, from manifest-summary.json
 
 
@@ -106,7 +109,7 @@ def plan(folder: Path, table: str | None, pattern: str | None, fmt: str = "auto"
 
     names = sorted(p for p in folder.iterdir() if p.is_file() and wanted(p))
     if not names:
-        what = f"matching {pattern!r}" if pattern else "named *.json, *.jsonl or *.ndjson"
+        what = f"matching {pattern!r}" if pattern else "named *.json, *.jsonl, *.ndjson or *.ion"
         raise InputError(
             f"{folder}: no files {what}",
             "choose the files with --pattern GLOB, e.g. --pattern '*.txt'",
@@ -115,15 +118,20 @@ def plan(folder: Path, table: str | None, pattern: str | None, fmt: str = "auto"
 
 
 def _export(folder: Path, table: str | None, fmt: str) -> Plan:
-    if fmt not in ("auto", "ddb-export"):
-        raise UsageError(f"{folder} is a DynamoDB export, read as ddb-export, not as {fmt}")
     summary = next(iter(_manifest(folder / SUMMARY)), None)
     if not isinstance(summary, dict):
         raise InputError(f"{folder / SUMMARY} is empty or not an object", "download it again")
-    if summary.get("outputFormat", "DYNAMODB_JSON") != "DYNAMODB_JSON":
+    output = str(summary.get("outputFormat", "DYNAMODB_JSON"))
+    read_as = EXPORT_FORMATS.get(output)
+    if read_as is None:
         raise InputError(
-            f"{folder}: the export is in {summary['outputFormat']} format",
-            "rimport reads exports in DYNAMODB_JSON format; export the table again with it",
+            f"{folder}: the export is in {output} format",
+            "rimport reads exports in DYNAMODB_JSON or ION format; export the table again "
+            "with one of them",
+        )
+    if fmt not in ("auto", read_as):
+        raise UsageError(
+            f"{folder} is a DynamoDB export in {output} format, read as {read_as}, not as {fmt}"
         )
     if table is None:
         table = str(summary.get("tableArn", "")).rpartition("table/")[2]
@@ -140,7 +148,7 @@ def _export(folder: Path, table: str | None, fmt: str) -> Plan:
         count = int(line["itemCount"]) if "itemCount" in line else None
         entries.append(Entry(path, table, count, _missing_or_damaged(path, key, line)))
     expected = summary.get("itemCount")
-    return Plan(folder, sorted(entries, key=lambda e: e.path), "ddb-export",
+    return Plan(folder, sorted(entries, key=lambda e: e.path), read_as,
                 int(expected) if expected is not None else None)  # fmt: skip
 
 

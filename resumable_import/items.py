@@ -103,6 +103,16 @@ class Unparsed:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class IonLine:
+    """A line of an Ion export as read: amazon-ion's value, and the line itself, which is
+    what a refused item is kept as (`{"$ion": "<the line>"}`): Ion has types JSON has not,
+    so the line is the one record of the item that loses nothing."""
+
+    value: Any
+    line: bytes
+
+
 class _Token(str):
     """Punctuation queued by `plain_json`, told apart from string values by its type."""
 
@@ -141,7 +151,10 @@ def plain_json(value: Any) -> str:
 def kept(value: Any, error: ItemError) -> str:
     """How a value rimport refused is kept in the dead letters, so the data is not lost
     with the item: as the attribute value it would have been, or, for one nested too deep
-    to convert, `{"$json": "<its JSON text>"}`."""
+    to convert, `{"$json": "<its JSON text>"}`; a line of an Ion export, `{"$ion": "<the
+    line>"}`."""
+    if type(value) is IonLine:
+        return json.dumps({"$ion": value.line.decode("utf-8", "replace").strip()})
     if error.code == "TooDeep":
         return json.dumps({"$json": plain_json(value)})
     return json.dumps(to_attribute(value))

@@ -20,6 +20,7 @@ Shapes of dump (detected, or named with `--format`):
     object  {"Items": [ {...}, ... ], "Count": 2}  (the array under Items, items, Records,
             or the one key whose value is an array of objects)
     jsonl   one object per line; blank lines and CRLF are fine
+    ion     one Ion value per line, `$ion_1_0 {Item:{...}}`: DynamoDB's Ion export (ion.py)
 
 A file that is one object on one line (as `jq -c` writes a wrapper) reads both ways: it is
 a wrapper when its array of objects sits under Items, items, Records or its only key, and
@@ -42,10 +43,10 @@ from typing import Any, NamedTuple
 import msgspec
 
 from .errors import InputError
-from .items import Unparsed, looks_exported, looks_typed
+from .items import IonLine, Unparsed, looks_exported, looks_typed
 from .sources import Source
 
-FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export")
+FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion")
 ITEMS_KEYS = ("Items", "items", "Records")
 
 _BOM = b"\xef\xbb\xbf"
@@ -62,6 +63,8 @@ _OPEN, _CLOSE = ord("{"), ord("}")
 _MAX_MISSES = 16
 _MISSING = object()
 _UTF8_HINT = "a JSON dump must be UTF-8; re-encode it (e.g. with iconv) and start again"
+_ION_MARKER = b"$ion_1_0"  # how every line of DynamoDB's Ion export begins
+_ION_LIKE = re.compile(rb"\{\s*Item\s*:")  # `{Item:` unquoted: Ion text, not JSON
 
 
 def _reject_constant(name: str) -> Any:
@@ -274,6 +277,9 @@ def _detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
             f"{path} {what}: there are no items to import",
             "check the path, and that whatever wrote the dump finished writing it",
         )
+    ion = _ion_shape(path, fmt, stripped, len(head) - len(stripped))
+    if ion is not None:
+        return ion
     first = stripped[:1]
     if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
         if first == b"[":
@@ -383,9 +389,43 @@ def _format_for(value: Any, plain: str) -> str:
     return f"--format {plain} (or auto)"
 
 
+def _ion_shape(path: Path, fmt: str, text: bytes, at: int) -> Shape | None:
+    """Ion text: named by `--format ion`, or found by the version marker that begins every
+    line of an Ion export. None: read the file as JSON."""
+    if fmt == "ion":
+        return Shape("ion")
+    if text.startswith(_ION_MARKER):
+        if fmt == "auto":
+            return Shape("ion")
+        raise InputError(
+            f"{path} is Ion text (it begins with $ion_1_0), not the JSON --format {fmt} reads",
+            "use --format ion (or auto)",
+            offset=at,
+        )
+    if _ION_LIKE.match(text):
+        raise InputError(
+            f"{path} starts with {{Item: (a name without quotes): Ion text, not JSON",
+            "for a DynamoDB export in Ion format, use --format ion",
+            offset=at,
+        )
+    return None
+
+
 def items_as(fmt: str) -> str:
     """What the elements of a dump in format `fmt` are: plain JSON, or DynamoDB's own."""
-    return fmt if fmt in ("ddb-json", "ddb-export") else "json"
+    return fmt if fmt in ("ddb-json", "ddb-export", "ion") else "json"
+
+
+def _check_ion(dump: Dump) -> None:
+    """`--format ion` on JSON Lines: JSON is also Ion text, but an export's typed JSON read
+    as Ion would import `{"S": "text"}` maps, not strings. Refused on the first line."""
+    first = next(dump.items(), None)
+    if first is not None and isinstance(_loads_or_none(first.value.line), dict):
+        raise InputError(
+            f"{dump.path}: its first line is JSON, not a line of DynamoDB's Ion export "
+            "($ion_1_0 {Item:{...}})",
+            "for a DynamoDB JSON export use --format ddb-export; for JSON Lines, jsonl",
+        )
 
 
 def _check_typing(path: Path, fmt: str, value: Any, shape: Shape) -> None:
@@ -638,7 +678,9 @@ class Dump:
     def __init__(self, path: str | Path, shape: Shape, *, items_as: str = "json") -> None:
         self.path = Path(path)
         self.shape = shape
-        self.items_as = items_as  # json, or DynamoDB's own: ddb-json, ddb-export
+        self.items_as = items_as  # json, or DynamoDB's own: ddb-json, ddb-export, ion
+        if shape.kind == "ion":  # also when `auto` found Ion: a resumed run reads it alike
+            self.items_as = "ion"
         self.size = self.path.stat().st_size
         self._source: Source | None = None
         self._compressed = False
@@ -676,7 +718,9 @@ class Dump:
             dump.note = note
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
-        if fmt != "json" and fmt != "jsonl":
+        if dump.shape.kind == "ion":
+            _check_ion(dump)
+        elif fmt != "json" and fmt != "jsonl":
             first = next(dump.items(), None)
             if first is not None:
                 _check_typing(p, fmt, first.value, shape)
@@ -687,6 +731,8 @@ class Dump:
         with Source(self.path, self.size) as f, self._reading(f):
             if self.shape.kind == "jsonl":
                 yield from self._lines(f, start or Position(0, _data_start(f)))
+            elif self.shape.kind == "ion":
+                yield from self._ion_lines(f, start or Position(0, _data_start(f)))
             else:
                 yield from self._json(f, start)
 
@@ -770,3 +816,33 @@ class Dump:
                 index=index,
             ) from None
         return value
+
+    def _ion_lines(self, f: Source, start: Position) -> Iterator[RawItem]:
+        """Lines of Ion text, each one value, as DynamoDB's Ion export writes them: read
+        like JSON Lines, so that every item ends at a line's end, a checkpoint."""
+        from . import ion  # only for Ion: amazon-ion is an optional package
+
+        ion.require()
+        f.seek(start.offset)
+        index, offset = start.index, start.offset
+        for line in iter(lambda: f.readline(_MAX_LINE), b""):
+            at, offset = offset, offset + len(line)
+            if len(line) == _MAX_LINE and not line.endswith(b"\n"):
+                raise InputError(f"{self.path}: line at byte {at} is longer than 64 MiB")
+            if line.isspace():
+                continue
+            try:
+                value = ion.parse_line(line)
+            except ion.IonSyntaxError as e:
+                cut = not line.endswith(b"\n") and "EOF" in str(e)
+                problem = "the last line is cut short (truncated?)" if cut else str(e)
+                raise InputError(
+                    f"{self.path}: {problem} in the line at byte {at} (item {index})",
+                    "DynamoDB's Ion export holds one value a line: $ion_1_0 {Item:{...}}",
+                    offset=at,
+                    index=index,
+                ) from None
+            if value is ion.EMPTY:
+                continue
+            yield RawItem(index, IonLine(value, line), offset)
+            index += 1

@@ -35,10 +35,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from .checks import MAX_ITEM_BYTES, Prepare
+from .checks import MAX_ITEM_BYTES, Prepare, converter
 from .errors import UsageError
 from .items import (
-    CONVERTERS,
     MAX_DEPTH,
     AttributeValue,
     ItemError,
@@ -259,7 +258,7 @@ class Apply:
 
     def __init__(self, transform: Transform, items_as: str = "json") -> None:
         self._function = transform.function
-        self._typed = CONVERTERS[items_as] if items_as != "json" else None
+        self._typed = converter(items_as) if items_as != "json" else None
 
     def __call__(self, value: Any) -> list[Mapping[str, Any]]:
         if type(value) is Unparsed:

@@ -165,8 +165,8 @@ def test_an_export_folder_checks_its_files_against_the_manifest(tmp_path: Path) 
     assert problems["good.json.gz"] is None
     assert "bad.json.gz: its MD5 does not match manifest-files.json" in str(problems["bad.json.gz"])
     assert "gone.json.gz: listed in manifest-files.json" in str(problems["gone.json.gz"])
-    (export / "manifest-summary.json").write_text(json.dumps({"outputFormat": "ION"}))
-    with pytest.raises(InputError, match="the export is in ION format"):
+    (export / "manifest-summary.json").write_text(json.dumps({"outputFormat": "PARQUET"}))
+    with pytest.raises(InputError, match="the export is in PARQUET format"):
         plan(export, None, None)
     (export / "manifest-summary.json").write_text("")
     with pytest.raises(InputError, match=r"manifest-summary\.json is empty or not an object"):
