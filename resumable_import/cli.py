@@ -71,11 +71,12 @@ def _main(
 
 
 FileArg = Annotated[
-    Path,
+    str,
     typer.Argument(
         metavar="PATH",
         help="The dump (a JSON array, a wrapper object, JSON Lines), or a folder of dumps, "
-        "or the folder of a DynamoDB export to S3.",
+        "or the folder of a DynamoDB export to S3; `-` for standard input (or any pipe), "
+        "s3://BUCKET/KEY for an object in S3.",
     ),
 ]
 TableOpt = Annotated[
@@ -210,12 +211,12 @@ def start(
                 concurrency=concurrency, max_wcu=max_wcu, progress=bar, on_start=_starting(bar),
                 max_outage=max_outage, notice=bar.note,
             )  # fmt: skip
-            if file.is_dir():
+            if _is_folder(file):
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
                                      on_file=_announce, **options)  # fmt: skip
             if pattern:
                 raise UsageError("--pattern goes with a folder")
-            return import_file(file, table or table_for(file), fmt=format, new=new, **options)
+            return import_file(file, table or _table_for(file), fmt=format, new=new, **options)
 
     result = _guard(work)
     if isinstance(result, FolderResult):
@@ -250,13 +251,23 @@ def resume(
         str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
     ],
     ledger: LedgerOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PATH",
+            help="For a run started on a stream: the same bytes again (`-` for standard "
+            "input); the part before the checkpoint is read and checked, not written again.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Continue a run from its last checkpoint, after checking the file is unchanged."""
 
     def work() -> ImportResult:
         with _Bar() as bar:
-            return resume_run(run_id, ledger=ledger, progress=bar, on_start=_starting(bar),
-                              notice=bar.note)  # fmt: skip
+            return resume_run(run_id, source=source, ledger=ledger, progress=bar,
+                              on_start=_starting(bar), notice=bar.note)  # fmt: skip
 
     _finish(_guard(work), ledger)
 
@@ -364,17 +375,30 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
     return (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
 
 
+def _is_folder(path: str) -> bool:
+    """A local directory: `-` and s3:// URLs name one dump each."""
+    return path != "-" and not path.startswith("s3://") and Path(path).is_dir()
+
+
+def _table_for(path: str) -> str:
+    """The table named after the dump, when no --table is given."""
+    if path == "-" or not Path(path.rstrip("/")).name:
+        raise UsageError("standard input has no file name to name the table after",
+                         "name the table with --table")  # fmt: skip
+    return table_for(Path(path.rstrip("/")))
+
+
 def _validate(
-    path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
+    path: str, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
     endpoint: str | None, region: str | None, fmt: str, items_path: str | None,
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
-        if not path.is_dir():
+        if not _is_folder(path):
             with _Bar() as bar:
-                keys = given or table_keys(table or table_for(path), endpoint, region)
+                keys = given or table_keys(table or _table_for(path), endpoint, region)
                 return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar)]
-        todo = plan(path, table, pattern, fmt)
+        todo = plan(Path(path), table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
             keys = given or table_keys(entry.table, endpoint, region)
@@ -443,10 +467,10 @@ class _Bar:
         self._items0 = items
         self._t0 = time.monotonic()
         self._bar = tqdm(
-            total=total, initial=done, unit="B", unit_scale=True,
+            total=total or None, initial=done, unit="B", unit_scale=True,
             unit_divisor=1024, dynamic_ncols=True, disable=not sys.stderr.isatty(),
             bar_format="{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}]"
-            "{postfix}",
+            "{postfix}" if total else "{n_fmt}B read [{elapsed}]{postfix}",
         )  # fmt: skip
 
     def __call__(self, items: int, done: int, total: int) -> None:
@@ -569,7 +593,11 @@ def _print_table(runs: list[Run]) -> None:
         indent = "" if folder is None else "  "
         for r in group:
             # The checkpoint counts decompressed bytes: no share of a compressed file's size.
-            done = f"{100 * r.byte_offset / r.file_size:.0f}%" if "+" not in r.shape else "-"
+            done = (
+                f"{100 * r.byte_offset / r.file_size:.0f}%"
+                if "+" not in r.shape and r.file_size
+                else "-"
+            )
             if r.state in ("completed", "completed_with_failures"):
                 done = "100%"
             dead = f"{r.dead_letters:,}" if r.dead_letters >= 0 else "?"
@@ -588,8 +616,10 @@ def _print_table(runs: list[Run]) -> None:
 
 def _print_run(run: Run, ledger: Path | None) -> None:
     fields = [
-        ("run", run.id), ("state", run.state), ("file", run.file),
-        ("file size", f"{run.file_size:,} bytes"), ("file hash", run.file_hash),
+        ("run", run.id), ("state", run.state),
+        ("file", run.file + (" (a stream)" if run.source == "stream" else "")),
+        ("file size", f"{run.file_size:,} bytes" if run.file_hash else "known at its end"),
+        ("file hash", run.file_hash or "known at its end"),
         ("shape", run.shape), ("table", run.table),
         ("endpoint", f"{endpoints.redacted(run.endpoint)} ({run.region})"),
         ("items committed", f"{run.items_committed:,} (byte {run.byte_offset:,})"),

@@ -36,9 +36,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from .errors import InputError
+from .errors import FileChangedError, InputError
 from .items import Unparsed, looks_exported, looks_typed
-from .sources import Source
+from .sources import Location, PrefixHash, Source
 
 FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export")
 ITEMS_KEYS = ("Items", "items", "Records")
@@ -525,57 +525,116 @@ def _expect_end(t: _Text) -> None:
 
 
 class Dump:
-    """An open dump file: its size, its shape, and its items from any checkpoint on."""
+    """An open dump: its size, its shape, and its items from any checkpoint on."""
 
-    def __init__(self, path: str | Path, shape: Shape, *, items_as: str = "json") -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | Path | Location, shape: Shape, *, items_as: str = "json"
+    ) -> None:
+        self.location = path if isinstance(path, Location) else Location(path)
+        # A file's path as before; a stream or an S3 object names itself in messages.
+        self.path: Path | Location = self.location.path or self.location
+        if self.location.kind == "stream":
+            self.path = self.location
         self.shape = shape
         self.items_as = items_as  # json, or DynamoDB's own: ddb-json, ddb-export
-        self.size = self.path.stat().st_size
+        self.size: int | None = self.location.size()  # None: a stream, size unknown
         self._source: Source | None = None
         self._compressed = False
+        self._codec: str | None = None
+        # A stream's text up to each checkpoint is hashed, since it cannot be read again.
+        self._prefix = PrefixHash() if self.location.kind == "stream" else None
+        self._parked: Source | None = None  # a stream read up to the checkpoint by `skip_to`
+        self._last_read = 0  # bytes of the file the last reader took
+        self._started: tuple[RawItem, Iterator[RawItem]] | None = None  # a stream's first item
 
     def describe(self) -> str:
         """The shape, and the compression if any: `array`, `object:Items+gzip`, ..."""
-        with Source(self.path) as f:
-            return str(self.shape) + ("" if f.codec == "none" else f"+{f.codec}")
+        if self._codec is None:
+            with Source(self.location) as f:
+                self._codec = f.codec
+        return str(self.shape) + ("" if self._codec == "none" else f"+{self._codec}")
+
+    def prefix_hash(self, offset: int) -> str | None:
+        """For a stream: 'sha256:<hex>' of its text before `offset` (a checkpoint)."""
+        return self._prefix.upto(offset) if self._prefix is not None else None
+
+    def skip_to(self, start: Position, expected: str | None, run_id: str) -> None:
+        """Read a stream up to the checkpoint `start` without parsing it, and check that it
+        is what the run read before it: the items read next continue from there."""
+        f = Source(self.location, self.size, prefix=self._prefix)
+        try:
+            f.seek(start.offset)
+            got = self.prefix_hash(start.offset)
+            if got is None:
+                raise FileChangedError(
+                    f"{self.location}: the stream ends before byte {start.offset:,}, where run "
+                    f"{run_id} stopped: it is not the stream the run read",
+                    "give `resume --from` the same bytes as the run was started with",
+                )
+            if expected and got != expected:
+                raise FileChangedError(
+                    f"{self.location}: its first {start.offset:,} bytes differ from those run "
+                    f"{run_id} read ({expected[:19]}… is now {got[:19]}…)",
+                    "give `resume --from` the same bytes as the run was started with",
+                )
+        except BaseException:
+            f.close()
+            raise
+        self._parked = f
 
     def file_position(self, item_end: int) -> int:
         """How far into the file reading is, for progress: the item's own offset, or for a
         compressed dump the compressed bytes read so far."""
         if self._source is None:
-            return min(item_end, self.size) if self._compressed else item_end
+            if self._compressed and self.size is None:  # a stream: what its reader took
+                return self._last_read
+            return min(item_end, self.size) if self._compressed and self.size else item_end
         return self._source.bytes_read if self._compressed else item_end
 
     @contextmanager
     def _reading(self, source: Source) -> Iterator[None]:
         self._source, self._compressed = source, source.codec != "none"
+        self._codec = source.codec
         try:
             yield
         finally:
+            self._last_read = source.bytes_read
             self._source = None
 
     @classmethod
-    def open(cls, path: str | Path, fmt: str = "auto", items_path: str | None = None) -> Dump:
+    def open(
+        cls, path: str | Path | Location, fmt: str = "auto", items_path: str | None = None
+    ) -> Dump:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
         if items_path is not None and fmt not in ("auto", "json", "ddb-json"):
             raise InputError(f"--items-path does not go with --format {fmt}")
-        p = Path(path)
+        p = path if isinstance(path, Location) else Location(path)
         try:
-            shape = Shape("path", items_path) if items_path else detect_shape(p, fmt)
+            shape = Shape("path", items_path) if items_path else detect_shape(p, fmt)  # type: ignore[arg-type]
             dump = cls(p, shape, items_as=items_as(fmt))
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         if fmt != "json" and fmt != "jsonl":
-            first = next(dump.items(), None)
+            items = dump.items()
+            first = next(items, None)
             if first is not None:
-                _check_typing(p, fmt, first.value)
+                _check_typing(dump.path, fmt, first.value)  # type: ignore[arg-type]
+                if dump.location.kind == "stream":  # read once: the items go on from here
+                    dump._started = (first, items)
         return dump
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""
-        with Source(self.path, self.size) as f, self._reading(f):
+        if self._started is not None and start is None:
+            (first, rest), self._started = self._started, None
+            yield first
+            yield from rest
+            return
+        f, self._parked = self._parked, None
+        if f is None:
+            f = Source(self.location, self.size, prefix=self._prefix)
+        with f, self._reading(f):
             if self.shape.kind == "jsonl":
                 yield from self._lines(f, start or Position(0, _data_start(f)))
             else:

@@ -93,15 +93,16 @@ def validate_file(
             previous_end = raw.end
             report.items += 1
             if progress and report.items % PROGRESS_EVERY == 0:
-                progress(report.items, dump.file_position(raw.end), dump.size)
+                progress(report.items, dump.file_position(raw.end), dump.size or 0)
     except InputError as e:
         report.stopped = e
-    report.bytes = dump.size if report.stopped is None else dump.file_position(previous_end)
+    whole = report.stopped is None and dump.size is not None  # a stream's size: what was read
+    report.bytes = dump.size if whole else dump.file_position(previous_end)  # type: ignore[assignment]
     report.text_bytes = previous_end
     report.duplicates = seen.repeats()
     report.elapsed = time.monotonic() - started
     if progress:
-        progress(report.items, report.bytes, dump.size)
+        progress(report.items, report.bytes, dump.size or 0)
     return report
 
 
