@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import endpoint as endpoints
 from .dynamo import table_keys
 from .errors import InputError, RimportError, Stopped, UsageError
-from .folder import Entry, FolderResult, import_folder, plan, table_for
+from .folder import Entry, FolderResult, folder_of, import_folder, plan, table_for
 from .items import KeySpec
 from .ledger import Ledger, Run
 from .run import (
@@ -376,8 +376,10 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
 
 
 def _is_folder(path: str) -> bool:
-    """A local directory: `-` and s3:// URLs name one dump each."""
-    return path != "-" and not path.startswith("s3://") and Path(path).is_dir()
+    """A local directory, or an S3 prefix (`s3://BUCKET/PREFIX/`, ending in a slash)."""
+    if path.startswith("s3://"):
+        return path.endswith("/") or "/" not in path[len("s3://") :]
+    return path != "-" and Path(path).is_dir()
 
 
 def _table_for(path: str) -> str:
@@ -398,7 +400,7 @@ def _validate(
             with _Bar() as bar:
                 keys = given or table_keys(table or _table_for(path), endpoint, region)
                 return [validate_file(path, keys, fmt=fmt, items_path=items_path, progress=bar)]
-        todo = plan(Path(path), table, pattern, fmt)
+        todo = plan(folder_of(path), table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
             keys = given or table_keys(entry.table, endpoint, region)

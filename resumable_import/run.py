@@ -367,14 +367,14 @@ def _execute(
             run = _stop(book, run.id, states.INTERRUPTED, f"{what} by the user")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped at item {run.items_committed}",
-                f"continue with {command(run, 'resume', run.id)}",
+                f"continue with {_resume_command(run)}",
                 signum=signum,
             ) from None
         except InputError as e:
             run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
             e.hint = (
                 f"{run.items_committed} items before it are safely imported; fix the file and run "
-                f"{command(run, 'resume', run.id)}, or start over with {_start_over(run)}"
+                f"{_resume_command(run)}, or start over with {_start_over(run)}"
             )
             raise
         except ServiceError as e:
@@ -557,8 +557,15 @@ def _after_service_error(run: Run, e: ServiceError, client: Any) -> str:
 
 
 def _resume(run: Run, first: str | None) -> str:
-    then = command(run, "resume", run.id)
+    then = _resume_command(run)
     return f"{first}; then {then}" if first else f"continue with {then}"
+
+
+def _resume_command(run: Run) -> str:
+    """`rimport resume ID`, and for a run read from a stream, `--from` the same stream."""
+    if run.source == "stream":
+        return command(run, "resume", run.id, "--from", run.file)
+    return command(run, "resume", run.id)
 
 
 def command(run: Run, *words: str) -> str:

@@ -1,8 +1,11 @@
 """An S3 object as a seekable raw stream, read in ranged GETs.
 
-Memory stays at one read: each GET asks for the next `RANGE` bytes and its body is read a
-buffer at a time. A GET that breaks off (a reset connection, a timeout) is asked again
-from the byte reached, a few times, before the run stops, resumably. Every GET names the
+Memory stays at one read: a GET's body is read a buffer at a time. A reader's first GET
+asks for `FIRST` bytes (enough for the layout to be detected, which opens the object a few
+times and reads little of it); once a reader goes past them, the next GET asks for the
+rest of the object, one request for the whole import. A GET that breaks off (a reset
+connection, a timeout) is asked again from the byte reached, a few times, before the run
+stops, resumably. Every GET names the
 ETag (and the version) that HeadObject found first, so an object replaced while it is read
 is refused instead of being read half old, half new.
 
@@ -26,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import FileChangedError, InputError
 
-RANGE = 8 << 20  # bytes per GET: large enough that a request's cost vanishes, small to retry
+FIRST = 8 << 20  # bytes of a reader's first GET
 _ATTEMPTS = 5
 
 
@@ -150,6 +153,7 @@ class _S3Raw(io.RawIOBase):
         self._pos = 0
         self._body: Any = None
         self._body_end = 0  # where the open GET's range ends
+        self._gets = 0
 
     def readable(self) -> bool:
         return True
@@ -199,7 +203,8 @@ class _S3Raw(io.RawIOBase):
         return 0  # pragma: no cover - the loop returns or raises
 
     def _get(self) -> None:
-        end = min(self._size, self._pos + RANGE)
+        end = self._size if self._gets else min(self._size, self._pos + FIRST)
+        self._gets += 1
         args: dict[str, Any] = {
             "Bucket": self._obj.bucket,
             "Key": self._obj.key,
@@ -220,3 +225,28 @@ class _S3Raw(io.RawIOBase):
     def close(self) -> None:
         self._drop()
         super().close()
+
+
+def listing(url: str) -> dict[str, tuple[int, str]]:
+    """Every object under the folder `url` (s3://BUCKET/PREFIX/), by its key relative to
+    the prefix: (size, ETag)."""
+    bucket, prefix = split(url)
+    found: dict[str, tuple[int, str]] = {}
+    try:
+        for page in (
+            client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        ):
+            for o in page.get("Contents", []):
+                found[o["Key"][len(prefix) :]] = (int(o["Size"]), str(o["ETag"]))
+    except (ClientError, BotoCoreError) as e:
+        raise failure(url, e) from None
+    return found
+
+
+def read_small(url: str) -> bytes:
+    """The whole of a small object (a manifest)."""
+    bucket, key = split(url)
+    try:
+        return client().get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+    except (ClientError, BotoCoreError) as e:
+        raise failure(url, e) from None

@@ -6,9 +6,11 @@ FIFO, and moto's S3 in server mode; never a mock of boto3.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
+import json
 import os
 import subprocess
 import threading
@@ -254,6 +256,49 @@ def test_resume_refuses_an_s3_object_replaced_since_the_run_read_it(s3: Any, led
     out = rimport("resume", run.id, "--ledger", ledger)
     assert out.returncode == 2, out.stderr
     assert f"error: s3://dumps/later.jsonl has changed since run {run.id} read it" in out.stderr
+
+
+def test_an_s3_folder_imports_each_dump_under_it_and_skips_them_the_second_time(
+    s3: Any, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    one = [{"pk": f"a{i}", "n": i} for i in range(30)]
+    two = [{"pk": f"b{i}", "s": "x" * i} for i in range(20)]
+    s3.put_object(Bucket="dumps", Key="folder/one.json", Body=json.dumps(one).encode())
+    body = gzip.compress("".join(json.dumps(i) + "\n" for i in two).encode())
+    s3.put_object(Bucket="dumps", Key="folder/two.jsonl.gz", Body=body)
+    s3.put_object(Bucket="dumps", Key="folder/notes.txt", Body=b"not a dump")
+    s3.put_object(Bucket="dumps", Key="folder/deeper/three.json", Body=b"[]")
+    args = ["--table", table, "--endpoint", endpoint, "--ledger", ledger]
+    out = rimport("start", "s3://dumps/folder/", *args)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.split()) == 2  # one run per dump, none for the rest
+    assert_table_equals(ddb, table, one + two)
+    again = rimport("start", "s3://dumps/folder/", *args)
+    assert again.returncode == 0, again.stderr
+    assert "2 of 2 files done" in again.stderr and again.stdout == ""
+
+
+def test_an_s3_export_folder_is_checked_against_its_manifests(s3: Any) -> None:
+    lines = b"".join(
+        json.dumps({"Item": {"pk": {"S": f"k{i}"}}}).encode() + b"\n" for i in range(10)
+    )
+    data = gzip.compress(lines)
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    files = [
+        {"itemCount": 10, "md5Checksum": md5, "dataFileS3Key": "AWSDynamoDB/1/data/good.json.gz"},
+        {"itemCount": 10, "md5Checksum": md5, "dataFileS3Key": "AWSDynamoDB/1/data/bad.json.gz"},
+    ]
+    summary = {"tableArn": "arn:aws:dynamodb:us-east-1:1:table/exp", "itemCount": 20}
+    put = s3.put_object
+    put(Bucket="dumps", Key="export/manifest-summary.json", Body=json.dumps(summary).encode())
+    put(Bucket="dumps", Key="export/manifest-files.json",
+        Body="".join(json.dumps(f) + "\n" for f in files).encode())  # fmt: skip
+    put(Bucket="dumps", Key="export/data/good.json.gz", Body=data)
+    put(Bucket="dumps", Key="export/data/bad.json.gz", Body=data[:-5])
+    out = rimport("validate", "s3://dumps/export/", "--key", "pk:S")
+    assert out.returncode == 2, out.stderr
+    assert "s3://dumps/export/data/good.json.gz: jsonl+gzip, 10 items" in out.stdout + out.stderr
+    assert "bad.json.gz: its MD5 does not match manifest-files.json" in out.stdout + out.stderr
 
 
 def test_s3_errors_are_one_line_naming_the_url(s3: Any, table: str, ledger: Path) -> None:
