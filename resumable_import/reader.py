@@ -528,8 +528,15 @@ class Dump:
     """An open dump: its size, its shape, and its items from any checkpoint on."""
 
     def __init__(
-        self, path: str | Path | Location, shape: Shape, *, items_as: str = "json"
+        self,
+        path: str | Path | Location,
+        shape: Shape,
+        *,
+        items_as: str = "json",
+        checkpoints: bool = False,
     ) -> None:
+        """`checkpoints`: a run will ask `prefix_hash` at its checkpoints (for a stream, the
+        text read is kept until then; `validate` does not ask, and keeps nothing)."""
         self.location = path if isinstance(path, Location) else Location(path)
         # A file's path as before; a stream or an S3 object names itself in messages.
         self.path: Path | Location = self.location.path or self.location
@@ -542,7 +549,7 @@ class Dump:
         self._compressed = False
         self._codec: str | None = None
         # A stream's text up to each checkpoint is hashed, since it cannot be read again.
-        self._prefix = PrefixHash() if self.location.kind == "stream" else None
+        self._prefix = PrefixHash() if checkpoints and self.location.kind == "stream" else None
         self._parked: Source | None = None  # a stream read up to the checkpoint by `skip_to`
         self._last_read = 0  # bytes of the file the last reader took
         self._started: tuple[RawItem, Iterator[RawItem]] | None = None  # a stream's first item
@@ -603,7 +610,12 @@ class Dump:
 
     @classmethod
     def open(
-        cls, path: str | Path | Location, fmt: str = "auto", items_path: str | None = None
+        cls,
+        path: str | Path | Location,
+        fmt: str = "auto",
+        items_path: str | None = None,
+        *,
+        checkpoints: bool = False,
     ) -> Dump:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
@@ -612,7 +624,7 @@ class Dump:
         p = path if isinstance(path, Location) else Location(path)
         try:
             shape = Shape("path", items_path) if items_path else detect_shape(p, fmt)  # type: ignore[arg-type]
-            dump = cls(p, shape, items_as=items_as(fmt))
+            dump = cls(p, shape, items_as=items_as(fmt), checkpoints=checkpoints)
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         if fmt != "json" and fmt != "jsonl":

@@ -132,7 +132,7 @@ def import_file(
         raise UsageError(f"--max-outage must be 0 or more seconds, not {max_outage}")
     where = resolve_endpoint(endpoint)
     endpoints.check(where, allow_remote)
-    dump = Dump.open(path, fmt, items_path)
+    dump = Dump.open(path, fmt, items_path, checkpoints=True)
     origin = dump.location
     file = origin.name
     with using_ledger(ledger) as book:
@@ -742,7 +742,7 @@ def _stream_again(run: Run, source: str | Path | None) -> Dump:
         )
     where = Location(source)
     where.kind = "stream"  # read once, from its start, whatever it is
-    dump = Dump(where, Shape.parse(run.shape), items_as=items_as(run.format))
+    dump = Dump(where, Shape.parse(run.shape), items_as=items_as(run.format), checkpoints=True)
     if run.byte_offset:
         dump.skip_to(Position(run.items_committed, run.byte_offset), run.checkpoint_hash, run.id)
     return dump
