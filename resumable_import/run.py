@@ -172,7 +172,10 @@ def import_file(
         with book.lock(run.id):
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
+            with closing(dump.location):  # a FIFO opened for the run
+                return _execute(
+                    book, run, dump, client, transport, info.keys, progress, retry, notice
+                )
 
 
 def resume_run(
@@ -222,7 +225,10 @@ def resume_run(
             info = _same_table(book, run, client)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys, progress, retry, notice)
+            with closing(dump.location):  # a FIFO opened for the run
+                return _execute(
+                    book, run, dump, client, transport, info.keys, progress, retry, notice
+                )
 
 
 def retry_failed(
