@@ -41,6 +41,7 @@ for line in sys.stdin:
 )
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -364,7 +365,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="dumps ten times smaller")
     parser.add_argument(
-        "--only", default="1,2,3,4,7,8", metavar="T,T", help="targets to measure (default: all)"
+        "--only",
+        default="1,2,3,4,7,8,9",
+        metavar="T,T",
+        help="targets to measure (default: all); `pipe` and `s3` are target 9's scenarios, "
+        "each beside the local file",
     )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
@@ -407,6 +412,9 @@ def main() -> None:
     if "8" in only:
         refused_rows, ledgers = refused_items(n, tmp)
         rows += refused_rows
+    if only & {"9", "pipe", "s3"}:
+        wanted = {"pipe", "s3"} if "9" in only else only & {"pipe", "s3"}
+        rows += sources(n, ledger, wanted)
     commit_us = commit_cost(tmp)
     print_report(rows, limit, resume, commit_us, throttled, big_size, ledgers)
 
@@ -698,6 +706,55 @@ def refused_items(n: dict[str, int], tmp: Path) -> tuple[list[Row], dict[str, tu
     return rows, sizes
 
 
+def sources(n: dict[str, int], ledger: Path, wanted: set[str]) -> list[Row]:
+    """The same 100 MB dump read from a local file, through `cat |` and from S3 (moto's,
+    in server mode, on this machine), into the same instant stand-in, one process each."""
+    rows = []
+    path, _ = dump("main", n["small"])
+    print("9. where the dump lives: local file, pipe, S3", file=sys.stderr)
+    target = "9 sources"
+    common = ["--table", "t", "--new"]
+    with standin() as s, contextlib.ExitStack() as stack:
+        s3_url = ""
+        if "s3" in wanted:
+            sys.path.insert(0, str(ROOT / "tests"))
+            import moto_server
+
+            s3_url = stack.enter_context(moto_server.running())
+            client = boto3.client(
+                "s3", endpoint_url=s3_url, region_name="us-east-1",
+                aws_access_key_id="bench", aws_secret_access_key="bench",
+            )  # fmt: skip
+            client.create_bucket(Bucket="bench")
+            client.upload_file(str(path), "bench", path.name)
+
+        def local() -> Child:
+            return rimport("start", path, *common, "--endpoint", s.url, ledger=ledger,
+                           reader_process=False)  # fmt: skip
+
+        def pipe() -> Child:
+            line = " ".join([
+                "cat", str(path), "|", str(BIN / "rimport"), "start", "-", *common,
+                "--endpoint", s.url,
+            ])  # fmt: skip
+            return run_child(["sh", "-c", line], RIMPORT_LEDGER=str(ledger),
+                             RIMPORT_READER_PROCESS="0")  # fmt: skip
+
+        def from_s3() -> Child:
+            return run_child(
+                [str(BIN / "rimport"), "start", f"s3://bench/{path.name}", *common,
+                 "--endpoint", s.url],
+                RIMPORT_LEDGER=str(ledger), RIMPORT_READER_PROCESS="0",
+                AWS_ENDPOINT_URL_S3=s3_url,
+            )  # fmt: skip
+
+        scenarios = [("local file", local), ("pipe (cat |)", pipe), ("S3 (moto)", from_s3)]
+        for scenario, work in scenarios:
+            if scenario == "local file" or scenario.split()[0].lower() in wanted:
+                rows.append(on_standin(target, scenario, s, "rimport", n["small"], work))
+    return rows
+
+
 def empty_dump(items: int) -> Path:
     """A cached JSON array of `items` empty objects: items without a key, refused one by one."""
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -777,6 +834,14 @@ def print_report(
         )
     for tool, (t, total) in throttled.items():
         print(f"7. throttling, {tool}: {t:,} of {total:,} requests throttled")
+    local = next((r for r in rows if r.target == "9 sources" and r.scenario == "local file"), None)
+    for r in rows:
+        if local and r.target == "9 sources" and r is not local:
+            print(
+                f"9. {r.scenario}: {r.rate:,.0f} items/s = {100 * r.rate / local.rate:.0f}% of "
+                f"the local file's {local.rate:,.0f} (target 70%); peak RSS "
+                f"{r.rss_kb / 1024:,.0f} MB against {local.rss_kb / 1024:,.0f} MB"
+            )
     for r in rows:
         if r.target == "8 refused items":
             ledger, log = ledgers[r.scenario]

@@ -33,7 +33,7 @@ from .errors import (
     UsageError,
 )
 from .export import ExportResult, export_run, fix_commands, sidecar_path
-from .folder import Entry, FolderResult, import_folder, plan, table_for
+from .folder import Entry, FolderResult, folder_of, import_folder, plan, table_for
 from .forget import Forgotten, finished_runs, forget_runs, parse_age
 from .items import KeySpec
 from .ledger import Ledger, Run
@@ -143,11 +143,12 @@ def _main(
 
 
 FileArg = Annotated[
-    Path,
+    str,
     typer.Argument(
         metavar="PATH",
         help="The dump (a JSON array, a wrapper object, JSON Lines), or a folder of dumps, "
-        "or the folder of a DynamoDB export to S3.",
+        "or the folder of a DynamoDB export to S3; `-` for standard input (or any pipe), "
+        "s3://BUCKET/KEY for an object in S3.",
     ),
 ]
 TableOpt = Annotated[
@@ -304,12 +305,12 @@ def start(
                 on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
                 transform=transform,
             )  # fmt: skip
-            if file.is_dir():
+            if _is_folder(file):
                 return import_folder(file, table, pattern=pattern, fmt=format, new=new,
                                      on_file=_announce, **options)  # fmt: skip
             if pattern:
                 raise UsageError("--pattern goes with a folder")
-            return import_file(file, table or table_for(file), fmt=format, new=new, **options)
+            return import_file(file, table or _table_for(file), fmt=format, new=new, **options)
 
     result = _guard(work)
     if isinstance(result, FolderResult):
@@ -348,6 +349,16 @@ def resume(
         str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
     ],
     ledger: LedgerOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PATH",
+            help="For a run started on a stream: the same bytes again (`-` for standard "
+            "input); the part before the checkpoint is read and checked, not written again.",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int | None, _BATCH_SIZE] = None,
     concurrency: Annotated[int | None, _CONCURRENCY] = None,
     max_wcu: Annotated[float | None, _MAX_WCU] = None,
@@ -363,9 +374,10 @@ def resume(
 
     def work() -> ImportResult:
         with _meter(progress) as bar:
-            return resume_run(run_id, ledger=ledger, on_progress=bar, on_start=_starting(bar),
-                              notice=bar.note, batch_size=batch_size, concurrency=concurrency,
-                              max_wcu=max_wcu, max_outage=max_outage)  # fmt: skip
+            return resume_run(run_id, source=source, ledger=ledger, on_progress=bar,
+                              on_start=_starting(bar), notice=bar.note, batch_size=batch_size,
+                              concurrency=concurrency, max_wcu=max_wcu,
+                              max_outage=max_outage)  # fmt: skip
 
     _finish(_guard(work), ledger)
 
@@ -637,20 +649,35 @@ def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | N
     return (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
 
 
+def _is_folder(path: str) -> bool:
+    """A local directory, or an S3 prefix (`s3://BUCKET/PREFIX/`, ending in a slash)."""
+    if path.startswith("s3://"):
+        return path.endswith("/") or "/" not in path[len("s3://") :]
+    return path != "-" and Path(path).is_dir()
+
+
+def _table_for(path: str) -> str:
+    """The table named after the dump, when no --table is given."""
+    if path == "-" or not Path(path.rstrip("/")).name:
+        raise UsageError("standard input has no file name to name the table after",
+                         "name the table with --table")  # fmt: skip
+    return table_for(Path(path.rstrip("/")))
+
+
 def _validate(
-    path: Path, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
+    path: str, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
     endpoint: str | None, region: str | None, fmt: str, items_path: str | None, progress: str,
     transform_spec: str | None = None,
 ) -> NoReturn:  # fmt: skip
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
         transform = load_transform(transform_spec) if transform_spec else None
-        if not path.is_dir():
+        if not _is_folder(path):
             with _meter(progress) as bar:
-                keys = given or table_keys(table or table_for(path), endpoint, region)
+                keys = given or table_keys(table or _table_for(path), endpoint, region)
                 return [validate_file(path, keys, fmt=fmt, items_path=items_path,
                                       on_progress=bar, transform=transform)]  # fmt: skip
-        todo = plan(path, table, pattern, fmt)
+        todo = plan(folder_of(path), table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
             keys = given or table_keys(entry.table, endpoint, region)
@@ -840,7 +867,11 @@ def _print_table(runs: list[Run]) -> None:
         indent = "" if folder is None else "  "
         for r in group:
             # The checkpoint counts decompressed bytes: no share of a compressed file's size.
-            done = f"{100 * r.byte_offset / r.file_size:.0f}%" if "+" not in r.shape else "-"
+            done = (
+                f"{100 * r.byte_offset / r.file_size:.0f}%"
+                if "+" not in r.shape and r.file_size
+                else "-"
+            )
             if r.state in ("completed", "completed_with_failures"):
                 done = "100%"
             dead = f"{r.dead_letters:,}" if r.dead_letters >= 0 else "?"
@@ -892,8 +923,10 @@ def _rate(run: Run) -> str:
 
 def _print_run(run: Run, ledger: Path | None) -> None:
     fields = [
-        ("run", run.id), ("state", run.state), ("file", run.file),
-        ("file size", f"{run.file_size:,} bytes"), ("file hash", run.file_hash),
+        ("run", run.id), ("state", run.state),
+        ("file", run.file + (" (a stream)" if run.source == "stream" else "")),
+        ("file size", f"{run.file_size:,} bytes" if run.file_hash else "known at its end"),
+        ("file hash", run.file_hash or "known at its end"),
         ("shape", run.shape), ("table", run.table),
         ("endpoint", f"{endpoints.redacted(run.endpoint)} ({run.region})"),
         ("items committed", f"{run.items_committed:,} (byte {run.byte_offset:,})"),

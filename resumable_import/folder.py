@@ -6,6 +6,9 @@ file already has, and `status` shows each file's progress.
 Table names, when no --table is given: the file name up to its first dot, without a
 trailing `-dump` or `_dump` (`messages-dump.json.gz` -> `messages`, `users.2024-06.jsonl`
 -> `users`). An export folder names its table in `manifest-summary.json`.
+
+A folder may also be an S3 prefix (`s3://BUCKET/PREFIX/`): its objects stand where a local
+folder's files stand (`S3Key`), and each is read from S3 as a single `s3://` dump is.
 """
 
 from __future__ import annotations
@@ -49,9 +52,30 @@ SUMMARY, FILES = "manifest-summary.json", "manifest-files.json"
 EXPORT_FORMATS = {"DYNAMODB_JSON": "ddb-export", "ION": "ion"}
 
 
+class S3Key(str):
+    """An s3:// URL standing where a folder's `Path` stands: a name, `/`, and `resolve()`
+    (the URL itself, which is how a run on S3 is recorded)."""
+
+    @property
+    def name(self) -> str:
+        return self.rstrip("/").rpartition("/")[2]
+
+    def resolve(self) -> S3Key:
+        return self
+
+    def __truediv__(self, part: str) -> S3Key:
+        return S3Key(self.rstrip("/") + "/" + part)
+
+
+def folder_of(where: str | Path) -> Path | S3Key:
+    """A local folder's Path, or an S3 prefix as an S3Key."""
+    text = str(where)
+    return S3Key(text) if text.startswith("s3://") else Path(where)
+
+
 @dataclass(frozen=True)
 class Entry:
-    path: Path
+    path: Path | S3Key
     table: str
     expected_items: int | None = None  # what the export's manifest says the file holds
     problem: InputError | None = None  # found before reading it: the file is not imported
@@ -59,7 +83,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Plan:
-    folder: Path
+    folder: Path | S3Key
     entries: list[Entry]
     fmt: str  # the format to read every file in: ddb-export or ion for an export
     expected_items: int | None = None  # the export's total, from manifest-summary.json
@@ -84,7 +108,7 @@ class FolderResult:
         return sum(f.result.items_committed for f in self.files if f.result)
 
 
-def table_for(path: Path) -> str:
+def table_for(path: Path | S3Key) -> str:
     """The table a file goes to when none is named (the rule in the module docstring)."""
     name = path.name.split(".", 1)[0]
     name = re.sub(r"[-_]dump$", "", name, flags=re.IGNORECASE)
@@ -96,18 +120,29 @@ def table_for(path: Path) -> str:
     return name
 
 
-def plan(folder: Path, table: str | None, pattern: str | None, fmt: str = "auto") -> Plan:
+def plan(folder: Path | S3Key, table: str | None, pattern: str | None, fmt: str = "auto") -> Plan:
     """What `start DIR` imports, in order: the data files of an export, or the dumps in it."""
-    if (folder / SUMMARY).is_file():
+    objects = None
+    if isinstance(folder, S3Key):
+        from . import s3
+
+        folder = S3Key(folder.rstrip("/") + "/")
+        objects = s3.listing(folder)
+    export = SUMMARY in objects if objects is not None else (folder / SUMMARY).is_file()
+    if export:
         if pattern:
             raise UsageError("--pattern does not go with an export folder: its manifest lists "
                              "the files")  # fmt: skip
-        return _export(folder, table, fmt)
+        return _export(folder, table, fmt, objects)
 
-    def wanted(p: Path) -> bool:
+    def wanted(p: Path | S3Key) -> bool:
         return bool(fnmatch.fnmatch(p.name, pattern) if pattern else DUMP_NAME.fullmatch(p.name))
 
-    names = sorted(p for p in folder.iterdir() if p.is_file() and wanted(p))
+    if objects is not None:  # the objects right under the prefix, as a folder's files
+        files: list[Path | S3Key] = [folder / k for k in objects if k and "/" not in k]
+    else:
+        files = [p for p in folder.iterdir() if p.is_file()]  # type: ignore[union-attr]
+    names = sorted(p for p in files if wanted(p))
     if not names:
         what = f"matching {pattern!r}" if pattern else "named *.json, *.jsonl, *.ndjson or *.ion"
         raise InputError(
@@ -117,7 +152,9 @@ def plan(folder: Path, table: str | None, pattern: str | None, fmt: str = "auto"
     return Plan(folder, [Entry(p, table or table_for(p)) for p in names], fmt)
 
 
-def _export(folder: Path, table: str | None, fmt: str) -> Plan:
+def _export(
+    folder: Path | S3Key, table: str | None, fmt: str, objects: dict[str, tuple[int, str]] | None
+) -> Plan:
     summary = next(iter(_manifest(folder / SUMMARY)), None)
     if not isinstance(summary, dict):
         raise InputError(f"{folder / SUMMARY} is empty or not an object", "download it again")
@@ -146,23 +183,53 @@ def _export(folder: Path, table: str | None, fmt: str) -> Plan:
         key = str(line["dataFileS3Key"])
         path = folder / "data" / Path(key).name
         count = int(line["itemCount"]) if "itemCount" in line else None
-        entries.append(Entry(path, table, count, _missing_or_damaged(path, key, line)))
+        entries.append(Entry(path, table, count, _missing_or_damaged(path, key, line, objects)))
     expected = summary.get("itemCount")
     return Plan(folder, sorted(entries, key=lambda e: e.path), read_as,
                 int(expected) if expected is not None else None)  # fmt: skip
 
 
-def _manifest(path: Path) -> list[dict[str, Any]]:
+def _manifest(path: Path | S3Key) -> list[dict[str, Any]]:
     """A manifest: one JSON object (the summary) or JSON Lines of them (the files)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if isinstance(path, S3Key):
+            from . import s3
+
+            text = s3.read_small(path).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
         return [json.loads(line) for line in lines if line.strip()]
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read this manifest ({e})", "download it again") from None
 
 
-def _missing_or_damaged(path: Path, key: str, line: dict[str, Any]) -> InputError | None:
-    """Checked against the manifest before import: a partial download is not imported."""
+def _missing_or_damaged(
+    path: Path | S3Key,
+    key: str,
+    line: dict[str, Any],
+    objects: dict[str, tuple[int, str]] | None = None,
+) -> InputError | None:
+    """Checked against the manifest before import: a partial download is not imported.
+
+    In S3 the MD5 is the object's ETag, when it was uploaded in one part (a multipart
+    ETag is not an MD5, and is not checked)."""
+    if objects is not None:
+        found = objects.get(f"data/{path.name}")
+        if found is None:
+            return InputError(
+                f"{path}: listed in {FILES} as {key}, but not in the folder",
+                "copy the whole export folder (data/ and both manifests) again",
+            )
+        etag = found[1].strip('"')
+        expected = line.get("md5Checksum")
+        if expected and "-" not in etag and base64.b64decode(expected).hex() != etag:
+            return InputError(
+                f"{path}: its MD5 does not match {FILES} (a partial or damaged copy?)",
+                "copy that object again, then run the same `rimport start` again",
+            )
+        return None
+    assert isinstance(path, Path)
     if not path.is_file():
         return InputError(
             f"{path}: listed in {FILES} as {key}, but not in the folder",
@@ -201,8 +268,9 @@ def import_folder(
     whole folder. `options` go to `import_file` (endpoint, create_keys, progress, transform,
     ...); an unfinished run resumes only with the transform it started with.
     """
-    folder = Path(folder)
+    folder = folder_of(folder)
     todo = plan(folder, table, pattern, fmt)
+    folder = todo.folder
     outcome = FolderResult(todo)
     if options.get("transform") is not None:  # once, and refused before any file is touched
         options["transform"] = load(options["transform"])

@@ -91,11 +91,14 @@ class Run:
     ledger: str | None = None  # the ledger it is recorded in, for commands that name it
     active_seconds: float = 0.0  # time its ended stints ran
     running_since: str | None = None  # when its current stint began; None while stopped
+    source: str | None = None  # 'stream' or 's3'; None for a local file
+    checkpoint_hash: str | None = None  # a stream's: hash of its text before byte_offset
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
         del d["active_seconds"], d["running_since"]  # in elapsed_seconds
+        del d["checkpoint_hash"]
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
         d["elapsed_seconds"] = self.elapsed
         rate = self.rate
@@ -262,6 +265,7 @@ class Ledger:
         block_hashes: list[str] | None = None,
         folder: str | None = None,
         table_identity: str | None = None,
+        source: str | None = None,
     ) -> Run:
         """Record a new run (`ready_for_runs` first tells whether it can be)."""
         now = _now()
@@ -270,10 +274,12 @@ class Ledger:
             self._db.execute(
                 "INSERT INTO runs (id, file, file_size, file_hash, table_name, endpoint, region,"
                 " format, shape, options, state, started_at, updated_at, block_hashes, folder,"
-                " table_identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " table_identity, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, file, file_size, file_hash, table, endpoint, region, format, shape,
                  json.dumps(options), RUNNING, now, now,
-                 json.dumps(block_hashes) if block_hashes else None, folder, table_identity),
+                 json.dumps(block_hashes) if block_hashes else None, folder, table_identity,
+                 source),
             )  # fmt: skip
         return self.run(run_id)
 
@@ -350,8 +356,10 @@ class Ledger:
         byte_offset: int,
         written: int,
         dead: list[DeadLetter],
+        checkpoint_hash: str | None = None,
     ) -> None:
-        """Record a batch DynamoDB acknowledged: its dead letters and the new checkpoint."""
+        """Record a batch DynamoDB acknowledged: its dead letters and the new checkpoint
+        (for a stream, with the hash of its text up to there)."""
         now = _now()
         with self._transaction():
             if dead:
@@ -362,11 +370,19 @@ class Ledger:
                     [(run_id, d.index, _item_text(d.item), d.code, d.message, d.attempts,
                       int(d.retryable), now, now) for d in dead],
                 )  # fmt: skip
-            self._db.execute(
-                "UPDATE runs SET items_committed = ?, byte_offset = ?,"
-                " items_written = items_written + ?, updated_at = ? WHERE id = ?",
-                (items_committed, byte_offset, written, now, run_id),
-            )
+            if checkpoint_hash is None:
+                self._db.execute(
+                    "UPDATE runs SET items_committed = ?, byte_offset = ?,"
+                    " items_written = items_written + ?, updated_at = ? WHERE id = ?",
+                    (items_committed, byte_offset, written, now, run_id),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE runs SET items_committed = ?, byte_offset = ?,"
+                    " items_written = items_written + ?, updated_at = ?, checkpoint_hash = ?"
+                    " WHERE id = ?",
+                    (items_committed, byte_offset, written, now, checkpoint_hash, run_id),
+                )
 
     def set_state(
         self,
@@ -651,8 +667,7 @@ _SELECT_RUNS = (
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
-    + _COUNT
-    + " FROM runs r"
+    " r.source, r.checkpoint_hash, " + _COUNT + " FROM runs r"
 )
 
 

@@ -84,6 +84,8 @@ def ready_batches(
         reader_process = setting == "1" if setting in ("0", "1") else (os.cpu_count() or 1) >= 3
     if transform is not None and not transform.reloadable:
         reader_process = False  # the reader process could not load it
+    if dump.location.kind != "file":  # a stream is read once, here; S3 too, for simplicity
+        reader_process = False
     if not reader_process:
         for batch in batches(
             dump.items(start), keys, batch_size, items_as=dump.items_as, units=units,

@@ -42,9 +42,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from .errors import InputError
+from .errors import FileChangedError, InputError
 from .items import IonLine, Unparsed, looks_exported, looks_typed
-from .sources import Source
+from .sources import Location, PrefixHash, Source
 
 FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion")
 ITEMS_KEYS = ("Items", "items", "Records")
@@ -279,7 +279,7 @@ def _detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
         )
     ion = _ion_shape(path, fmt, stripped, len(head) - len(stripped))
     if ion is not None:
-        return ion
+        return ion, None
     first = stripped[:1]
     if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
         if first == b"[":
@@ -416,13 +416,12 @@ def items_as(fmt: str) -> str:
     return fmt if fmt in ("ddb-json", "ddb-export", "ion") else "json"
 
 
-def _check_ion(dump: Dump) -> None:
+def _check_ion(path: Path, first: RawItem) -> None:
     """`--format ion` on JSON Lines: JSON is also Ion text, but an export's typed JSON read
     as Ion would import `{"S": "text"}` maps, not strings. Refused on the first line."""
-    first = next(dump.items(), None)
-    if first is not None and isinstance(_loads_or_none(first.value.line), dict):
+    if isinstance(_loads_or_none(first.value.line), dict):
         raise InputError(
-            f"{dump.path}: its first line is JSON, not a line of DynamoDB's Ion export "
+            f"{path}: its first line is JSON, not a line of DynamoDB's Ion export "
             "($ion_1_0 {Item:{...}})",
             "for a DynamoDB JSON export use --format ddb-export; for JSON Lines, jsonl",
         )
@@ -670,65 +669,137 @@ def _expect_end(t: _Text) -> None:
 
 
 class Dump:
-    """An open dump file: its size, its shape, and its items from any checkpoint on."""
+    """An open dump: its size, its shape, and its items from any checkpoint on."""
 
     # How a file that reads two ways (one JSON object on one line) is read, for the user.
     note: str | None = None
 
-    def __init__(self, path: str | Path, shape: Shape, *, items_as: str = "json") -> None:
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: str | Path | Location,
+        shape: Shape,
+        *,
+        items_as: str = "json",
+        checkpoints: bool = False,
+    ) -> None:
+        """`checkpoints`: a run will ask `prefix_hash` at its checkpoints (for a stream, the
+        text read is kept until then; `validate` does not ask, and keeps nothing)."""
+        self.location = path if isinstance(path, Location) else Location(path)
+        # A file's path as before; a stream or an S3 object names itself in messages.
+        self.path: Path | Location = self.location.path or self.location
+        if self.location.kind == "stream":
+            self.path = self.location
         self.shape = shape
         self.items_as = items_as  # json, or DynamoDB's own: ddb-json, ddb-export, ion
         if shape.kind == "ion":  # also when `auto` found Ion: a resumed run reads it alike
             self.items_as = "ion"
-        self.size = self.path.stat().st_size
+        self.size: int | None = self.location.size()  # None: a stream, size unknown
         self._source: Source | None = None
         self._compressed = False
+        self._codec: str | None = None
+        # A stream's text up to each checkpoint is hashed, since it cannot be read again.
+        self._prefix = PrefixHash() if checkpoints and self.location.kind == "stream" else None
+        self._parked: Source | None = None  # a stream read up to the checkpoint by `skip_to`
+        self._last_read = 0  # bytes of the file the last reader took
+        self._started: tuple[RawItem, Iterator[RawItem]] | None = None  # a stream's first item
 
     def describe(self) -> str:
         """The shape, and the compression if any: `array`, `object:Items+gzip`, ..."""
-        with Source(self.path) as f:
-            return str(self.shape) + ("" if f.codec == "none" else f"+{f.codec}")
+        if self._codec is None:
+            with Source(self.location) as f:
+                self._codec = f.codec
+        return str(self.shape) + ("" if self._codec == "none" else f"+{self._codec}")
+
+    def prefix_hash(self, offset: int) -> str | None:
+        """For a stream: 'sha256:<hex>' of its text before `offset` (a checkpoint)."""
+        return self._prefix.upto(offset) if self._prefix is not None else None
+
+    def skip_to(self, start: Position, expected: str | None, run_id: str) -> None:
+        """Read a stream up to the checkpoint `start` without parsing it, and check that it
+        is what the run read before it: the items read next continue from there."""
+        f = Source(self.location, self.size, prefix=self._prefix)
+        try:
+            f.seek(start.offset)
+            got = self.prefix_hash(start.offset)
+            if got is None:
+                raise FileChangedError(
+                    f"{self.location}: the stream ends before byte {start.offset:,}, where run "
+                    f"{run_id} stopped: it is not the stream the run read",
+                    "give `resume --from` the same bytes as the run was started with",
+                )
+            if expected and got != expected:
+                raise FileChangedError(
+                    f"{self.location}: its first {start.offset:,} bytes differ from those run "
+                    f"{run_id} read ({expected[:19]}… is now {got[:19]}…)",
+                    "give `resume --from` the same bytes as the run was started with",
+                )
+        except BaseException:
+            f.close()
+            raise
+        self._parked = f
 
     def file_position(self, item_end: int) -> int:
         """How far into the file reading is, for progress: the item's own offset, or for a
         compressed dump the compressed bytes read so far."""
         if self._source is None:
-            return min(item_end, self.size) if self._compressed else item_end
+            if self._compressed and self.size is None:  # a stream: what its reader took
+                return self._last_read
+            return min(item_end, self.size) if self._compressed and self.size else item_end
         return self._source.bytes_read if self._compressed else item_end
 
     @contextmanager
     def _reading(self, source: Source) -> Iterator[None]:
         self._source, self._compressed = source, source.codec != "none"
+        self._codec = source.codec
         try:
             yield
         finally:
+            self._last_read = source.bytes_read
             self._source = None
 
     @classmethod
-    def open(cls, path: str | Path, fmt: str = "auto", items_path: str | None = None) -> Dump:
+    def open(
+        cls,
+        path: str | Path | Location,
+        fmt: str = "auto",
+        items_path: str | None = None,
+        *,
+        checkpoints: bool = False,
+    ) -> Dump:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
         if items_path is not None and fmt not in ("auto", "json", "ddb-json"):
             raise InputError(f"--items-path does not go with --format {fmt}")
-        p = Path(path)
+        p = path if isinstance(path, Location) else Location(path)
         try:
             shape, note = (Shape("path", items_path), None) if items_path else _detect(p, fmt)
-            dump = cls(p, shape, items_as=items_as(fmt))
+            dump = cls(p, shape, items_as=items_as(fmt), checkpoints=checkpoints)
             dump.note = note
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
-        if dump.shape.kind == "ion":
-            _check_ion(dump)
-        elif fmt != "json" and fmt != "jsonl":
-            first = next(dump.items(), None)
+        if shape.kind == "ion" or fmt not in ("json", "jsonl"):
+            items = dump.items()
+            first = next(items, None)
             if first is not None:
-                _check_typing(p, fmt, first.value, shape)
+                if shape.kind == "ion":
+                    _check_ion(dump.path, first)  # type: ignore[arg-type]
+                else:
+                    _check_typing(dump.path, fmt, first.value, shape)  # type: ignore[arg-type]
+                if dump.location.kind == "stream":  # read once: the items go on from here
+                    dump._started = (first, items)
         return dump
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""
-        with Source(self.path, self.size) as f, self._reading(f):
+        if self._started is not None and start is None:
+            (first, rest), self._started = self._started, None
+            yield first
+            yield from rest
+            return
+        f, self._parked = self._parked, None
+        if f is None:
+            f = Source(self.location, self.size, prefix=self._prefix)
+        with f, self._reading(f):
             if self.shape.kind == "jsonl":
                 yield from self._lines(f, start or Position(0, _data_start(f)))
             elif self.shape.kind == "ion":

@@ -50,6 +50,7 @@ from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position, Shape, items_as
+from .sources import Location
 from .transform import Apply, Check, Transform, TransformSpec, changed, load
 from .transport import SyncTransport, Transport, open_transport
 from .writer import Failure, Job, RetryPolicy, Writer
@@ -138,11 +139,13 @@ def import_file(
     where = resolve_endpoint(endpoint)
     endpoints.check(where, allow_remote)
     loaded = load(transform) if transform is not None else None
-    dump = Dump.open(path, fmt, items_path)
-    file = str(dump.path.resolve())
+    dump = Dump.open(path, fmt, items_path, checkpoints=True)
+    origin = dump.location
+    file = origin.name
     with using_ledger(ledger) as book:
         book.ready_for_runs()
-        if not new and (last := book.latest_run(file, table)) and not finished(last):
+        last = None if new or origin.kind == "stream" else book.latest_run(file, table)
+        if last and not finished(last):
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
                 f"({last.state} at item {last.items_committed:,})",
@@ -158,10 +161,10 @@ def import_file(
             where,
             before_create=lambda keys: _sample(dump, keys, loaded),
         )
-        digest, blocks = fingerprint(dump.path, dump.size)
+        digest, blocks = _identity(dump)
         run = book.create_run(
             file=file,
-            file_size=dump.size,
+            file_size=dump.size or 0,
             file_hash=digest,
             block_hashes=blocks,
             table=table,
@@ -180,19 +183,22 @@ def import_file(
                 **({"transform": loaded.record()} if loaded else {}),
             },
             folder=folder,
+            source=None if origin.kind == "file" else origin.kind,
         )
         with book.lock(run.id):
             if on_start:
                 on_start(run)
             if notice and dump.note:
                 notice(dump.note)
-            return _execute(book, run, dump, client, transport, info.keys,
-                            (progress, on_progress), retry, notice, loaded)  # fmt: skip
+            with closing(dump.location):  # a FIFO opened for the run
+                return _execute(book, run, dump, client, transport, info.keys,
+                                (progress, on_progress), retry, notice, loaded)  # fmt: skip
 
 
 def resume_run(
     run_id: str,
     *,
+    source: str | Path | None = None,
     ledger: str | Path | Ledger | None = None,
     progress: Progress | None = None,
     on_progress: OnProgress | None = None,
@@ -210,6 +216,7 @@ def resume_run(
     through the same transform: the one it recorded, loaded again, unless `transform`
     names it (needed for a function defined in a script); its code must be unchanged.
 
+    `source`: where to read a run started on a stream again (a path, or `-`).
     `batch_size`, `concurrency`, `max_wcu` and `max_outage`, when given, replace the run's
     own for the rest of it (after throttling, or a proxy's 413): the change is recorded
     with the run, with what it replaced and when.
@@ -222,25 +229,38 @@ def resume_run(
         run = book.run(run_id)
         with book.lock(run.id):
             run = book.run(run.id)  # re-read now that no one else can change it
+            if source is not None and run.source != "stream":
+                raise UsageError(
+                    f"run {run.id} reads {run.file}, not a stream: --from is for a run "
+                    "started on a stream",
+                    f"resume it with {command(run, 'resume', run.id)}",
+                )
             if finished(run):
                 return result_of(run, 0.0, book)
             run = _retune(book, run, {k: v for k, v in given.items() if v is not None})
-            if not _exists(run):
-                raise InputError(
-                    f"{run.file}: the dump of run {run.id} is gone",
-                    "put the file back where it was to resume",
-                )
             loaded = _same_transform(run, transform)
-            dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
-            _check_unchanged(book, run, dump)
-            run = book.run(run.id)  # with the size and hashes of a file fixed since
-            dump.size = run.file_size  # read what was hashed, not what was appended since
+            if run.source == "stream":
+                dump = _stream_again(run, source)
+            elif run.source == "s3":
+                dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
+                _check_same_object(run, dump)
+            else:
+                if not _exists(run):
+                    raise InputError(
+                        f"{run.file}: the dump of run {run.id} is gone",
+                        "put the file back where it was to resume",
+                    )
+                dump = Dump(run.file, Shape.parse(run.shape), items_as=items_as(run.format))
+                _check_unchanged(book, run, dump)
+                run = book.run(run.id)  # with the size and hashes of a file fixed since
+                dump.size = run.file_size  # read what was hashed, not what was appended since
             client, transport = _reconnect(run, client)
             info = _same_table(book, run, client)
             if on_start:
                 on_start(run)
-            return _execute(book, run, dump, client, transport, info.keys,
-                            (progress, on_progress), retry, notice, loaded)  # fmt: skip
+            with closing(dump.location):  # a FIFO opened for the run
+                return _execute(book, run, dump, client, transport, info.keys,
+                                (progress, on_progress), retry, notice, loaded)  # fmt: skip
 
 
 def retry_failed(
@@ -459,14 +479,14 @@ def _execute(
             run = _stop(book, run.id, states.INTERRUPTED, f"{what} by the user")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped at item {run.items_committed}",
-                f"continue with {command(run, 'resume', run.id)}" + _gentler(run, writer),
+                f"continue with {_resume_command(run)}" + _gentler(run, writer),
                 signum=signum,
             ) from None
         except InputError as e:
             run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
             e.hint = (
                 f"{run.items_committed} items before it are safely imported; fix the file and run "
-                f"{command(run, 'resume', run.id)}, or start over with {_start_over(run)}"
+                f"{_resume_command(run)}, or start over with {_start_over(run)}"
             )
             raise
         except ServiceError as e:
@@ -486,6 +506,9 @@ def _execute(
                 _stop(book, run.id, states.FAILED, f"unexpected {type(e).__name__}: {e}")
             raise
         committer.flush_log()
+        if dump.location.kind == "stream":  # its size and hash are known only now
+            size, digest = dump.location.finish()
+            book.set_file(run.id, size, digest, [])
         run = book.run(run.id)
         state = states.COMPLETED_WITH_FAILURES if run.dead_letters else states.COMPLETED
         error = _changed_while_read(run)
@@ -618,6 +641,7 @@ class _Committer:
             byte_offset=batch.end,
             written=written,
             dead=dead,
+            checkpoint_hash=self._dump.prefix_hash(batch.end),
         )
         self._checkpoint = (batch.last + 1, batch.end)
         self._position = batch.position
@@ -631,7 +655,7 @@ class _Committer:
         if self._batches % CHECKPOINT_LOG_EVERY == 0:
             self.flush_log()
         if self._progress:
-            self._progress(batch.last + 1, batch.position, self._dump.size)
+            self._progress(batch.last + 1, batch.position, self._dump.size or 0)
         if self._on_progress:
             self._on_progress(self.figures())
 
@@ -650,7 +674,7 @@ class _Committer:
         done = size if size is not None else self._position
         self._position = done
         if self._progress:
-            self._progress(self._checkpoint[0], done, self._dump.size)
+            self._progress(self._checkpoint[0], done, self._dump.size or 0)
         if self._on_progress:
             self._on_progress(self.figures(final=True))
 
@@ -734,10 +758,10 @@ def _after_service_error(run: Run, e: ServiceError, client: Any, gentler: str = 
 
 
 def _resume(run: Run, first: str | None, param: str | None = None) -> str:
-    then = command(run, "resume", run.id)
+    then = _resume_command(run)
     if param == "max_outage":  # waiting longer may be all it takes
         longer = max(2 * (run.options.get("max_outage") or 300), 60)
-        patient = command(run, "resume", run.id, "--max-outage", f"{longer:g}")
+        patient = _resume_command(run, "--max-outage", f"{longer:g}")
         return f"{first}; then {then}, or {patient} to wait longer for it"
     return f"{first}; then {then}" if first else f"continue with {then}"
 
@@ -748,13 +772,21 @@ def _gentler(run: Run, writer: Writer) -> str:
     if not writer.throttled:
         return ""
     concurrency = run.options.get("concurrency") or DEFAULT_CONCURRENCY
-    words = ["resume", run.id, "--concurrency", str(max(1, concurrency // 2))]
+    words = ["--concurrency", str(max(1, concurrency // 2))]
     if writer.pace:
         words += ["--max-wcu", f"{max(1, int(writer.pace)):d}"]
     return (
-        f"; DynamoDB throttled {writer.throttled:,} of its requests: {command(run, *words)} "
+        f"; DynamoDB throttled {writer.throttled:,} of its requests: "
+        f"{_resume_command(run, *words)} "
         "asks less of the table"
     )
+
+
+def _resume_command(run: Run, *more: str) -> str:
+    """`rimport resume ID`, and for a run read from a stream, `--from` the same stream."""
+    if run.source == "stream":
+        more = ("--from", run.file, *more)
+    return command(run, "resume", run.id, *more)
 
 
 def command(run: Run, *words: str) -> str:
@@ -768,6 +800,8 @@ def command(run: Run, *words: str) -> str:
 def _changed_while_read(run: Run) -> str | None:
     """Whether the file grew or shrank while the run read it: only the bytes it hashed at
     the start were read, so a change is reported, never silently absorbed or half read."""
+    if run.source is not None:  # a stream has no size to compare; S3 GETs check the ETag
+        return None
     try:
         size = Path(run.file).stat().st_size
     except OSError:
@@ -783,6 +817,10 @@ def _changed_while_read(run: Run) -> str | None:
 
 def unchanged(run: Run) -> bool:
     """Whether the run's file still holds the bytes it had when the run read it."""
+    if run.source == "s3":
+        return _object_identity(run.file) == (run.file_size, run.file_hash)
+    if run.source is not None:
+        return False  # a stream cannot be read again to tell
     path = Path(run.file)
     if not path.is_file() or path.stat().st_size != run.file_size:
         return False
@@ -965,7 +1003,56 @@ def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportRes
 
 
 def _exists(run: Run) -> bool:
-    return Path(run.file).is_file()
+    return run.source is None and Path(run.file).is_file()
+
+
+def _identity(dump: Dump) -> tuple[str, list[str] | None]:
+    """(file_hash, block hashes) recorded when a run starts. A stream is hashed as it
+    passes, and its hash recorded at its end; an S3 object goes by its ETag and version."""
+    where = dump.location
+    if where.kind == "file":
+        assert where.path is not None
+        return fingerprint(where.path, dump.size)
+    if where.kind == "s3":
+        return where.identity() or "", None
+    return "", None
+
+
+def _object_identity(url: str) -> tuple[int, str]:
+    where = Location(url)
+    return where.size() or 0, where.identity() or ""
+
+
+def _check_same_object(run: Run, dump: Dump) -> None:
+    """An S3 object replaced since the run read it (another ETag or version) is refused."""
+    now = (dump.size or 0, dump.location.identity() or "")
+    if now != (run.file_size, run.file_hash):
+        raise FileChangedError(
+            f"{run.file} has changed since run {run.id} read it ({run.file_hash} is now {now[1]})",
+            f"resuming would mix two versions of the data; import the new object with "
+            f"{_start_over(run)}",
+        )
+
+
+def _stream_again(run: Run, source: str | Path | None) -> Dump:
+    """A run started on a stream, given the same bytes again: read up to its checkpoint
+    (without writing), checked against the hash recorded there."""
+    if source is None:
+        raise UsageError(
+            f"run {run.id} read its dump from a stream ({run.file}), which cannot be read again",
+            f"give it the same bytes again, e.g. `cat DUMP | rimport resume {run.id} --from -`"
+            + (f" --ledger {shlex.quote(run.ledger)}" if _other_ledger(run) else ""),
+        )
+    where = Location(source)
+    where.kind = "stream"  # read once, from its start, whatever it is
+    dump = Dump(where, Shape.parse(run.shape), items_as=items_as(run.format), checkpoints=True)
+    if run.byte_offset:
+        dump.skip_to(Position(run.items_committed, run.byte_offset), run.checkpoint_hash, run.id)
+    return dump
+
+
+def _other_ledger(run: Run) -> bool:
+    return bool(run.ledger and Path(run.ledger) != states.default_path())
 
 
 def _outage_notice(run_id: str, notice: Notice | None) -> Callable[[float | None, str], None]:

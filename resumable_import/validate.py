@@ -107,7 +107,7 @@ def validate_file(
     def tell(end: int) -> None:
         done = dump.file_position(end)
         if progress:
-            progress(report.items, done, dump.size)
+            progress(report.items, done, dump.size or 0)
         if on_progress:
             on_progress(Figures(report.items, done, known(dump.size), time.monotonic() - started))
 
@@ -147,12 +147,13 @@ def validate_file(
         report.stopped = e
     if apply is not None:
         report.transformed = transformed
-    report.bytes = dump.size if report.stopped is None else dump.file_position(previous_end)
+    whole = report.stopped is None and dump.size is not None  # a stream's size: what was read
+    report.bytes = dump.size if whole else dump.file_position(previous_end)  # type: ignore[assignment]
     report.text_bytes = previous_end
     report.duplicates = seen.repeats()
     report.elapsed = time.monotonic() - started
     if progress:
-        progress(report.items, report.bytes, dump.size)
+        progress(report.items, report.bytes, dump.size or 0)
     if on_progress:
         on_progress(Figures(report.items, report.bytes, known(dump.size), report.elapsed,
                             final=report.stopped is None))  # fmt: skip
