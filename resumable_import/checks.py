@@ -13,7 +13,6 @@ size; at most 32 levels of nesting; numbers of at most 38 significant digits wit
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -237,15 +236,18 @@ def key_mistake_in(
     key it builds is the one the table needs."""
 
     def values() -> Iterable[Any]:
-        with contextlib.suppress(InputError), contextlib.closing(dump.items()) as items:
-            for raw in itertools.islice(items, SAMPLE_ITEMS):
-                if apply is None:
-                    yield raw.value
-                    continue
-                try:
-                    yield from apply(raw.value)
-                except ItemError as e:
-                    yield e
+        try:
+            sample = dump.head(SAMPLE_ITEMS)
+        except InputError:  # the first item is broken: reading the dump says so
+            sample = []
+        for raw in sample:
+            if apply is None:
+                yield raw.value
+                continue
+            try:
+                yield from apply(raw.value)
+            except ItemError as e:
+                yield e
 
     return key_mistake(values(), keys, "json" if apply else dump.items_as, check)
 

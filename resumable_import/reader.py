@@ -31,10 +31,11 @@ holding the line whole, however long it is.
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -348,15 +349,20 @@ def _one_object(
     if not named:
         return Shape("jsonl"), None
     return Shape("jsonl"), (
-        f"{path.name} is one JSON object on one line: reading it as one item; it holds an "
+        f"{_short(path)} is one JSON object on one line: reading it as one item; it holds an "
         f"array of objects under {named[0]!r} (--items-path {named[0]} reads that array's "
         "objects as the items instead)"
     )
 
 
+def _short(path: Path | Location) -> str:
+    """A dump's name in a note: a file's own name, `standard input`, an S3 object's key."""
+    return Path(str(path)).name
+
+
 def _wrapper(path: Path, key: str) -> tuple[Shape, str]:
     return Shape("object", key), (
-        f"{path.name} is one JSON object on one line: reading the items under {key!r} "
+        f"{_short(path)} is one JSON object on one line: reading the items under {key!r} "
         "(--format jsonl reads the line as one item instead)"
     )
 
@@ -701,7 +707,9 @@ class Dump:
         self._prefix = PrefixHash() if checkpoints and self.location.kind == "stream" else None
         self._parked: Source | None = None  # a stream read up to the checkpoint by `skip_to`
         self._last_read = 0  # bytes of the file the last reader took
-        self._started: tuple[RawItem, Iterator[RawItem]] | None = None  # a stream's first item
+        # A stream's first items, read once (to check them) and given again by `items`.
+        self._started: tuple[list[RawItem], Iterator[RawItem]] | None = None
+        self._failed: InputError | None = None  # what reading them stopped on
 
     def describe(self) -> str:
         """The shape, and the compression if any: `array`, `object:Items+gzip`, ..."""
@@ -778,24 +786,50 @@ class Dump:
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         if shape.kind == "ion" or fmt not in ("json", "jsonl"):
-            items = dump.items()
-            first = next(items, None)
-            if first is not None:
+            for first in dump.head(1):
                 if shape.kind == "ion":
                     _check_ion(dump.path, first)  # type: ignore[arg-type]
                 else:
                     _check_typing(dump.path, fmt, first.value, shape)  # type: ignore[arg-type]
-                if dump.location.kind == "stream":  # read once: the items go on from here
-                    dump._started = (first, items)
         return dump
+
+    def head(self, n: int) -> list[RawItem]:
+        """The first `n` items, to judge the dump by: fewer if it breaks before, and the
+        InputError if it breaks at the first. A stream is read once: its items are kept,
+        and `items` begins with them (and stops where they broke)."""
+        if self.location.kind != "stream":
+            kept: list[RawItem] = []
+            with closing(self.items()) as items:
+                try:
+                    kept.extend(itertools.islice(items, n))
+                except InputError:
+                    if not kept:
+                        raise
+            return kept
+        if self._started is None:
+            self._started = ([], self._read(None))
+        kept, rest = self._started
+        if self._failed is None:
+            try:
+                kept.extend(itertools.islice(rest, n - len(kept)))
+            except InputError as e:  # said again when the items are read in earnest
+                self._failed = e
+        if not kept and self._failed is not None:
+            raise self._failed
+        return kept[:n]
 
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""
         if self._started is not None and start is None:
-            (first, rest), self._started = self._started, None
-            yield first
+            (kept, rest), self._started = self._started, None
+            yield from kept
+            if self._failed is not None:
+                raise self._failed
             yield from rest
-            return
+        else:
+            yield from self._read(start)
+
+    def _read(self, start: Position | None) -> Iterator[RawItem]:
         f, self._parked = self._parked, None
         if f is None:
             f = Source(self.location, self.size, prefix=self._prefix)

@@ -56,18 +56,18 @@ def piped(args: list[str | Path], data: bytes | Path) -> subprocess.Popen[str]:
         cat.stdout.close()  # type: ignore[union-attr]  # rimport holds the read end
         _cats[proc.pid] = cat
     else:
-        threading.Thread(target=_feed, args=(proc, data), daemon=True).start()
+        feed, proc.stdin = proc.stdin, None  # the thread's alone: `communicate` leaves it be
+        threading.Thread(target=_feed, args=(feed, data), daemon=True).start()
     return proc
 
 
 _cats: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _feed(proc: subprocess.Popen[str], data: bytes) -> None:
-    assert proc.stdin is not None
+def _feed(stdin: Any, data: bytes) -> None:
     try:
-        proc.stdin.buffer.write(data)  # type: ignore[attr-defined]
-        proc.stdin.close()
+        stdin.buffer.write(data)
+        stdin.close()
     except (BrokenPipeError, ValueError):
         pass
 
@@ -320,3 +320,13 @@ def test_an_unreachable_s3_endpoint_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: s3://dumps/dump.json: cannot reach S3"), out.stderr
+
+
+def test_a_stream_broken_among_its_first_items_is_judged_then_stopped_where_it_breaks() -> None:
+    """The key check reads the first items of a stream once and keeps them; the reading
+    proper starts with them and stops where they broke, naming the place."""
+    good = b"".join(b'{"pk": "k%d"}\n' % i for i in range(60))
+    code, out, err = finish(piped(["validate", "-", "--key", "pk:S"], good + b'{"pk": \n'))
+    assert code == 2, err
+    assert "standard input: jsonl, 60 items" in out
+    assert "item 60" in out and "Traceback" not in err

@@ -1,0 +1,2 @@
+def f(item):
+    return {"pk": str(item["pk"]), "v": item["v"]}
