@@ -7,6 +7,7 @@ FIFO, and moto's S3 in server mode; never a mock of boto3.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -65,11 +66,15 @@ _cats: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _feed(stdin: Any, data: bytes) -> None:
+    """Write `data` into the pipe, then close it, even when rimport stopped reading first
+    (it refuses a stream once it has read enough of it): no pipe is left for the GC."""
     try:
         stdin.buffer.write(data)
-        stdin.close()
     except (BrokenPipeError, ValueError):
         pass
+    finally:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stdin.close()
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
