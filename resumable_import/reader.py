@@ -871,15 +871,20 @@ class Dump:
                     )
         _expect_end(t)
 
-    def _lines(self, f: Source, start: Position) -> Iterator[RawItem]:
-        f.seek(start.offset)
-        index, offset = start.index, start.offset
+    def _text_lines(self, f: Source, offset: int) -> Iterator[tuple[int, int, bytes]]:
+        """(start, end, line) of each line from `offset` on that is not blank: an item per
+        line, in JSON Lines and in Ion exports, so a line's end is a checkpoint."""
+        f.seek(offset)
         for line in iter(lambda: f.readline(_MAX_LINE), b""):
             at, offset = offset, offset + len(line)
             if len(line) == _MAX_LINE and not line.endswith(b"\n"):
                 raise InputError(f"{self.path}: line at byte {at} is longer than 64 MiB")
-            if line.isspace():
-                continue
+            if not line.isspace():
+                yield at, offset, line
+
+    def _lines(self, f: Source, start: Position) -> Iterator[RawItem]:
+        index = start.index
+        for at, offset, line in self._text_lines(f, start.offset):
             try:
                 value = _fast_decode(line)
             except _REFUSED:  # the standard library reads it again, to say what is wrong
@@ -928,14 +933,8 @@ class Dump:
         from . import ion  # only for Ion: amazon-ion is an optional package
 
         ion.require()
-        f.seek(start.offset)
-        index, offset = start.index, start.offset
-        for line in iter(lambda: f.readline(_MAX_LINE), b""):
-            at, offset = offset, offset + len(line)
-            if len(line) == _MAX_LINE and not line.endswith(b"\n"):
-                raise InputError(f"{self.path}: line at byte {at} is longer than 64 MiB")
-            if line.isspace():
-                continue
+        index = start.index
+        for at, offset, line in self._text_lines(f, start.offset):
             try:
                 value = ion.parse_line(line)
             except ion.IonSyntaxError as e:
