@@ -33,7 +33,15 @@ from .errors import (
     UsageError,
 )
 from .export import ExportResult, export_run, fix_commands, sidecar_path
-from .folder import Entry, FolderResult, folder_of, import_folder, plan, table_for
+from .folder import (
+    Entry,
+    FolderResult,
+    empty_partition,
+    folder_of,
+    import_folder,
+    plan,
+    table_for,
+)
 from .forget import Forgotten, finished_runs, forget_runs, parse_age
 from .items import KeySpec
 from .ledger import Ledger, Run
@@ -684,6 +692,9 @@ def _validate(
             try:
                 if entry.problem:
                     raise entry.problem
+                if empty_partition(entry):
+                    reports.append(Report(entry.path, "empty partition of the export"))
+                    continue
                 with _meter(progress) as bar:
                     report = validate_file(
                         entry.path,
@@ -794,6 +805,8 @@ def _finish_folder(result: FolderResult) -> None:
         elif r is not None:
             line = (f"{f.action}: run {r.run_id} {r.state}, {r.items_written:,} written, "
                     f"{r.dead_letters:,} dead-lettered")  # fmt: skip
+        elif f.action == "empty":
+            line = "empty: an empty partition of the export (its manifest lists no items)"
         else:
             line = "failed"
         if f.error is not None:

@@ -41,6 +41,7 @@ from .run import (
     unchanged,
     using_ledger,
 )
+from .sources import Location, Source
 from .transform import load
 
 # File names taken from a folder when no --pattern is given: JSON, JSON Lines, Ion,
@@ -92,7 +93,7 @@ class Plan:
 @dataclass
 class FileOutcome:
     entry: Entry
-    action: str  # imported, resumed, skipped (imported before, unchanged) or failed
+    action: str  # imported, resumed, skipped (imported before, unchanged), empty or failed
     result: ImportResult | None = None
     error: RimportError | None = None
 
@@ -106,6 +107,16 @@ class FolderResult:
     @property
     def items(self) -> int:
         return sum(f.result.items_committed for f in self.files if f.result)
+
+
+def empty_partition(entry: Entry) -> bool:
+    """An export's data file that its manifest lists with no items and that holds none:
+    DynamoDB writes one for each empty partition of the table. Nothing to import, and not
+    an error (as an empty dump of one's own is)."""
+    if entry.expected_items != 0:
+        return False
+    with Source(Location(entry.path)) as f:
+        return not f.read(1 << 16).strip()
 
 
 def table_for(path: Path | S3Key) -> str:
@@ -288,6 +299,9 @@ def import_folder(
             try:
                 if entry.problem:
                     raise entry.problem
+                if empty_partition(entry):
+                    done.action = "empty"
+                    continue
                 last = None if new else book.latest_run(str(entry.path.resolve()), entry.table)
                 if last and finished(last) and unchanged(last):
                     done.action, done.result = "skipped", result_of(last, 0.0)

@@ -144,6 +144,24 @@ def test_an_export_that_does_not_add_up_is_an_error(
     assert "300 items read in all, but manifest-summary.json counts 301" in out.stderr
 
 
+def test_the_empty_partitions_of_an_export_are_neither_imported_nor_errors(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    """DynamoDB writes a data file, empty, for each empty partition of the table."""
+    dump = make_dump.write(tmp_path / "plain.json", 3)
+    assert rimport("start", dump, "--table", table, "--endpoint", endpoint,
+                   "--ledger", ledger).returncode == 0  # fmt: skip
+    export = tmp_path / "export"
+    assert write_export(ddb, table, export, parts=5) == 3  # two of the five files are empty
+    checked = rimport("validate", export, "--table", table, "--endpoint", endpoint)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("empty partition of the export") == 2
+    out = rimport("start", export, "--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("empty: an empty partition of the export") == 2
+    assert "5 of 5 files done, 3 items read" in out.stderr
+
+
 def test_an_export_folder_checks_its_files_against_the_manifest(tmp_path: Path) -> None:
     export = tmp_path / "export"
     (export / "data").mkdir(parents=True)
