@@ -124,7 +124,8 @@ class Run:
     @property
     def rate(self) -> float | None:
         """Items read per second of `elapsed`; None before a second has passed."""
-        return self.items_committed / self.elapsed if self.elapsed >= 1 else None
+        elapsed = self.elapsed  # from timestamps: worked out once
+        return self.items_committed / elapsed if elapsed >= 1 else None
 
 
 @dataclass
@@ -154,7 +155,7 @@ class Ledger:
         self.unreadable: list[str] = []  # runs `runs()` found but could not read
         if not readonly:
             _private_folder(self.path.parent)
-            _private_file(self.path)
+            private_file(self.path)
         try:
             if readonly:
                 self._db = self._read_only()
@@ -174,7 +175,7 @@ class Ledger:
         except sqlite3.Error as e:
             raise self._error(e, "open") from None
         for suffix in ("-wal", "-shm"):  # SQLite gives them the ledger's mode; an older
-            _private_file(Path(f"{self.path}{suffix}"), create=False)  # rimport did not
+            private_file(Path(f"{self.path}{suffix}"), create=False)  # rimport did not
 
     def _read_only(self) -> sqlite3.Connection:
         """A connection that writes nothing. A WAL ledger still needs its `-shm` file, which
@@ -370,19 +371,12 @@ class Ledger:
                     [(run_id, d.index, _item_text(d.item), d.code, d.message, d.attempts,
                       int(d.retryable), now, now) for d in dead],
                 )  # fmt: skip
-            if checkpoint_hash is None:
-                self._db.execute(
-                    "UPDATE runs SET items_committed = ?, byte_offset = ?,"
-                    " items_written = items_written + ?, updated_at = ? WHERE id = ?",
-                    (items_committed, byte_offset, written, now, run_id),
-                )
-            else:
-                self._db.execute(
-                    "UPDATE runs SET items_committed = ?, byte_offset = ?,"
-                    " items_written = items_written + ?, updated_at = ?, checkpoint_hash = ?"
-                    " WHERE id = ?",
-                    (items_committed, byte_offset, written, now, checkpoint_hash, run_id),
-                )
+            self._db.execute(  # a stream's hash of its text so far; a file has none
+                "UPDATE runs SET items_committed = ?, byte_offset = ?,"
+                " items_written = items_written + ?, updated_at = ?,"
+                " checkpoint_hash = COALESCE(?, checkpoint_hash) WHERE id = ?",
+                (items_committed, byte_offset, written, now, checkpoint_hash, run_id),
+            )
 
     def set_state(
         self,
@@ -691,7 +685,7 @@ def _private_folder(folder: Path) -> None:
         ) from None
 
 
-def _private_file(path: Path, *, create: bool = True) -> None:
+def private_file(path: Path, *, create: bool = True) -> None:
     """Make `path` readable by this user alone (creating it if asked): it holds items."""
     try:
         if create and not path.exists():

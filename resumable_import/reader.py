@@ -278,7 +278,7 @@ def _detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
             f"{path} {what}: there are no items to import",
             "check the path, and that whatever wrote the dump finished writing it",
         )
-    ion = _ion_shape(path, fmt, stripped, len(head) - len(stripped))
+    ion = _ion_shape(path, fmt, stripped, start)
     if ion is not None:
         return ion, None
     first = stripped[:1]

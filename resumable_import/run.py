@@ -46,7 +46,7 @@ from .errors import (
 )
 from .fingerprint import block_hashes, file_hash, fingerprint
 from .items import key_of
-from .ledger import DeadLetter, Ledger, Run
+from .ledger import DeadLetter, Ledger, Run, private_file
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position, Shape, items_as
@@ -1143,10 +1143,7 @@ def _log_to(book: Ledger) -> Iterator[None]:
     """Append run events to `$RIMPORT_LOG`, else `rimport.log` beside the ledger, while a
     run works, as JSON lines, rotated at LOG_MAX_BYTES (LOG_BACKUPS old files kept)."""
     path = Path(os.environ.get("RIMPORT_LOG") or book.path.with_name("rimport.log"))
-    with contextlib.suppress(OSError):  # it names files and tables: the user's alone
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
-            path.chmod(0o600)
+    private_file(path, create=False)  # an older log made readable by others; new ones: 0600
     handler = _PrivateLog(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
     handler.setFormatter(_JsonLines())
     log.addHandler(handler)

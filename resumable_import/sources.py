@@ -309,15 +309,9 @@ class Source:
         self, path: Path | Location, limit: int | None = None, *, prefix: PrefixHash | None = None
     ) -> None:
         self.path = path
-        self._seekable = True
-        if isinstance(path, Location):
-            self._seekable = path.seekable
-            self._raw: BinaryIO = path.open_raw(limit)
-        elif limit is None:
-            self._raw = open(path, "rb")  # noqa: SIM115 (closed by close())
-        else:
-            capped = _Capped(open(path, "rb", buffering=0), limit)  # noqa: SIM115
-            self._raw = io.BufferedReader(capped, buffer_size=1 << 20)  # type: ignore[assignment]
+        location = path if isinstance(path, Location) else Location(path)
+        self._seekable = location.seekable
+        self._raw: BinaryIO = location.open_raw(limit)
         self._prefix = prefix
         head = self._raw.read(8)
         self._raw.seek(0)  # a stream too: its head is kept
