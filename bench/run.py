@@ -252,7 +252,7 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
     from urllib.parse import urlsplit
 
     from resumable_import.dynamo import connect
-    from resumable_import.items import KeySpec
+    from resumable_import.keys import KeySpec
     from resumable_import.pipeline import ready_batches
     from resumable_import.reader import Dump
     from resumable_import.transport import _Signer

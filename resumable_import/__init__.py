@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .folder import FolderResult, import_folder
-    from .items import KeySpec
+    from .keys import KeySpec
     from .ledger import Ledger, Run
     from .progress import Figures
     from .run import (
@@ -46,7 +46,7 @@ _HOMES = {
                "RimportError", "RunBusyError", "ServiceError", "TableError", "TableMissingError",
                "UsageError"],
     "folder": ["FolderResult", "import_folder"],
-    "items": ["KeySpec"],
+    "keys": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
     "progress": ["Figures"],
     "run": ["ImportResult", "RunInterrupted", "import_file", "resume_run", "retry_failed",

@@ -10,12 +10,13 @@ a good earlier one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from .checks import Prepare
-from .items import ItemError, Key, KeySpec
+from .items import ItemError
+from .keys import Key, KeySpec
 from .reader import RawItem
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class Batch:
     items: list[bytes] = field(default_factory=list)  # each as the JSON the request carries
     indexes: list[int] = field(default_factory=list)
     units: list[int] = field(default_factory=list)  # write units of each, if asked for
-    keys: set[Key] = field(default_factory=set)
+    keys: list[Key] = field(default_factory=list)  # the primary key of each
+    distinct: set[Key] = field(default_factory=set)  # the same keys, to find a repeat
     rejected: list[Rejected] = field(default_factory=list)
     skipped: int = 0  # elements a transform turned into no item
     # False when the batch ends partway through the items a transform made of one element:
@@ -91,7 +93,7 @@ def batches(
             # batches too, so the checkpoint moves on and each commit stays small.
             if batch is not None and (
                 len(batch.items) + len(batch.rejected) >= size
-                or (rejected is None and key in batch.keys)
+                or (rejected is None and key in batch.distinct)
             ):
                 yield batch
                 batch = None
@@ -104,7 +106,8 @@ def batches(
             batch.items.append(item)
             batch.indexes.append(raw.index)
             batch.units.append(wcu)
-            batch.keys.add(key)
+            batch.keys.append(key)
+            batch.distinct.add(key)
     except Exception:
         if batch is not None:
             yield batch
@@ -167,7 +170,7 @@ def _transformed(
                 except ItemError as e:
                     rejected = Rejected(raw.index, item, e, kept_as(item, e))
                 if len(batch.items) + len(batch.rejected) >= size or (
-                    rejected is None and key in batch.keys
+                    rejected is None and key in batch.distinct
                 ):
                     batch.whole = not begun
                     yield batch
@@ -179,7 +182,8 @@ def _transformed(
                 batch.items.append(body)
                 batch.indexes.append(raw.index)
                 batch.units.append(wcu)
-                batch.keys.add(key)
+                batch.keys.append(key)
+                batch.distinct.add(key)
             batch.last, batch.end = raw.index, raw.end
             previous_end = raw.end
             begun = False
@@ -192,13 +196,13 @@ def _transformed(
         yield batch
 
 
-def groups(entries: Iterable[T], key: Callable[[T], Key | None]) -> Iterator[list[T]]:
-    """Already-converted entries (dead letters to retry) in groups that fit one request:
-    at most 25, no key twice, by the same rule as `batches`."""
-    group: list[T] = []
+def groups(entries: Iterable[tuple[T, Key | None]]) -> Iterator[list[tuple[T, Key | None]]]:
+    """Already-converted entries (dead letters to retry), each with its key, in groups that
+    fit one request: at most 25, no key twice, by the same rule as `batches`."""
+    group: list[tuple[T, Key | None]] = []
     keys: set[Key] = set()
     for entry in entries:
-        k = key(entry)
+        k = entry[1]
         if len(group) == MAX_BATCH or (k and k in keys):
             yield group
             group, keys = [], set()

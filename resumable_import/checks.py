@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import InputError
-from .items import CONVERTERS, KEY_TYPES, Item, ItemError, Key, KeySpec, item_size, write_units
+from .items import CONVERTERS, Item, ItemError, check_number, item_size, write_units
+from .keys import KEY_TYPES, Key, KeySpec, part_of_attribute, part_of_value
 
 if TYPE_CHECKING:
     from .reader import Dump
@@ -101,7 +102,7 @@ class Prepare:
                 raise _wrong_type(spec, _json_kind(k))
             if k == "":
                 raise _empty(spec)
-            key.append(k)
+            key.append(part_of_value(k))
         return tuple(key)
 
     def _typed_key(self, item: Item) -> Key:
@@ -115,7 +116,15 @@ class Prepare:
                 raise _wrong_type(spec, kind)
             if not v:
                 raise _empty(spec)
-            key.append((kind, Decimal(v) if kind == "N" else v))
+            if kind == "N":
+                key.append(check_number(v))  # BadNumber, as anywhere else in the item
+                continue
+            try:
+                key.append(part_of_attribute(kind, v))
+            except (ValueError, TypeError):
+                raise ItemError(
+                    "KeyType", f"key attribute {spec.name!r} is not a DynamoDB {kind} value"
+                ) from None
         return tuple(key)
 
 

@@ -43,7 +43,7 @@ from .folder import (
     table_for,
 )
 from .forget import Forgotten, finished_runs, forget_runs, parse_age
-from .items import KeySpec
+from .keys import KeySpec
 from .ledger import Ledger, Run
 from .meter import MODES, Meter, open_meter
 from .run import (

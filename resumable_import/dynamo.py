@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import endpoint
 from .endpoint import AWS, Endpoint
 from .errors import ServiceError, TableError, TableMissingError, UsageError, hint_for
-from .items import KeySpec
+from .keys import KeySpec
 
 
 def resolve_endpoint(flag: str | None) -> Endpoint:

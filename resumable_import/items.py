@@ -1,4 +1,4 @@
-"""Plain JSON values -> DynamoDB attribute values, and the primary key of an item.
+"""Plain JSON values -> DynamoDB attribute values, and DynamoDB's limits on an item.
 
 Written by hand rather than with boto3's TypeSerializer: a dump only ever holds JSON types,
 and this conversion runs once per attribute of every item, so it is on the hot path.
@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .errors import UsageError
-
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
-Key = tuple[Any, ...]
 
 
 class ItemError(Exception):
@@ -270,21 +267,6 @@ def looks_exported(value: Any) -> bool:
 CONVERTERS = {"json": to_item, "ddb-json": typed_item, "ddb-export": export_item}
 
 
-def key_of(item: Item, key_names: tuple[str, ...]) -> Key | None:
-    """The item's primary key as a hashable value; None when it has no usable key.
-
-    Numbers compare by value, as DynamoDB compares keys: "1.50" and "1.5" are one key.
-    """
-    parts = []
-    try:
-        for name in key_names:
-            ((kind, value),) = item[name].items()
-            parts.append((kind, Decimal(value) if kind == "N" else value))
-        return tuple(parts)
-    except (KeyError, AttributeError, ValueError, TypeError, ArithmeticError):
-        return None
-
-
 def item_size(item: Item) -> int:
     """The item's size in bytes as DynamoDB counts it, for write units and the 400 KB limit.
 
@@ -340,23 +322,3 @@ def _binary_size(value: str | bytes) -> int:
     if isinstance(value, str):
         return len(value.rstrip("=")) * 3 // 4
     return len(value)
-
-
-KEY_TYPES = ("S", "N", "B")
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """One key attribute of a table: its name and type (S, N or B)."""
-
-    name: str
-    type: str
-
-    @classmethod
-    def parse(cls, text: str) -> KeySpec:
-        name, _, type_ = text.rpartition(":")
-        if not name or type_ not in KEY_TYPES:
-            raise UsageError(
-                f"{text!r} is not a key definition", "write it as NAME:S, NAME:N or NAME:B"
-            )
-        return cls(name, type_)

@@ -15,8 +15,7 @@ only after DynamoDB acknowledged the batch; the child holds no state worth keepi
 dies with its pipe.
 
 A batch crosses the pipe with its items already serialized to JSON (the bytes that go in
-the request body as they are) and its primary keys reduced to hashes: two batches whose
-key hashes meet are kept apart as if their keys did, so a collision can only cost a wait.
+the request body as they are) with the primary key of each, as `keys` works it out.
 """
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from .batching import Batch, batches
 from .errors import InputError, RimportError
-from .items import KeySpec, kept
+from .items import kept
+from .keys import Key, KeySpec
 from .reader import Dump, Position, Shape
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Ready:
     position: int  # how far into the file reading is, for progress (compressed bytes if so)
     items: list[bytes]  # each item's attribute map as JSON
     indexes: list[int]  # the item index of each
-    keys: set[int]  # hashes of their primary keys
+    keys: list[Key]  # the primary key of each
     units: list[int] | None  # write units of each, when a WCU cap needs them
     rejected: list[tuple[int, bytes, str, str]]  # refused before sending: index, item, why
     whole: bool = True  # False: ends partway through one element's items (`batching`)
@@ -109,7 +109,7 @@ def _ready(batch: Batch, dump: Dump, units: bool) -> Ready:
     # was refused, and json escapes what orjson cannot encode. It is rare; speed is moot.
     return Ready(
         batch.last, batch.end, dump.file_position(batch.end), batch.items, batch.indexes,
-        {hash(k) for k in batch.keys}, batch.units if units else None,
+        batch.keys, batch.units if units else None,
         [(r.index, (r.kept or kept(r.value, r.error)).encode(), r.error.code, r.error.message)
          for r in batch.rejected], batch.whole,
     )  # fmt: skip

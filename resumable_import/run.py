@@ -32,7 +32,7 @@ from . import endpoint as endpoints
 from . import ledger as states
 from .batching import groups
 from .checks import KeyMistake, key_mistake_in
-from .dynamo import KeySpec, TableInfo, connect, describe_table, ensure_table, resolve_endpoint
+from .dynamo import TableInfo, connect, describe_table, ensure_table, resolve_endpoint
 from .endpoint import Endpoint
 from .errors import (
     FileChangedError,
@@ -45,7 +45,7 @@ from .errors import (
     UsageError,
 )
 from .fingerprint import block_hashes, file_hash, fingerprint
-from .items import key_of
+from .keys import Key, KeySpec, key_of
 from .ledger import DeadLetter, Ledger, Run, private_file
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
@@ -290,11 +290,13 @@ def retry_failed(
                 )
                 _event(logging.INFO, run.id, "retry_failed", "retrying its retryable dead letters")
                 pending = itertools.chain(first, *pages)
-                for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
-                    items = [orjson.dumps(d.item) for d in group]
-                    failures = {f.position: f for f in writer.write(items)}
+                keyed = ((d, key_of(d.item, info.key_names)) for d in pending)
+                for group in groups(keyed):
+                    items = [orjson.dumps(d.item) for d, _ in group]
+                    keys = [k for _, k in group]
+                    failures = {f.position: f for f in writer.write(items, keys)}
                     written, failed = [], []
-                    for position, letter in enumerate(group):
+                    for position, (letter, _) in enumerate(group):
                         if f := failures.get(position):
                             letter.code, letter.message = f.code, f.message
                             letter.attempts += f.attempts
@@ -534,7 +536,7 @@ def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> Non
     """Hand batches to the writer, as many as MAX_BYTES_AHEAD allows, and commit them in
     file order."""
     inflight: deque[tuple[Ready, Job, int]] = deque()
-    held: set[int] = set()  # key hashes of the batches in flight; theirs never overlap
+    held: set[Key] = set()  # keys of the batches in flight; theirs never overlap
     ahead = 0  # bytes of the items in flight
 
     def settle() -> None:
@@ -549,7 +551,7 @@ def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> Non
         return (
             ahead >= MAX_BYTES_AHEAD
             or len(inflight) >= MAX_BATCHES_AHEAD
-            or not batch.keys.isdisjoint(held)
+            or not held.isdisjoint(batch.keys)
         )
 
     def drain(enough: Callable[[], bool] = lambda: False) -> None:
@@ -562,7 +564,7 @@ def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> Non
         for batch in source:
             drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
             size = sum(map(len, batch.items))
-            inflight.append((batch, writer.submit(batch.items, batch.units), size))
+            inflight.append((batch, writer.submit(batch.items, batch.keys, batch.units), size))
             ahead += size
             held.update(batch.keys)
             writer.poll(block=False)

@@ -37,15 +37,8 @@ from typing import Any
 
 from .checks import MAX_ITEM_BYTES, Prepare, converter
 from .errors import UsageError
-from .items import (
-    MAX_DEPTH,
-    AttributeValue,
-    ItemError,
-    Key,
-    KeySpec,
-    Unparsed,
-    kept,
-)
+from .items import MAX_DEPTH, AttributeValue, ItemError, Unparsed, kept
+from .keys import Key, KeySpec
 
 CODE = "TransformError"
 _FORMS = "write it as FILE.py:FUNCTION or MODULE:FUNCTION"

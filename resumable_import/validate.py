@@ -11,12 +11,12 @@ import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Context, Decimal
 from pathlib import Path
 
 from .checks import Prepare, key_mistake_in
 from .errors import InputError, KeyMismatchError, RimportError
-from .items import ItemError, Key, KeySpec
+from .items import ItemError
+from .keys import Key, KeySpec, canonical
 from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, RawItem
 from .transform import Apply, Check, TransformSpec, load
@@ -160,20 +160,6 @@ def validate_file(
     return report
 
 
-def _canonical(part: object) -> str:
-    """A key part as a string: strings hash well, where Python hashes the ints -1 and -2
-    alike; and numbers as DynamoDB compares them, by value (1 and 1.0 are one key). The
-    table fixes each key attribute's type, so a string never meets a number here."""
-    if isinstance(part, tuple):  # (type, value) from a DynamoDB JSON item
-        part = part[1]
-    if isinstance(part, int | Decimal):
-        return str(Decimal(part).normalize(_EXACT))
-    return str(part)
-
-
-_EXACT = Context(prec=40)
-
-
 class _KeyCounter:
     """Counts keys seen more than once in 8 bytes a key, not a set of millions of tuples.
 
@@ -186,7 +172,7 @@ class _KeyCounter:
         self._buckets = [array("q") for _ in range(256)]
 
     def add(self, key: Key) -> None:
-        h = hash(tuple(map(_canonical, key)))
+        h = hash(canonical(key))
         self._buckets[h & 0xFF].append(h)
 
     def repeats(self) -> int:

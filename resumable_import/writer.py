@@ -52,7 +52,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import ServiceError
 from .flow import Flow
-from .items import Key, key_of, write_units
+from .items import write_units
+from .keys import Key, key_of
 from .outcomes import WRITTEN, Kind, Verdict, classify
 from .transport import Transport
 
@@ -95,6 +96,7 @@ class Job:
     """One batch handed to the writer; `done` once every item is written or failed."""
 
     items: list[bytes]  # each item's attribute map as JSON, as it goes in the request body
+    keys: list[Key | None]  # the primary key of each, to know the ones handed back unprocessed
     failures: list[Failure] = field(default_factory=list)
     parts: int = 0  # requests (or waiting retries) still open for it
     units: list[int] | None = None  # write units per item, when a WCU cap is set
@@ -170,9 +172,12 @@ class Writer:
         """Throttled answers so far, for the log and the benchmark."""
         return self._flow.throttled
 
-    def submit(self, items: list[bytes], units: list[int] | None = None) -> Job:
-        """Start writing `items`; `units` (write units of each) is needed with `max_wcu`."""
-        job = Job(items)
+    def submit(
+        self, items: list[bytes], keys: list[Key | None], units: list[int] | None = None
+    ) -> Job:
+        """Start writing `items`, whose primary keys are `keys`; `units` (write units of
+        each) is needed with `max_wcu`."""
+        job = Job(items, keys)
         if self._max_wcu:
             job.units = units or [write_units(orjson.loads(i)) for i in items]
         if items:
@@ -180,9 +185,9 @@ class Writer:
             self._ready.append(_Part(job, list(range(len(items)))))
         return job
 
-    def write(self, items: list[bytes]) -> list[Failure]:
+    def write(self, items: list[bytes], keys: list[Key | None]) -> list[Failure]:
         """Write `items` (at most 25, no repeated key) and wait; return those that failed."""
-        job = self.submit(items)
+        job = self.submit(items, keys)
         while not job.done:
             self.poll(block=True)
         return job.failures
@@ -242,7 +247,7 @@ class Writer:
             self._flow.answered()
             self._answered()
             keys = {key_of(r["PutRequest"]["Item"], self._key_names) for r in verdict.left}
-            still = [p for p in part.positions if self._key(job.items[p]) in keys]
+            still = [p for p in part.positions if job.keys[p] in keys]
             if len(still) != len(verdict.left):
                 # The service may write an item back differently (a number normalised): when
                 # not every leftover is recognised, send them all again rather than lose one.
@@ -369,6 +374,3 @@ class Writer:
             part.fruitless, part.since = 0, None
             waiting[n] = (now, seq, part)
         heapq.heapify(waiting)
-
-    def _key(self, item: bytes) -> Key | None:
-        return key_of(orjson.loads(item), self._key_names)

@@ -22,7 +22,8 @@ from resumable_import import ion
 from resumable_import.checks import Prepare
 from resumable_import.errors import InputError, UsageError
 from resumable_import.folder import plan
-from resumable_import.items import ItemError, KeySpec
+from resumable_import.items import ItemError
+from resumable_import.keys import KeySpec
 from resumable_import.ledger import Ledger
 from resumable_import.reader import Dump, Position
 

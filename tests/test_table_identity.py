@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_table_equals, dump_items, rimport
 
 from resumable_import.dynamo import connect, ensure_table, resolve_endpoint
-from resumable_import.items import KeySpec
+from resumable_import.keys import KeySpec
 from resumable_import.ledger import Ledger
 from resumable_import.run import RunInterrupted, import_file
 

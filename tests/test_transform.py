@@ -28,7 +28,7 @@ from resumable_import import (
     validate_file,
 )
 from resumable_import.batching import Batch, batches
-from resumable_import.items import KeySpec
+from resumable_import.keys import KeySpec
 from resumable_import.reader import RawItem
 from resumable_import.transform import load
 

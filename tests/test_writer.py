@@ -18,6 +18,7 @@ from fakes import FakeClock, FakeDynamo, SimTransport, client_error
 
 from resumable_import.errors import ServiceError
 from resumable_import.items import item_size, to_item, write_units
+from resumable_import.keys import Key, key_of
 from resumable_import.transport import SyncTransport
 from resumable_import.writer import Job, RetryPolicy, Writer
 
@@ -55,11 +56,16 @@ class Sim:
         for batch in batches:
             while sum(not j.done for j in jobs[-window:]) >= window:
                 w.poll(block=True)
-            jobs.append(w.submit(batch))
+            jobs.append(w.submit(*keyed(batch)))
             w.poll(block=False)
         while not all(j.done for j in jobs):
             w.poll(block=True)
         return jobs
+
+
+def keyed(items: list[bytes]) -> tuple[list[bytes], list[Key | None]]:
+    """Items with their keys, as a batch hands them to the writer."""
+    return items, [key_of(orjson.loads(i), ("pk",)) for i in items]
 
 
 def encoded(*values: dict) -> list[bytes]:
@@ -92,7 +98,7 @@ def writer(fake: FakeDynamo, policy: RetryPolicy = FAST, **kw: object) -> Writer
 def test_transient_faults_are_retried_until_written(faults: list) -> None:
     fake = FakeDynamo()
     fake.fail_next = list(faults)
-    assert writer(fake).write(items(25)) == []
+    assert writer(fake).write(*keyed(items(25))) == []
     assert len(fake.items) == 25
     assert fake.calls == len(faults) + 1
 
@@ -100,7 +106,7 @@ def test_transient_faults_are_retried_until_written(faults: list) -> None:
 def test_unprocessed_items_are_sent_again_until_written() -> None:
     fake = FakeDynamo()
     fake.unprocessed = {"k3": 2, "k7": 1}
-    assert writer(fake).write(items(25)) == []
+    assert writer(fake).write(*keyed(items(25))) == []
     assert len(fake.items) == 25
     assert fake.calls == 3
 
@@ -108,7 +114,7 @@ def test_unprocessed_items_are_sent_again_until_written() -> None:
 def test_a_poisoned_item_is_dead_lettered_alone_and_its_batch_mates_written() -> None:
     fake = FakeDynamo()
     fake.poison = {"k13"}
-    failures = writer(fake).write(items(25))
+    failures = writer(fake).write(*keyed(items(25)))
     assert [(f.position, f.code, f.retryable) for f in failures] == [
         (13, "ValidationException", False)
     ]
@@ -118,7 +124,7 @@ def test_a_poisoned_item_is_dead_lettered_alone_and_its_batch_mates_written() ->
 def test_two_poisoned_items_are_both_isolated() -> None:
     fake = FakeDynamo()
     fake.poison = {"k0", "k24"}
-    failures = writer(fake).write(items(25))
+    failures = writer(fake).write(*keyed(items(25)))
     assert sorted(f.position for f in failures) == [0, 24]
     assert len(fake.items) == 23
 
@@ -199,7 +205,7 @@ def test_a_413_from_a_proxy_splits_the_request_and_dead_letters_the_item_too_lar
     sim = Sim()
     sim.fake.max_body = 4000
     batch = encoded(*({"pk": f"k{i}", "pad": "x" * (5000 if i == 7 else 300)} for i in range(25)))
-    failures = sim.writer().write(batch)
+    failures = sim.writer().write(*keyed(batch))
     assert [(f.position, f.code, f.retryable) for f in failures] == [(7, "HTTP413", False)]
     assert "too large for something between rimport and DynamoDB" in failures[0].message
     assert len(sim.fake.items) == 24
@@ -209,7 +215,7 @@ def test_an_untrusted_certificate_stops_at_once_with_a_hint() -> None:
     sim = Sim()
     sim.fake.fail_next = [SSLError(endpoint_url="https://x", error="certificate verify failed")]
     with pytest.raises(ServiceError, match="certificate") as e:
-        sim.writer().write(items(3))
+        sim.writer().write(*keyed(items(3)))
     assert "AWS_CA_BUNDLE" in (e.value.hint or "")
     assert sim.fake.calls == 1
 
@@ -218,7 +224,7 @@ def test_an_error_about_the_request_as_a_whole_is_not_retried() -> None:
     fake = FakeDynamo()
     fake.fail_next = [client_error("AccessDeniedException", "no")]
     with pytest.raises(ServiceError, match="AccessDeniedException: no") as e:
-        writer(fake).write(items(3))
+        writer(fake).write(*keyed(items(3)))
     assert "credentials" in (e.value.hint or "")
     assert fake.calls == 1
 
@@ -238,16 +244,16 @@ def test_throttling_halves_the_requests_in_flight_and_success_wins_them_back() -
     w = sim.writer(RetryPolicy(base_delay=0.0, max_delay=0.0), max_inflight=16)
     assert w.limit == 16
     sim.fake.fail_next = ["ThrottlingException"]
-    w.write(items(1))
+    w.write(*keyed(items(1)))
     assert w.limit == 8
     sim.fake.fail_next = ["ProvisionedThroughputExceededException"]
-    w.write(items(1, "b"))
+    w.write(*keyed(items(1, "b")))
     assert w.limit == 4
     for i in range(20):
-        w.write(items(1, f"c{i}"))
+        w.write(*keyed(items(1, f"c{i}")))
     assert 4 < w.limit < 16
     for i in range(200):
-        w.write(items(1, f"d{i}"))
+        w.write(*keyed(items(1, f"d{i}")))
     assert w.limit == 16
     assert w.throttled == 2
 
@@ -285,7 +291,7 @@ def test_refusals_that_do_not_depend_on_the_rate_at_wall_clock() -> None:
     fake.unprocessed_share = 0.2
     w = writer(fake, RetryPolicy(), max_inflight=16)
     started = time.monotonic()
-    jobs = [w.submit(b) for b in batches(5000, size=1000)]
+    jobs = [w.submit(*keyed(b)) for b in batches(5000, size=1000)]
     while not all(j.done for j in jobs):
         w.poll(block=True)
     assert len(fake.items) == 5000
@@ -298,7 +304,7 @@ def test_max_wcu_spaces_the_requests_out() -> None:
     big = encoded(*({"pk": f"k{i}", "blob": "x" * 1500} for i in range(100)))  # 2 WCU each
     started = sim.clock()
     for i in range(0, 100, 25):
-        w.write(big[i : i + 25])
+        w.write(*keyed(big[i : i + 25]))
     assert len(sim.fake.items) == 100
     # 200 units at 50/s, the first 50 from a full bucket: 3 s
     assert sim.clock() - started == pytest.approx(3.0)
@@ -331,5 +337,5 @@ def test_leftovers_it_cannot_recognise_are_all_sent_again() -> None:
 
     client = Normalising()
     w = Writer(SyncTransport(client), "t", ("pk",), FAST)
-    assert w.write(encoded(*({"pk": Decimal(v)} for v in ("0", "1.50", "2")))) == []
+    assert w.write(*keyed(encoded(*({"pk": Decimal(v)} for v in ("0", "1.50", "2"))))) == []
     assert client.sent == [["0", "1.50", "2"], ["0", "1.50", "2"]]
