@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .attributes import to_item
 from .errors import InputError
-from .items import CONVERTERS, Item, ItemError, check_number, item_size, write_units
+from .items import Item, ItemError, check_number, export_item, item_size, typed_item, write_units
 from .keys import KEY_TYPES, Key, KeySpec, part_of_attribute, part_of_value
 
 if TYPE_CHECKING:
@@ -35,7 +36,16 @@ MAX_ITEM_BYTES = 400 * 1024
 _SPAN_SAFE = MAX_ITEM_BYTES // 2
 
 _dumps = orjson.dumps
-_PLAIN_TYPES: dict[str, tuple[type, ...]] = {"S": (str,), "N": (int, Decimal), "B": ()}
+# What a key attribute may hold as a plain value: JSON's, and what a transform may return.
+_PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "S": (str,), "N": (int, Decimal, float), "B": (bytes, bytearray, memoryview)
+}  # fmt: skip
+# Key values the fast way takes as they are: already the key's own form, and never empty
+# but for "" (binary keys, from transforms only, take the slow way).
+_AS_IS: dict[str, tuple[type, ...]] = {"S": (str,), "N": (int, Decimal), "B": ()}
+# How the elements of a dump become items, by `--format`: plain JSON is converted;
+# DynamoDB's own JSON is only checked.
+CONVERTERS = {"json": to_item, "ddb-json": typed_item, "ddb-export": export_item}
 
 
 class Prepare:
@@ -56,7 +66,7 @@ class Prepare:
         self._convert = converter(items_as)
         self._typed = items_as != "json"
         first = keys[0]
-        self._single = (first.name, _PLAIN_TYPES[first.type]) if len(keys) == 1 else None
+        self._single = (first.name, _AS_IS[first.type]) if len(keys) == 1 else None
 
     def __call__(self, value: Any, span: int) -> tuple[bytes, Key, int]:
         item = self._convert(value)
@@ -100,7 +110,7 @@ class Prepare:
                         "hold; write the dump as DynamoDB JSON (--format ddb-json)",
                     )
                 raise _wrong_type(spec, _json_kind(k))
-            if k == "":
+            if k == "" or (spec.type == "B" and not k):
                 raise _empty(spec)
             key.append(part_of_value(k))
         return tuple(key)

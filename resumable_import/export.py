@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
 from . import endpoint as endpoints
+from .attributes import NOT_PLAIN_JSON, from_attribute, to_attributes
 from .errors import UsageError
-from .items import plain_json, to_attribute
+from .items import ItemError, plain_json
 from .ledger import DeadLetter, Ledger, Run
 from .reader import items_as
 from .run import _for_reading as reading
@@ -172,8 +174,8 @@ def _text(letter: DeadLetter, kind: str, *, typed: bool) -> str:
         raise _LeftOut(TOO_DEEP)
     else:
         try:
-            value = _from_attribute(stored)  # the element as it stood in the dump
-        except (ValueError, RecursionError, InvalidOperation):
+            value = _plain(stored)  # the element as it stood in the dump
+        except (ItemError, RecursionError):
             raise _LeftOut(NOT_TYPED) from None
         if kind == "ddb-export" and type(value) is dict and list(value) == ["Item"]:
             value = value["Item"]
@@ -181,11 +183,13 @@ def _text(letter: DeadLetter, kind: str, *, typed: bool) -> str:
     if type(value) is not dict:  # not an object: written as it was, refused again as it was
         return _dumps(value)
     if typed and not item_typed:
-        return _dumps(to_attribute(value)["M"])
+        return _dumps(to_attributes(value, limits=False))
     if not typed and item_typed:
         try:
             return _dumps({name: _plain(v) for name, v in value.items()})
-        except (ValueError, TypeError, AttributeError, InvalidOperation, RecursionError):
+        except ItemError as e:
+            raise _LeftOut(NOT_PLAIN if e.code == NOT_PLAIN_JSON else NOT_TYPED) from None
+        except (AttributeError, RecursionError):
             raise _LeftOut(NOT_TYPED) from None
     return _dumps(value)
 
@@ -206,42 +210,10 @@ def _number(value: Any) -> orjson.Fragment:
     raise TypeError(type(value).__name__)
 
 
-def _from_attribute(value: Any) -> Any:
-    """The plain JSON value `items.to_attribute` made this attribute value of."""
-    ((kind, v),) = value.items()
-    if kind == "M":
-        return {k: _from_attribute(x) for k, x in v.items()}
-    if kind == "L":
-        return [_from_attribute(x) for x in v]
-    if kind == "N":
-        return Decimal(v)
-    if kind == "NULL":
-        return None
-    if kind in ("S", "BOOL"):
-        return v
-    raise ValueError(kind)
-
-
 def _plain(value: Any) -> Any:
-    """A DynamoDB attribute value as plain JSON; _LeftOut for binary and sets."""
-    ((kind, v),) = value.items()
-    if kind == "S":
-        if type(v) is not str:
-            raise ValueError(kind)
-        return v
-    if kind == "N":
-        return Decimal(v)
-    if kind == "BOOL":
-        return bool(v)
-    if kind == "NULL":
-        return None
-    if kind == "M":
-        return {k: _plain(x) for k, x in v.items()}
-    if kind == "L":
-        return [_plain(x) for x in v]
-    if kind in ("B", "SS", "NS", "BS"):
-        raise _LeftOut(NOT_PLAIN)
-    raise ValueError(kind)
+    """An attribute value as plain JSON, as deep as it goes (what rimport kept of an
+    element, or a typed item's attribute); ItemError(NOT_PLAIN_JSON) for binary and sets."""
+    return from_attribute(value, plain=True, max_depth=math.inf)
 
 
 def _reason(letter: DeadLetter, line: int | None, why: str | None) -> dict[str, Any]:

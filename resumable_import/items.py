@@ -1,7 +1,5 @@
-"""Plain JSON values -> DynamoDB attribute values, and DynamoDB's limits on an item.
-
-Written by hand rather than with boto3's TypeSerializer: a dump only ever holds JSON types,
-and this conversion runs once per attribute of every item, so it is on the hot path.
+"""An item: what DynamoDB refuses in one (its limits, its size), and the typed forms a dump
+can hold it in (DynamoDB JSON, an export line). Plain values become items in `attributes`.
 """
 
 from __future__ import annotations
@@ -24,70 +22,12 @@ class ItemError(Exception):
         self.message = message
 
 
-# Scalars are converted inline in the two loops below rather than by a call per value: this
-# runs for every attribute of every item, and the calls alone were half of its cost. The
-# same loops enforce DynamoDB's nesting and number limits, so a plain JSON item that passes
-# conversion is one DynamoDB will store; `depth` counts the item itself as level 1.
-
 MAX_DEPTH = 32  # levels of maps and lists, the item included (DynamoDB refuses a 33rd)
 MAX_DIGITS = 38
 _MAX_EXP, _MIN_EXP = 125, -130  # adjusted exponents DynamoDB stores: 1E-130 .. 9.99…E+125
 
 
-def _map(d: dict[str, Any], depth: int) -> dict[str, AttributeValue]:
-    if depth > MAX_DEPTH:
-        raise _too_deep()
-    out: dict[str, AttributeValue] = {}
-    for k, v in d.items():
-        t = type(v)
-        if t is str:
-            out[k] = {"S": v}
-        elif t is dict:
-            out[k] = {"M": _map(v, depth + 1)}
-        elif t is int or t is Decimal:
-            s = str(v)
-            if len(s) > MAX_DIGITS or "E" in s:  # cheap test: only these can break a limit
-                check_number(s)
-            out[k] = {"N": s}
-        elif t is bool:
-            out[k] = {"BOOL": v}
-        elif t is list:
-            out[k] = {"L": _list(v, depth + 1)}
-        elif v is None:
-            out[k] = {"NULL": True}
-        else:
-            raise TypeError(f"not a JSON value: {v!r}")
-    return out
-
-
-def _list(values: list[Any], depth: int) -> list[AttributeValue]:
-    if depth > MAX_DEPTH:
-        raise _too_deep()
-    out: list[AttributeValue] = []
-    add = out.append
-    for v in values:
-        t = type(v)
-        if t is str:
-            add({"S": v})
-        elif t is dict:
-            add({"M": _map(v, depth + 1)})
-        elif t is int or t is Decimal:
-            s = str(v)
-            if len(s) > MAX_DIGITS or "E" in s:
-                check_number(s)
-            add({"N": s})
-        elif t is bool:
-            add({"BOOL": v})
-        elif t is list:
-            add({"L": _list(v, depth + 1)})
-        elif v is None:
-            add({"NULL": True})
-        else:
-            raise TypeError(f"not a JSON value: {v!r}")
-    return out
-
-
-def _too_deep() -> ItemError:
+def too_deep() -> ItemError:
     return ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
 
 
@@ -145,18 +85,6 @@ def plain_json(value: Any) -> str:
     return "".join(parts)
 
 
-def kept(value: Any, error: ItemError) -> str:
-    """How a value rimport refused is kept in the dead letters, so the data is not lost
-    with the item: as the attribute value it would have been, or, for one nested too deep
-    to convert, `{"$json": "<its JSON text>"}`; a line of an Ion export, `{"$ion": "<the
-    line>"}`."""
-    if type(value) is IonLine:
-        return json.dumps({"$ion": value.line.decode("utf-8", "replace").strip()})
-    if error.code == "TooDeep":
-        return json.dumps({"$json": plain_json(value)})
-    return json.dumps(to_attribute(value))
-
-
 def check_number(text: str) -> Decimal:
     """The number DynamoDB would store for `text`, or ItemError if it would refuse it."""
     try:
@@ -187,31 +115,7 @@ def _short(text: str) -> str:
     return text if len(text) <= 24 else f"{text[:20]}…({len(text)} chars)"
 
 
-def to_attribute(value: Any) -> AttributeValue:
-    """Any JSON value as an attribute value, limits unchecked: how a value rimport refused
-    is kept in the dead letters, so the data is not lost with the item."""
-    t = type(value)
-    if t is dict:
-        return {"M": {k: to_attribute(v) for k, v in value.items()}}
-    if t is list:
-        return {"L": [to_attribute(v) for v in value]}
-    if t is int or t is Decimal:
-        return {"N": str(value)}
-    if t is bool:
-        return {"BOOL": value}
-    if value is None:
-        return {"NULL": True}
-    return {"S": value}
-
-
-def to_item(value: Any) -> Item:
-    """The item to send for one element of the dump."""
-    if type(value) is not dict:
-        raise _not_an_object(value)
-    return _map(value, 1)
-
-
-def _not_an_object(value: Any) -> ItemError:
+def not_an_object(value: Any) -> ItemError:
     if type(value) is Unparsed:
         return ItemError(
             "TooDeep",
@@ -237,7 +141,7 @@ def typed_item(value: Any) -> Item:
     """An element of a DynamoDB JSON dump: checked at the top level and sent as is, so
     numbers stay the strings they are and binary stays base64, as on the wire."""
     if type(value) is not dict:
-        raise _not_an_object(value)
+        raise not_an_object(value)
     for name, attribute in value.items():
         if not is_attribute(attribute):
             raise ItemError(
@@ -250,7 +154,7 @@ def typed_item(value: Any) -> Item:
 def export_item(value: Any) -> Item:
     """A line of DynamoDB's export to S3, `{"Item": {...typed...}}`: the item inside."""
     if type(value) is Unparsed:
-        raise _not_an_object(value)
+        raise not_an_object(value)
     if type(value) is not dict or list(value) != ["Item"]:
         raise ItemError(
             "NotAnExportLine", 'the line is not {"Item": {...}} as DynamoDB exports write it'
@@ -260,11 +164,6 @@ def export_item(value: Any) -> Item:
 
 def looks_exported(value: Any) -> bool:
     return type(value) is dict and list(value) == ["Item"] and looks_typed(value["Item"])
-
-
-# How the elements of a dump become items, by `--format`: plain JSON is converted;
-# DynamoDB's own JSON is only checked.
-CONVERTERS = {"json": to_item, "ddb-json": typed_item, "ddb-export": export_item}
 
 
 def item_size(item: Item) -> int:
@@ -293,7 +192,7 @@ def _value_size(value: AttributeValue, depth: int) -> int:
     if kind in ("BOOL", "NULL"):
         return 1
     if kind in ("M", "L") and depth > MAX_DEPTH:
-        raise _too_deep()
+        raise too_deep()
     if kind == "M":
         return 3 + sum(1 + len(k.encode()) + _value_size(x, depth + 1) for k, x in v.items())
     if kind == "L":

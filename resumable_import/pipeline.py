@@ -34,9 +34,9 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .attributes import kept
 from .batching import Batch, batches
 from .errors import InputError, RimportError
-from .items import kept
 from .keys import Key, KeySpec
 from .reader import Dump, Position, Shape
 

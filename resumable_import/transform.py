@@ -19,8 +19,6 @@ one way and half another is not a state anyone can tell apart afterwards.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import importlib
 import importlib.util
@@ -31,13 +29,13 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from .attributes import Unsupported, from_attributes, kept, kind_of, to_attributes
 from .checks import MAX_ITEM_BYTES, Prepare, converter
 from .errors import UsageError
-from .items import MAX_DEPTH, AttributeValue, ItemError, Unparsed, kept
+from .items import MAX_DEPTH, ItemError, Unparsed
 from .keys import Key, KeySpec
 
 CODE = "TransformError"
@@ -260,7 +258,7 @@ class Apply:
                 f"nested deeper than DynamoDB's {MAX_DEPTH} levels (and than Python decodes)",
             )
         if self._typed is not None:
-            value = {k: _plain(v, 2) for k, v in self._typed(value).items()}
+            value = from_attributes(self._typed(value))
         try:
             out = self._function(value)
             if out is None:
@@ -274,13 +272,14 @@ class Apply:
         if made is None:
             raise ItemError(
                 CODE,
-                f"the transform returned {_kind(out)}; it must return the item to write (a "
+                f"the transform returned {kind_of(out)}; it must return the item to write (a "
                 "dict), a list of items, or None to skip it",
             )
         for n, item in enumerate(made):
             if not isinstance(item, Mapping):
                 raise ItemError(
-                    CODE, f"the transform returned {_kind(item)} as item {n} of a list, not a dict"
+                    CODE,
+                    f"the transform returned {kind_of(item)} as item {n} of a list, not a dict",
                 )
         return made
 
@@ -289,189 +288,42 @@ class Check:
     """`checks.Prepare` for an item a transform made: (item) -> (the item as the JSON of
     the request, its key, its write units if `units` else 0), or ItemError.
 
-    Items of plain JSON values take Prepare's fast way for plain JSON. Its size check is
-    skipped unless the request JSON is over the limit, for it is never smaller than the
-    size as DynamoDB counts it. An item holding other values (float, bytes, sets) raises
-    TypeError there, and is converted to DynamoDB JSON and checked as such instead.
+    Its size is measured only when the request JSON is over the limit, for that is never
+    smaller than the size as DynamoDB counts it.
     """
 
     def __init__(self, keys: tuple[KeySpec, ...], *, units: bool = False) -> None:
-        self._plain = Prepare(keys, "json", units=units)
-        self._typed = Prepare(keys, "ddb-json", units=units)
+        self._prepare = Prepare(keys, "json", units=units)
 
     def __call__(self, item: Mapping[str, Any]) -> tuple[bytes, Key, int]:
-        if type(item) is dict:
-            try:
-                body, key, units = self._plain(item, 0)
-            except TypeError:  # not plain JSON: the slow way below
-                pass
-            except ItemError as e:
-                if e.code != "BadString":  # or an attribute name that is not a string
-                    raise
-            else:
-                if len(body) > MAX_ITEM_BYTES:
-                    return self._plain(item, len(body))  # measured exactly this time
-                return body, key, units
+        if type(item) is not dict:
+            item = dict(item)
         try:
-            typed = _attributes(item, 1)
-        except _Unsupported as e:
+            body, key, units = self._prepare(item, 0)
+            if len(body) > MAX_ITEM_BYTES:
+                return self._prepare(item, len(body))  # measured exactly this time
+        except Unsupported as e:
             raise ItemError(
                 CODE, f"the transform returned attribute {e.path!r}, which {e.what}"
             ) from None
-        return self._typed(typed, 0)
+        return body, key, units
 
 
 def kept_as(value: Any, error: ItemError) -> str:
     """How an item a transform made (or an element it may have changed in place) is kept
-    in the dead letters: as DynamoDB JSON when it can be, else as `items.kept` keeps a
-    refused element, else (values nothing can store) as `{"$repr": "..."}`."""
-    try:
-        return json.dumps({"M": _attributes(value, 1)})
-    except (ItemError, _Unsupported, AttributeError, RecursionError):
-        pass
+    in the dead letters: as DynamoDB JSON when it can be, else as `attributes.kept` keeps
+    a refused element, else (values nothing can store) as `{"$repr": "..."}`."""
+    if error.code != "TooDeep":
+        try:
+            return json.dumps({"M": to_attributes(value, limits=False)})
+        except (Unsupported, AttributeError, RecursionError):
+            pass
     try:
         return kept(value, error)
-    except (TypeError, ValueError, RecursionError):
+    except (Unsupported, TypeError, ValueError, RecursionError):
         return json.dumps({"$repr": repr(value)[:MAX_ITEM_BYTES]})
 
 
 def _describe(e: BaseException) -> str:
     text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def _kind(value: Any) -> str:
-    article = "an" if type(value).__name__[0] in "aeiou" else "a"
-    return f"{article} {type(value).__name__}"
-
-
-class _Unsupported(Exception):
-    def __init__(self, path: str, what: str) -> None:
-        super().__init__(what)
-        self.path = path
-        self.what = what
-
-
-def _join(head: str, tail: str) -> str:
-    """`a.b`, `a[0]`: where in the item a value sits, for a message."""
-    return head + ("" if not tail else tail if tail.startswith("[") else "." + tail)
-
-
-def _attributes(value: Mapping[Any, Any], depth: int) -> dict[str, AttributeValue]:
-    if depth > MAX_DEPTH:
-        raise ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
-    out = {}
-    for k, v in value.items():
-        if type(k) is not str:
-            raise _Unsupported(repr(k), f"is named by {_kind(k)}; attribute names are strings")
-        try:
-            out[k] = _attribute_value(v, depth)
-        except _Unsupported as e:
-            raise _Unsupported(_join(k, e.path), e.what) from None
-    return out
-
-
-def _attribute_value(v: Any, depth: int) -> AttributeValue:
-    """A Python value as DynamoDB JSON. Limits (digits, sizes, empty sets) are not checked
-    here: `checks.Prepare` does that next, as for any item."""
-    t = type(v)
-    if t is str:
-        return {"S": v}
-    if t is bool:
-        return {"BOOL": v}
-    if t is int or t is Decimal or t is float:
-        return {"N": _number(v)}
-    if v is None:
-        return {"NULL": True}
-    if isinstance(v, Mapping):
-        return {"M": _attributes(v, depth + 1)}
-    if isinstance(v, list | tuple):
-        if depth + 1 > MAX_DEPTH:
-            raise ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
-        out = []
-        for n, x in enumerate(v):
-            try:
-                out.append(_attribute_value(x, depth + 1))
-            except _Unsupported as e:
-                raise _Unsupported(_join(f"[{n}]", e.path), e.what) from None
-        return {"L": out}
-    if isinstance(v, bytes | bytearray | memoryview):
-        return {"B": base64.b64encode(bytes(v)).decode()}
-    if isinstance(v, set | frozenset):
-        return _set(v)
-    if isinstance(v, str):
-        return {"S": str(v)}
-    if isinstance(v, int | Decimal | float):
-        return {"N": _number(v)}
-    raise _Unsupported(
-        "", f"is {_kind(v)}: DynamoDB cannot store that; use str, int, Decimal, float, bool, "
-        "None, bytes, dict, list or set"
-    )  # fmt: skip
-
-
-def _number(v: int | Decimal | float) -> str:
-    if isinstance(v, float):  # its repr is the shortest text that reads back as it: 0.1
-        return repr(float(v))
-    return str(v) if isinstance(v, Decimal) else str(int(v))  # an IntEnum as its number
-
-
-def _set(members: set[Any] | frozenset[Any]) -> AttributeValue:
-    if not members:
-        return {"SS": []}  # refused by the checks as an empty set, as from a dump
-    if all(isinstance(m, str) for m in members):
-        return {"SS": sorted(members)}
-    if all(isinstance(m, int | Decimal | float) and not isinstance(m, bool) for m in members):
-        return {"NS": [_number(m) for m in members]}
-    if all(isinstance(m, bytes | bytearray) for m in members):
-        return {"BS": [base64.b64encode(bytes(m)).decode() for m in members]}
-    kinds = ", ".join(sorted({type(m).__name__ for m in members}))
-    raise _Unsupported(
-        "", f"is a set of {kinds}: DynamoDB sets hold only strings, only numbers or only bytes"
-    )
-
-
-def _plain(value: AttributeValue, depth: int) -> Any:
-    """A DynamoDB JSON attribute value as the plain Python value the transform gets."""
-    if depth > MAX_DEPTH:
-        raise ItemError("TooDeep", f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
-    if type(value) is not dict or len(value) != 1:
-        raise ItemError("NotDynamoDBJSON", f"{str(value)[:40]} is not a DynamoDB attribute value")
-    ((kind, v),) = value.items()
-    try:
-        if kind == "S":
-            return v
-        if kind == "N":
-            return _decimal(v)
-        if kind == "M":
-            return {k: _plain(x, depth + 1) for k, x in v.items()}
-        if kind == "L":
-            return [_plain(x, depth + 1) for x in v]
-        if kind == "BOOL":
-            return v
-        if kind == "NULL":
-            return None
-        if kind == "B":
-            return _bytes(v)
-        if kind == "SS":
-            return set(v)
-        if kind == "NS":
-            return {_decimal(x) for x in v}
-        if kind == "BS":
-            return {_bytes(x) for x in v}
-    except (AttributeError, TypeError):
-        pass
-    raise ItemError("NotDynamoDBJSON", f'{{"{kind}": …}} is not a DynamoDB attribute value')
-
-
-def _decimal(text: str) -> Decimal:
-    try:
-        return Decimal(text)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ItemError("BadNumber", f"{str(text)[:40]!r} is not a number") from None
-
-
-def _bytes(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise ItemError("BadBinary", f"{str(text)[:40]!r} is not base64") from None

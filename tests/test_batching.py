@@ -8,9 +8,10 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from resumable_import.attributes import to_item
 from resumable_import.batching import batches
 from resumable_import.errors import InputError
-from resumable_import.items import ItemError, to_item
+from resumable_import.items import ItemError
 from resumable_import.keys import KeySpec, key_of
 from resumable_import.reader import RawItem
 

@@ -22,8 +22,9 @@ from fakes import FakeDynamo
 from typer.testing import CliRunner
 
 from resumable_import import Ledger, RetryPolicy, import_file
+from resumable_import.attributes import to_item
 from resumable_import.cli import app
-from resumable_import.items import plain_json, to_item
+from resumable_import.items import plain_json
 from resumable_import.reader import Dump
 
 FAST = RetryPolicy(

@@ -36,9 +36,9 @@ from conftest import ROOT
 from faultproxy import FaultProxy, Faults
 
 import resumable_import.transport as transport_module
+from resumable_import.attributes import to_item
 from resumable_import.dynamo import connect
 from resumable_import.errors import CredentialsError
-from resumable_import.items import to_item
 from resumable_import.transport import HttpTransport, SyncTransport, open_transport
 from resumable_import.writer import Writer
 

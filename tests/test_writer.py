@@ -16,8 +16,9 @@ import pytest
 from botocore.exceptions import SSLError
 from fakes import FakeClock, FakeDynamo, SimTransport, client_error
 
+from resumable_import.attributes import to_item
 from resumable_import.errors import ServiceError
-from resumable_import.items import item_size, to_item, write_units
+from resumable_import.items import item_size, write_units
 from resumable_import.keys import Key, key_of
 from resumable_import.transport import SyncTransport
 from resumable_import.writer import Job, RetryPolicy, Writer
