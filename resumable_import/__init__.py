@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         LedgerError,
         RimportError,
         RunBusyError,
+        RunInterrupted,
         ServiceError,
         TableError,
         TableMissingError,
@@ -27,10 +28,9 @@ if TYPE_CHECKING:
     from .folder import FolderResult, import_folder
     from .keys import KeySpec
     from .ledger import Ledger, Run
+    from .loop import ImportResult
     from .progress import Figures
     from .run import (
-        ImportResult,
-        RunInterrupted,
         import_file,
         resume_run,
         retry_failed,
@@ -43,14 +43,14 @@ if TYPE_CHECKING:
 # only the reading side) does not import botocore and the rest for nothing.
 _HOMES = {
     "errors": ["FileChangedError", "InputError", "KeyMismatchError", "LedgerError",
-               "RimportError", "RunBusyError", "ServiceError", "TableError", "TableMissingError",
-               "UsageError"],
+               "RimportError", "RunBusyError", "RunInterrupted", "ServiceError", "TableError",
+               "TableMissingError", "UsageError"],
     "folder": ["FolderResult", "import_folder"],
     "keys": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
     "progress": ["Figures"],
-    "run": ["ImportResult", "RunInterrupted", "import_file", "resume_run", "retry_failed",
-            "run_status"],
+    "loop": ["ImportResult"],
+    "run": ["import_file", "resume_run", "retry_failed", "run_status"],
     "validate": ["Report", "validate_file"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip

@@ -43,14 +43,14 @@ from .folder import (
     table_for,
 )
 from .forget import Forgotten, finished_runs, forget_runs, parse_age
+from .hints import command
 from .keys import KeySpec
 from .ledger import Ledger, Run
+from .loop import ImportResult
 from .meter import MODES, Meter, open_meter
+from .options import DEFAULT_CONCURRENCY
 from .run import (
-    DEFAULT_CONCURRENCY,
-    ImportResult,
     check_ledger,
-    command,
     dead_letter_counts,
     import_file,
     resume_run,

@@ -155,3 +155,14 @@ def hint_for(code: str) -> str:
             "(DynamoDB Local accepts only letters and digits in the access key id)"
         )
     return "check --endpoint and --region, and that DynamoDB (Local) is running"
+
+
+class RunInterrupted(RimportError):
+    """Ctrl-C, SIGTERM or SIGHUP: the checkpoint is saved and `rimport resume` continues
+    from it. The exit code is the shell's for that signal: 130, 143, 129."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, hint: str | None = None, *, signum: int = 2) -> None:
+        super().__init__(message, hint)
+        self.exit_code = 128 + signum

@@ -32,11 +32,11 @@ import orjson
 from . import endpoint as endpoints
 from .attributes import NOT_PLAIN_JSON, from_attribute, to_attributes
 from .errors import UsageError
+from .hints import command
 from .items import ItemError, plain_json
 from .ledger import DeadLetter, Ledger, Run
 from .reader import items_as
-from .run import _for_reading as reading
-from .run import command
+from .run import for_reading as reading
 
 FORMATS = ("jsonl", "json", "ddb-json")
 RETRYABLE, NOT_RETRYABLE = "retryable", "not-retryable"

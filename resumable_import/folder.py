@@ -27,22 +27,16 @@ from .errors import (
     InputError,
     RimportError,
     RunBusyError,
+    RunInterrupted,
     TableError,
     UsageError,
 )
 from .ledger import Ledger
-from .run import (
-    ImportResult,
-    RunInterrupted,
-    finished,
-    import_file,
-    result_of,
-    resume_run,
-    unchanged,
-    using_ledger,
-)
+from .loop import ImportResult, finished, result_of
+from .run import import_file, resume_run, using_ledger
 from .sources import Location, Source
 from .transform import load
+from .unchanged import unchanged
 
 # File names taken from a folder when no --pattern is given: JSON, JSON Lines, Ion,
 # compressed or not.

@@ -20,7 +20,8 @@ import pytest
 from conftest import AWS_ENV, RIMPORT, rimport
 from fakes import FakeDynamo, client_error
 
-import resumable_import.run as run_module
+import resumable_import.loop as loop_module
+import resumable_import.runlog as runlog_module
 from resumable_import import KeySpec, RetryPolicy, import_file, meter, validate_file
 from resumable_import.progress import Figures, known
 
@@ -210,8 +211,8 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 def test_the_log_is_rotated_and_every_file_is_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run_module, "LOG_MAX_BYTES", 3000)
-    monkeypatch.setattr(run_module, "CHECKPOINT_LOG_EVERY", 1)  # a line every batch
+    monkeypatch.setattr(runlog_module, "LOG_MAX_BYTES", 3000)
+    monkeypatch.setattr(loop_module, "CHECKPOINT_LOG_EVERY", 1)  # a line every batch
     monkeypatch.delenv("RIMPORT_LOG", raising=False)
     os.umask(0o022)
     dump = write_jsonl(tmp_path / "d.jsonl", 1000)

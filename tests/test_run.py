@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeDynamo, ShuffledTransport
 
+import resumable_import.loop as loop_module
 import resumable_import.run as run_module
 from resumable_import import (
     FileChangedError,
@@ -267,7 +268,7 @@ def test_an_unexpected_failure_leaves_the_run_failed_not_running(
 ) -> None:
     """A bug must not leave a run `running` (with items written past its checkpoint) that
     every later look would call interrupted: it is recorded as failed, with what it was."""
-    real = run_module._Committer.commit
+    real = loop_module._Committer.commit
     calls = []
 
     def commit_then_break(self, batch, failures) -> None:  # type: ignore[no-untyped-def]
@@ -276,7 +277,7 @@ def test_an_unexpected_failure_leaves_the_run_failed_not_running(
             raise TypeError("a bug")
         real(self, batch, failures)
 
-    monkeypatch.setattr(run_module._Committer, "commit", commit_then_break)
+    monkeypatch.setattr(loop_module._Committer, "commit", commit_then_break)
     path = write_dump(tmp_path / "d.json", 200)
     with pytest.raises(TypeError):
         import_file(path, "t", client=FakeDynamo(), ledger=tmp_path / "l.db", retry=FAST)

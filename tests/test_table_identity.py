@@ -13,10 +13,10 @@ import make_dump
 import pytest
 from conftest import assert_table_equals, dump_items, rimport
 
+from resumable_import import RunInterrupted, import_file
 from resumable_import.dynamo import connect, ensure_table, resolve_endpoint
 from resumable_import.keys import KeySpec
 from resumable_import.ledger import Ledger
-from resumable_import.run import RunInterrupted, import_file
 
 ITEMS = 3_000
 

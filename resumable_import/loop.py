@@ -1,0 +1,433 @@
+"""The run loop: stream batches to the writer, commit checkpoints in file order.
+
+Several batches are in the writer's hands at once and may finish in any order, but they
+are committed strictly in file order, so the checkpoint is always a prefix of the file
+with no gaps: every item before it is in the table or in the dead letters. A batch that
+shares a key with one still in flight waits for it, so items with the same key reach the
+table in file order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from . import endpoint as endpoints
+from . import ledger as states
+from .checks import KeyMistake, key_mistake_in
+from .errors import (
+    FileChangedError,
+    InputError,
+    KeyMismatchError,
+    LedgerError,
+    RunInterrupted,
+    ServiceError,
+)
+from .fingerprint import file_hash
+from .hints import (
+    after_service_error,
+    gentler,
+    other_table,
+    resume_command,
+    resume_hint,
+    start_over,
+)
+from .keys import Key, KeySpec
+from .ledger import DeadLetter, Ledger, Run
+from .pipeline import Ready, ready_batches
+from .progress import Figures, OnProgress, Progress, known
+from .reader import Dump, Position
+from .runlog import Notice, event, log_retry, log_to, outage_notice
+from .transform import Apply, Check, Transform
+from .transport import Transport
+from .unchanged import changed_while_read, file_exists
+from .writer import Failure, Job, RetryPolicy, Writer
+
+# Batches handed to the writer but not yet committed are bounded by the bytes of their
+# items, not by their number: behind one slow answer, the other connections keep working
+# on later batches (committed in file order once it arrives), without memory growing.
+# 8 MiB rides out a 2 s answer at 4,000 items/s of 1 KB; 16 MiB cost 15 MB more peak RSS.
+MAX_BYTES_AHEAD = 8 << 20
+MAX_BATCHES_AHEAD = 4096
+CHECKPOINT_LOG_EVERY = 100  # batches
+COLLECT_EVERY = 1000  # batches: how often the paused cyclic garbage collector runs
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    run_id: str
+    state: str
+    items_committed: int
+    items_written: int
+    dead_letters: int
+    elapsed: float
+    retryable: int = 0  # of the dead letters, those `retry_failed` may yet write
+
+
+def finished(run: Run) -> bool:
+    """Read to the end of its file; only `retry-failed` has anything left to do."""
+    return run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES)
+
+
+def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportResult:
+    """The run's result; with the ledger it is in, also how many dead letters are retryable."""
+    retryable = 0
+    if book is not None and run.dead_letters > 0:
+        retryable = sum(book.dead_letter_counts(run.id)["retryable"].values())
+    return ImportResult(
+        run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed,
+        retryable,
+    )  # fmt: skip
+
+
+def key_mistake_of(
+    dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None
+) -> KeyMistake | None:
+    """The key mistake all of the dump's first items share, judged on what the transform
+    makes of them when there is one."""
+    if transform is None:
+        return key_mistake_in(dump, keys)
+    return key_mistake_in(dump, keys, Apply(transform, dump.items_as), Check(keys))
+
+
+def refuse_a_wrong_key(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None) -> None:
+    """Refuse to create a table with a key that every one of the dump's first items fails
+    the same way: the table would stay behind, empty, with the wrong key."""
+    if mistake := key_mistake_of(dump, keys, transform):
+        if mistake.fitting_keys:
+            hint = f"the table was not created; pass create_keys={mistake.fitting_keys}"
+        else:
+            hint = (
+                "the table was not created; name in create_keys an attribute the items have, "
+                "or check that the file is the dump you mean"
+            )
+        raise KeyMismatchError(mistake, "create", hint)
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+def execute(
+    book: Ledger,
+    run: Run,
+    dump: Dump,
+    client: Any,
+    transport: Transport,
+    keys: tuple[KeySpec, ...],
+    told: tuple[Progress | None, OnProgress | None],
+    retry: RetryPolicy | None,
+    notice: Notice | None,
+    transform: Transform | None = None,
+) -> ImportResult:
+    started = time.monotonic()
+    resuming = run.items_committed > 0
+    book.set_state(run.id, states.RUNNING)
+    with log_to(book):
+        if not resuming and (mistake := key_mistake_of(dump, keys, transform)):
+            _stop(book, run.id, states.FAILED, mistake.message)
+            raise KeyMismatchError(mistake, "run", other_table(run, mistake))
+        verb = "resumed" if resuming else "started"
+        where = endpoints.redacted(run.endpoint)
+        event(
+            logging.INFO, run.id, verb,
+            f"{verb} {run.file} -> table {run.table} at {where}, from item "
+            f"{run.items_committed} (byte {run.byte_offset})",
+            file=run.file, table=run.table, endpoint=where, items=run.items_committed,
+            byte=run.byte_offset,
+        )  # fmt: skip
+        concurrency = run.options["concurrency"]
+        if retry is None and run.options.get("max_outage") is not None:
+            retry = RetryPolicy(max_outage=run.options["max_outage"])
+        committer = _Committer(book, run, dump, *told)
+        writer = Writer(
+            transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
+            max_wcu=run.options.get("max_wcu"), on_retry=log_retry(run.id, committer.retried),
+            on_outage=outage_notice(run.id, notice),
+        )  # fmt: skip
+        committer.throttled = lambda: writer.throttled
+        start = Position(run.items_committed, run.byte_offset) if resuming else None
+        source = ready_batches(
+            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu")),
+            transform=transform,
+        )  # fmt: skip
+        try:
+            with _collector_paused(), closing(source), closing(transport):
+                _pump(source, writer, committer)
+            committer.finish()
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", 2)
+            what = "interrupted" if signum == 2 else f"stopped by signal {signum}"
+            run = _stop(book, run.id, states.INTERRUPTED, f"{what} by the user")
+            raise RunInterrupted(
+                f"{what}; run {run.id} stopped at item {run.items_committed}",
+                f"continue with {resume_command(run)}" + gentler(run, writer),
+                signum=signum,
+            ) from None
+        except InputError as e:
+            run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
+            e.hint = (
+                f"{run.items_committed} items before it are safely imported; fix the file and run "
+                f"{resume_command(run)}, or start over with {start_over(run)}"
+            )
+            raise
+        except ServiceError as e:
+            softer = gentler(run, writer)
+            e.hint = after_service_error(book.run(run.id), e, client, softer)  # and e.message
+            run = _stop(book, run.id, states.FAILED, e.message)
+            raise
+        except LedgerError as e:
+            # The checkpoint that could not be written is simply not there: what was
+            # committed before it stands, and resume starts from it.
+            with contextlib.suppress(LedgerError):
+                _stop(book, run.id, states.FAILED, e.message)
+            e.hint = resume_hint(run, e.hint)
+            raise
+        except BaseException as e:  # a bug: the run must not stay `running` in the ledger
+            with contextlib.suppress(Exception):
+                _stop(book, run.id, states.FAILED, f"unexpected {type(e).__name__}: {e}")
+            raise
+        committer.flush_log()
+        if dump.location.kind == "stream":  # its size and hash are known only now
+            size, digest = dump.location.finish()
+            book.set_file(run.id, size, digest, [])
+        run = book.run(run.id)
+        state = states.COMPLETED_WITH_FAILURES if run.dead_letters else states.COMPLETED
+        error = changed_while_read(run)
+        book.set_state(run.id, state, error=error)
+        event(
+            logging.INFO, run.id, "finished",
+            f"{state}, {run.items_written} items written, {run.dead_letters} dead letters",
+            state=state, items=run.items_committed, written=run.items_written,
+            dead_letters=run.dead_letters, retries=committer.retries,
+            throttled=committer.throttled(), elapsed=round(time.monotonic() - started, 3),
+        )  # fmt: skip
+        if error:
+            event(logging.WARNING, run.id, "file_changed", error)
+            raise FileChangedError(
+                f"{run.file}: {error}",
+                f"the {run.items_committed:,} items of the file as it was are imported (run "
+                f"{run.id}); to import it as it is now: {start_over(run)}",
+            )
+        return result_of(book.run(run.id), time.monotonic() - started, book)
+
+
+def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> None:
+    """Hand batches to the writer, as many as MAX_BYTES_AHEAD allows, and commit them in
+    file order."""
+    inflight: deque[tuple[Ready, Job, int]] = deque()
+    held: set[Key] = set()  # keys of the batches in flight; theirs never overlap
+    ahead = 0  # bytes of the items in flight
+
+    def settle() -> None:
+        nonlocal ahead
+        while inflight and inflight[0][1].done:
+            batch, job, size = inflight.popleft()
+            ahead -= size
+            held.difference_update(batch.keys)
+            committer.commit(batch, job.failures)
+
+    def must_wait(batch: Ready) -> bool:
+        return (
+            ahead >= MAX_BYTES_AHEAD
+            or len(inflight) >= MAX_BATCHES_AHEAD
+            or not held.isdisjoint(batch.keys)
+        )
+
+    def drain(enough: Callable[[], bool] = lambda: False) -> None:
+        """Take in answers and commit until `enough` (by default: until nothing is left)."""
+        while inflight and not enough():
+            writer.poll(block=True)
+            settle()
+
+    try:
+        for batch in source:
+            drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
+            size = sum(map(len, batch.items))
+            inflight.append((batch, writer.submit(batch.items, batch.keys, batch.units), size))
+            ahead += size
+            held.update(batch.keys)
+            writer.poll(block=False)
+            settle()
+    except InputError:
+        drain()  # everything read before the problem still gets written
+        raise
+    drain()
+
+
+class _Committer:
+    """Turns a written batch into a ledger commit: dead letters plus the new checkpoint.
+
+    The log gets one line per CHECKPOINT_LOG_EVERY batches, with the dead letters of those
+    batches counted by reason: a dump of a million refused items makes a short log.
+
+    A batch that is not `whole` (it ends partway through the items a transform made of
+    one element) is held back and committed with the next one, so the checkpoint never
+    counts an element whose items are only partly written.
+
+    It also keeps the run's figures for whoever watches: retries (counted by the writer's
+    retry hook through `retried`), throttled answers (asked of the writer through
+    `throttled`) and dead letters (counted here, as they are committed)."""
+
+    def __init__(
+        self,
+        book: Ledger,
+        run: Run,
+        dump: Dump,
+        progress: Progress | None,
+        on_progress: OnProgress | None = None,
+    ) -> None:
+        self._book = book
+        self._run_id = run.id
+        self._dump = dump
+        self._progress = progress
+        self._on_progress = on_progress
+        self._batches = 0
+        self._dead: Counter[str] = Counter()
+        self._checkpoint = self._logged = (run.items_committed, run.byte_offset)
+        self._started = time.monotonic()
+        self._items_start = run.items_committed
+        # The checkpoint is in decompressed bytes: a compressed file's position in its own
+        # bytes is known from the first commit on.
+        plain = "+" not in run.shape
+        self._position = run.byte_offset if plain else 0
+        self._bytes_start = self._position if plain or not run.items_committed else None
+        self.dead_letters = max(run.dead_letters, 0)
+        self.retries = 0
+        self.throttled: Callable[[], int] = lambda: 0
+        self._held: list[DeadLetter] = []
+        self._held_written = 0
+
+    def commit(self, batch: Ready, failures: list[Failure]) -> None:
+        dead = [
+            DeadLetter(batch.indexes[f.position], orjson.loads(batch.items[f.position]), f.code,
+                       f.message, f.attempts, f.retryable)
+            for f in failures
+        ] + [
+            DeadLetter(index, json.loads(item), code, message, 0, False)
+            for index, item, code, message in batch.rejected
+        ]  # fmt: skip
+        written = len(batch.items) - len(failures)
+        if not batch.whole:
+            self._held += dead
+            self._held_written += written
+            return
+        if self._held:
+            dead, self._held = self._held + dead, []
+        if self._held_written:
+            written, self._held_written = written + self._held_written, 0
+        dead.sort(key=lambda d: d.index)
+        self._book.commit(
+            self._run_id,
+            items_committed=batch.last + 1,
+            byte_offset=batch.end,
+            written=written,
+            dead=dead,
+            checkpoint_hash=self._dump.prefix_hash(batch.end),
+        )
+        self._checkpoint = (batch.last + 1, batch.end)
+        self._position = batch.position
+        if self._bytes_start is None:
+            self._bytes_start = batch.position
+        self._batches += 1
+        self.dead_letters += len(dead)
+        self._dead.update(d.code for d in dead)
+        if self._batches % COLLECT_EVERY == 0:
+            gc.collect(1)  # the few cycles made since the last time (botocore's, per request)
+        if self._batches % CHECKPOINT_LOG_EVERY == 0:
+            self.flush_log()
+        if self._progress:
+            self._progress(batch.last + 1, batch.position, self._dump.size or 0)
+        if self._on_progress:
+            self._on_progress(self.figures())
+
+    def retried(self) -> None:
+        """The writer sends something again: counted, and told, so a stalled run ticks."""
+        self.retries += 1
+        if self._on_progress:
+            self._on_progress(self.figures())
+
+    def finish(self) -> None:
+        """The file is read to its end: the last call says so, with every byte done.
+
+        The last batch's position can stop short of the size (a closing bracket, white
+        space, a compressed file's trailer): the callbacks are told the whole size."""
+        size = known(self._dump.size)
+        done = size if size is not None else self._position
+        self._position = done
+        if self._progress:
+            self._progress(self._checkpoint[0], done, self._dump.size or 0)
+        if self._on_progress:
+            self._on_progress(self.figures(final=True))
+
+    def figures(self, *, final: bool = False) -> Figures:
+        return Figures(
+            items=self._checkpoint[0],
+            bytes_done=self._position,
+            bytes_total=known(self._dump.size),
+            elapsed=time.monotonic() - self._started,
+            items_start=self._items_start,
+            bytes_start=self._bytes_start or 0,
+            retries=self.retries,
+            throttled=self.throttled(),
+            dead_letters=self.dead_letters,
+            final=final,
+        )
+
+    def flush_log(self) -> None:
+        if self._checkpoint == self._logged:  # the end of a run, just after its 100th batch
+            return
+        items, offset = self._logged = self._checkpoint
+        dead = ", ".join(f"{code} {n:,}" for code, n in self._dead.most_common())
+        event(
+            logging.INFO, self._run_id, "checkpoint",
+            f"checkpoint at item {items}, byte {offset}"
+            + (f"; dead-lettered since the last line: {dead}" if dead else ""),
+            items=items, byte=offset, dead_by_code=dict(self._dead),
+            retries=self.retries, throttled=self.throttled(),
+        )  # fmt: skip
+        self._dead.clear()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Run the cyclic garbage collector every COLLECT_EVERY batches instead of every 700
+    allocations.
+
+    Every item is some fifty small dicts and lists that die young by reference counting,
+    yet they trigger the collector, which then walks every item in flight: measured at a
+    quarter of the client's CPU per item. The cycles it exists for are a handful per
+    request (inside botocore), which `_Committer` collects on its own schedule.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _stop(book: Ledger, run_id: str, state: str, error: str, *, bad_input: bool = False) -> Run:
+    """Record why the run stopped.
+
+    When the dump itself was at fault, also record a hash of the part already imported:
+    with it, `resume` accepts the file once the user has fixed what follows the checkpoint.
+    """
+    run = book.run(run_id)
+    prefix = file_hash(run.file, run.byte_offset) if bad_input and file_exists(run) else None
+    book.set_state(run.id, state, error=error, prefix_hash=prefix)
+    event(
+        logging.WARNING, run.id, "stopped", f"{state} at item {run.items_committed}: {error}",
+        state=state, items=run.items_committed, byte=run.byte_offset,
+    )  # fmt: skip
+    return run
