@@ -53,7 +53,7 @@ from .reader import Dump, Position, Shape, items_as
 from .sources import Location
 from .transform import Apply, Check, Transform, TransformSpec, changed, load
 from .transport import SyncTransport, Transport, open_transport
-from .writer import Failure, Job, RetryPolicy, Writer
+from .writer import BatchWriter, Failure, Job, RetryPolicy, Writer, wait_for
 
 log = logging.getLogger("rimport")
 
@@ -285,25 +285,26 @@ def retry_failed(
             if first:
                 client, transport = _reconnect(run, client)
                 info = _same_table(book, run, client)
-                writer = Writer(
+                writer: BatchWriter = Writer(
                     transport, run.table, info.key_names, retry, on_retry=_log_retry(run.id)
                 )
                 _event(logging.INFO, run.id, "retry_failed", "retrying its retryable dead letters")
                 pending = itertools.chain(first, *pages)
-                for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
-                    items = [orjson.dumps(d.item) for d in group]
-                    failures = {f.position: f for f in writer.write(items)}
-                    written, failed = [], []
-                    for position, letter in enumerate(group):
-                        if f := failures.get(position):
-                            letter.code, letter.message = f.code, f.message
-                            letter.attempts += f.attempts
-                            letter.retryable = f.retryable
-                            failed.append(letter)
-                        else:
-                            letter.attempts += 1
-                            written.append(letter)
-                    book.settle(run.id, written, failed)
+                with closing(writer):  # its connections, once the dead letters are sent
+                    for group in groups(pending, lambda d: key_of(d.item, info.key_names)):
+                        items = [orjson.dumps(d.item) for d in group]
+                        failures = {f.position: f for f in wait_for(writer, writer.submit(items))}
+                        written, failed = [], []
+                        for position, letter in enumerate(group):
+                            if f := failures.get(position):
+                                letter.code, letter.message = f.code, f.message
+                                letter.attempts += f.attempts
+                                letter.retryable = f.retryable
+                                failed.append(letter)
+                            else:
+                                letter.attempts += 1
+                                written.append(letter)
+                        book.settle(run.id, written, failed)
             run = book.run(run.id)
             if finished(run):
                 state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES
@@ -458,7 +459,7 @@ def _execute(
         if retry is None and run.options.get("max_outage") is not None:
             retry = RetryPolicy(max_outage=run.options["max_outage"])
         committer = _Committer(book, run, dump, *told)
-        writer = Writer(
+        writer: BatchWriter = Writer(
             transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
             max_wcu=run.options.get("max_wcu"), on_retry=_log_retry(run.id, committer.retried),
             on_outage=_outage_notice(run.id, notice),
@@ -470,7 +471,7 @@ def _execute(
             transform=transform,
         )  # fmt: skip
         try:
-            with _collector_paused(), closing(source), closing(transport):
+            with _collector_paused(), closing(source), closing(writer):
                 _pump(source, writer, committer)
             committer.finish()
         except KeyboardInterrupt as e:
@@ -530,7 +531,7 @@ def _execute(
         return result_of(book.run(run.id), time.monotonic() - started, book)
 
 
-def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> None:
+def _pump(source: Iterator[Ready], writer: BatchWriter, committer: _Committer) -> None:
     """Hand batches to the writer, as many as MAX_BYTES_AHEAD allows, and commit them in
     file order."""
     inflight: deque[tuple[Ready, Job, int]] = deque()
@@ -766,7 +767,7 @@ def _resume(run: Run, first: str | None, param: str | None = None) -> str:
     return f"{first}; then {then}" if first else f"continue with {then}"
 
 
-def _gentler(run: Run, writer: Writer) -> str:
+def _gentler(run: Run, writer: BatchWriter) -> str:
     """After DynamoDB throttled the run, the resume that asks less of the table: the
     same run with half the requests in flight (or a WCU cap under the pace it kept up)."""
     if not writer.throttled:
