@@ -16,7 +16,7 @@ from .errors import RimportError, ServiceError
 from .keys import KeySpec
 from .ledger import Run
 from .options import DEFAULT_CONCURRENCY
-from .writer import Writer
+from .writer import BatchWriter
 
 
 def after_service_error(run: Run, e: ServiceError, client: Any, gentler: str = "") -> str:
@@ -43,7 +43,7 @@ def resume_hint(run: Run, first: str | None, param: str | None = None) -> str:
     return f"{first}; then {then}" if first else f"continue with {then}"
 
 
-def gentler(run: Run, writer: Writer) -> str:
+def gentler(run: Run, writer: BatchWriter) -> str:
     """After DynamoDB throttled the run, the resume that asks less of the table: the
     same run with half the requests in flight (or a WCU cap under the pace it kept up)."""
     if not writer.throttled:

@@ -51,7 +51,7 @@ from .runlog import Notice, event, log_retry, log_to, outage_notice
 from .transform import Apply, Check, Transform
 from .transport import Transport
 from .unchanged import changed_while_read, file_exists
-from .writer import Failure, Job, RetryPolicy, Writer
+from .writer import BatchWriter, Failure, Job, RetryPolicy, Writer
 
 # Batches handed to the writer but not yet committed are bounded by the bytes of their
 # items, not by their number: behind one slow answer, the other connections keep working
@@ -149,7 +149,7 @@ def execute(
         if retry is None and run.options.get("max_outage") is not None:
             retry = RetryPolicy(max_outage=run.options["max_outage"])
         committer = _Committer(book, run, dump, *told)
-        writer = Writer(
+        writer: BatchWriter = Writer(
             transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
             max_wcu=run.options.get("max_wcu"), on_retry=log_retry(run.id, committer.retried),
             on_outage=outage_notice(run.id, notice),
@@ -161,7 +161,7 @@ def execute(
             transform=transform,
         )  # fmt: skip
         try:
-            with _collector_paused(), closing(source), closing(transport):
+            with _collector_paused(), closing(source), closing(writer):
                 _pump(source, writer, committer)
             committer.finish()
         except KeyboardInterrupt as e:
@@ -221,7 +221,7 @@ def execute(
         return result_of(book.run(run.id), time.monotonic() - started, book)
 
 
-def _pump(source: Iterator[Ready], writer: Writer, committer: _Committer) -> None:
+def _pump(source: Iterator[Ready], writer: BatchWriter, committer: _Committer) -> None:
     """Hand batches to the writer, as many as MAX_BYTES_AHEAD allows, and commit them in
     file order."""
     inflight: deque[tuple[Ready, Job, int]] = deque()

@@ -43,7 +43,7 @@ from .unchanged import (
     same_transform,
     stream_again,
 )
-from .writer import RetryPolicy, Writer
+from .writer import BatchWriter, RetryPolicy, Writer, wait_for
 
 
 def import_file(
@@ -236,27 +236,28 @@ def retry_failed(
             if first:
                 client, transport = reconnect(run, client)
                 info = same_table(book, run, client)
-                writer = Writer(
+                writer: BatchWriter = Writer(
                     transport, run.table, info.key_names, retry, on_retry=log_retry(run.id)
                 )
                 event(logging.INFO, run.id, "retry_failed", "retrying its retryable dead letters")
                 pending = itertools.chain(first, *pages)
                 keyed = ((d, key_of(d.item, info.key_names)) for d in pending)
-                for group in groups(keyed):
-                    items = [orjson.dumps(d.item) for d, _ in group]
-                    keys = [k for _, k in group]
-                    failures = {f.position: f for f in writer.write(items, keys)}
-                    written, failed = [], []
-                    for position, (letter, _) in enumerate(group):
-                        if f := failures.get(position):
-                            letter.code, letter.message = f.code, f.message
-                            letter.attempts += f.attempts
-                            letter.retryable = f.retryable
-                            failed.append(letter)
-                        else:
-                            letter.attempts += 1
-                            written.append(letter)
-                    book.settle(run.id, written, failed)
+                with closing(writer):  # its connections, once the dead letters are sent
+                    for group in groups(keyed):
+                        items = [orjson.dumps(d.item) for d, _ in group]
+                        job = writer.submit(items, [k for _, k in group])
+                        failures = {f.position: f for f in wait_for(writer, job)}
+                        written, failed = [], []
+                        for position, (letter, _) in enumerate(group):
+                            if f := failures.get(position):
+                                letter.code, letter.message = f.code, f.message
+                                letter.attempts += f.attempts
+                                letter.retryable = f.retryable
+                                failed.append(letter)
+                            else:
+                                letter.attempts += 1
+                                written.append(letter)
+                        book.settle(run.id, written, failed)
             run = book.run(run.id)
             if finished(run):
                 state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES

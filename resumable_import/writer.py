@@ -45,7 +45,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -119,12 +119,96 @@ class _Part:
     number: int = 0  # its last send's number, for the flow control
 
 
+@runtime_checkable
+class BatchWriter(Protocol):
+    """What the run loop (`loop._pump`, its committer, `retry_failed`, the hints) needs of a
+    writer, so that another way of writing (several processes, or staging to S3 for
+    DynamoDB's bulk import) plugs in without the reader, the ledger or the CLI knowing.
+    `Writer` (BatchWriteItem from one thread) is the first implementation.
+
+    The contract, which `tests/test_contract.py` holds every implementation to:
+
+    - **Acknowledgement.** `submit` only takes a batch in; `poll` does the work. A job is
+      acknowledged when `Job.done` turns true, inside a `poll`, and only once each of its
+      items is either written durably (DynamoDB answered for it: not handed back as
+      unprocessed) or has a Failure. The caller commits a job's checkpoint then and never
+      before; a job submitted with no items is done at once.
+    - **Dead letters.** What cannot be written comes back in `Job.failures`, never raised:
+      one `Failure(position, code, message, attempts, retryable)` per item, `position` its
+      index in the items given to `submit`, `code` and `message` DynamoDB's (or the
+      transport's) last word on it, `attempts` the sends it took part in. `retryable` is
+      False when DynamoDB refused the item itself (a ValidationException: too large, its
+      key missing, empty or of the wrong type) and it was not written, nor will it be by
+      sending it again; True when the writer gave up on a budget (handed back
+      unprocessed, throttled, no answer) or the item may fit later (its item collection
+      full). A retryable Failure may have been written all the same (a request that timed
+      out may have been applied): sending it again is safe, see idempotency.
+    - **Raises.** `ServiceError` (`CredentialsError` among them) when writing cannot go
+      on for any item: the table is missing, access is denied, the certificate is not
+      trusted, or the endpoint has answered nothing for `max_outage`. Jobs not yet done
+      are then neither written nor failed, as far as the caller knows; the writer is not
+      used again and the run stops at its last checkpoint. `KeyboardInterrupt` (a signal)
+      passes through the same way. Anything else raised is a bug, with its traceback.
+    - **Ordering.** None: jobs finish in any order, and a job's items are written in any
+      order (halves of a split, retries). The caller never puts one key twice in a job,
+      nor submits two unfinished jobs sharing a key, so that the later item of a key is
+      the one that stays; a writer given such a job anyway writes each item (no dead
+      letter) in no promised order.
+    - **Idempotency.** An item may be written more than once: after a crash or a stop,
+      `resume` sends again the items of every job not committed, and `retry-failed` the
+      retryable dead letters. Every write is a whole-item put, so writing an item again
+      leaves the table as writing it once does.
+    - **Threads.** One thread calls `submit` and `poll`; the writer calls its hooks
+      (`on_retry`, `on_outage`, given when it is made) from inside them.
+    """
+
+    def submit(
+        self, items: list[bytes], keys: list[Key | None], units: list[int] | None = None
+    ) -> Job:
+        """Take in a batch: `items` are attribute maps as JSON (as they go on the wire),
+        at most 25, no key twice; `keys` the primary key of each (`keys.py`), worked out
+        once when the item was made ready; `units` their write units, when a WCU cap is
+        set."""
+        ...
+
+    def poll(self, *, block: bool) -> None:
+        """Make progress: send what may be sent and take in answers. With `block`, wait
+        for at least one answer or the next due retry (it may return with no job done);
+        without, return at once. Raises as the contract says."""
+        ...
+
+    def close(self) -> None:
+        """Release what the writer holds (connections, processes, staged files): called
+        once at the end, also after a raise; jobs not done are abandoned."""
+        ...
+
+    @property
+    def throttled(self) -> int:
+        """Throttled answers so far: the log, the progress line and the hint to go gentler."""
+        ...
+
+    @property
+    def pace(self) -> float | None:
+        """Items per second the writer settled at after throttling (None: unpaced), for
+        the hint's WCU cap."""
+        ...
+
+
+def wait_for(writer: BatchWriter, job: Job) -> list[Failure]:
+    """Poll until `job` is done; its failures (for callers that write one job at a time)."""
+    while not job.done:
+        writer.poll(block=True)
+    return job.failures
+
+
 RetryHook = Callable[[str, int, float], None]
 OutageHook = Callable[[float | None, str], None]
 """(since when, on the writer's clock, nothing but failures; the last one) or (None, "")."""
 
 
 class Writer:
+    """The first `BatchWriter`: BatchWriteItem requests through a Transport (see above)."""
+
     def __init__(
         self,
         transport: Transport,
@@ -191,6 +275,10 @@ class Writer:
         while not job.done:
             self.poll(block=True)
         return job.failures
+
+    def close(self) -> None:
+        """Close the transport's connections."""
+        self._transport.close()
 
     def poll(self, *, block: bool) -> None:
         """Send what may be sent, and take in answers (waiting for one if `block`)."""

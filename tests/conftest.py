@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import dynamodb_local  # noqa: E402
+import moto_server  # noqa: E402
 
 # DynamoDB Local keeps one database per access key and region: the tests and every rimport
 # process they start must agree on both.
@@ -62,6 +63,21 @@ def endpoint(_aws_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="session")
 def ddb(endpoint: str) -> Any:
     return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def moto(_aws_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server for this test session; its URL."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with moto_server.running(log=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mddb(moto: str) -> Iterator[Any]:
+    client = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1")
+    yield client
+    client.close()  # moto's server waits for its open keep-alive connections as it stops
 
 
 _tables = iter(range(10**6))
@@ -151,10 +167,15 @@ def dump_items(path: Path) -> list[dict[str, Any]]:
 
 def assert_table_equals(ddb: Any, table: str, expected: list[dict[str, Any]]) -> None:
     """The table holds exactly the expected items (last one wins per key), compared one by one."""
+    assert_items_equal(scan(ddb, table), expected)
+
+
+def assert_items_equal(got: dict[str, dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    """`got` (plain items by partition key, as `scan` gives them) holds exactly the expected
+    items, the last one winning per key."""
     want = {}
     for item in expected:
         want[item["pk"]] = item
-    got = scan(ddb, table)
     assert sorted(got) == sorted(want), "the table and the file hold different keys"
     for key, item in want.items():
         assert _normal(got[key]) == _normal(item), f"item {key} differs"

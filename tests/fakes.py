@@ -1,16 +1,20 @@
 """A small in-memory stand-in for the two DynamoDB calls rimport makes, with fault knobs.
 
-Used only where a test must inject faults deterministically; everything else runs against
-DynamoDB Local.
+Used where a test must inject faults deterministically, and as the first backend of the
+contract suite (`test_contract.py`), which also checks that what it refuses, and how it
+words it, is what DynamoDB Local answers to the same request.
 """
 
 from __future__ import annotations
 
+import base64
 import heapq
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -30,8 +34,12 @@ def client_error(code: str, message: str = "injected", status: int = 400) -> Cli
 
 
 class FakeDynamo:
-    """One table keyed by `key_names`. Time comes from `clock`, so a test can run it on
-    simulated time (with `FakeClock` and `SimTransport`).
+    """One table keyed by `key_names` (all of type S). Time comes from `clock`, so a test
+    can run it on simulated time (with `FakeClock` and `SimTransport`).
+
+    A request is refused as DynamoDB Local refuses it, in the same order and words: a bad
+    value (numbers, sets, NULL), an item over 400 KB, no items or more than 25, a
+    missing table, then item by item a key missing, of another type or empty, or repeated.
 
     Knobs:
       fail_next        errors (or "connection") raised by the next calls, in order
@@ -78,7 +86,7 @@ class FakeDynamo:
 
     def describe_table(self, TableName: str) -> dict[str, Any]:
         if TableName != self.table:
-            raise client_error("ResourceNotFoundException", "Requested resource not found")
+            raise client_error("ResourceNotFoundException", NO_TABLE)
         return {
             "Table": {
                 "TableName": TableName,
@@ -109,18 +117,16 @@ class FakeDynamo:
         (table, requests), *_ = RequestItems.items()
         if self.max_body is not None and len(orjson.dumps(RequestItems)) > self.max_body:
             raise client_error("HTTP413", TOO_LARGE_PAGE, status=413)
-        if table != self.table:
-            raise client_error("ResourceNotFoundException", "Requested resource not found")
         items = [r["PutRequest"]["Item"] for r in requests]
         if self.on_call:
             self.on_call(items)
-        if len(items) > 25:
-            raise client_error("ValidationException", "Too many items requested")
+        if refused := self._refusal(table, items):
+            raise client_error("ValidationException", refused)
+        if table != self.table:
+            raise client_error("ResourceNotFoundException", NO_TABLE)
+        if refused := self._key_refusal(items):
+            raise client_error("ValidationException", refused)
         keys = [self._key(i) for i in items]
-        if None in keys or len(set(keys)) < len(keys):
-            raise client_error("ValidationException", "missing or duplicate key in batch")
-        if any(k[0] in self.poison for k in keys):
-            raise client_error("ValidationException", "Item size has exceeded the maximum")
         left = []
         with self._lock:
             fits = self._admit(len(items))
@@ -152,11 +158,140 @@ class FakeDynamo:
         self._tokens -= fits
         return fits
 
-    def _key(self, item: dict[str, Any]) -> tuple[Any, ...] | None:
-        try:
-            return tuple(item[n]["S"] for n in self.key_names)
-        except KeyError:
-            return None
+    def _refusal(self, table: str, items: list[dict[str, Any]]) -> str | None:
+        """What DynamoDB Local says of a request before it looks for the table, checked in
+        its order: each item's values and size in turn, then the number of items."""
+        for item in items:
+            for value in item.values():
+                if refused := _value_refusal(value):
+                    return refused
+            poisoned = item.get(self.key_names[0], {}).get("S") in self.poison
+            if poisoned or sum(len(n.encode()) + _size(v) for n, v in item.items()) > MAX_ITEM:
+                return "Item size has exceeded the maximum allowed size"
+        if not items:
+            return f"The batch write request list for a table cannot be null or empty: {table}"
+        if len(items) > 25:
+            return "Too many items requested for the BatchWriteItem call"
+        return None
+
+    def _key_refusal(self, items: list[dict[str, Any]]) -> str | None:
+        """What DynamoDB Local says of the items' keys (all of type S here), item by item."""
+        seen = set()
+        for item in items:
+            for name in self.key_names:
+                if name not in item:
+                    return "One of the required keys was not given a value"
+                if set(item[name]) != {"S"}:
+                    return "One or more parameter values were invalid: Type mismatch for key"
+                if item[name]["S"] == "":
+                    return (
+                        "One or more parameter values are not valid. The AttributeValue for a "
+                        f"key attribute cannot contain an empty string value. Key: {name}"
+                    )
+            key = self._key(item)
+            if key in seen:
+                return "Provided list of item keys contains duplicates"
+            seen.add(key)
+        return None
+
+    def _key(self, item: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(item[n]["S"] for n in self.key_names)
+
+
+NO_TABLE = "Cannot do operations on a non-existent table"
+MAX_ITEM = 400 * 1024  # bytes of names and values; DynamoDB Local takes this, not one more
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_EMPTY_SET = {
+    "SS": "One or more parameter values were invalid: An string set  may not be empty",
+    "NS": "One or more parameter values were invalid: An number set  may not be empty",
+    "BS": "One or more parameter values were invalid: Binary sets should not be empty",
+}
+
+
+def _value_refusal(value: dict[str, Any]) -> str | None:
+    """DynamoDB Local's word on one attribute value (in DynamoDB JSON), or None if it is
+    fine: numbers of 38 significant digits within 1E-130..9.99E+125, sets neither empty nor
+    repeating a member, NULL only true, one type per value."""
+    if len(value) != 1:
+        return (
+            "Supplied AttributeValue has more than one datatypes set, must contain exactly one "
+            "of the supported datatypes"
+        )
+    ((kind, x),) = value.items()
+    if kind == "N":
+        return _number_refusal(x)
+    if kind in _EMPTY_SET:
+        if not x:
+            return _EMPTY_SET[kind]
+        if kind == "NS":
+            if refused := next(filter(None, map(_number_refusal, x)), None):
+                return refused
+            if len({Decimal(n) for n in x}) < len(x):
+                return "Input collection contains duplicates"
+        elif len(set(x)) < len(x):
+            if kind == "SS":
+                return (
+                    f"One or more parameter values were invalid: Input collection [{', '.join(x)}] "
+                    "contains duplicates"
+                )
+            return (
+                "One or more parameter values were invalid: Input collection of type BS "
+                "contains duplicates."
+            )
+    if kind == "NULL" and x is not True:
+        return (
+            "One or more parameter values were invalid: Null attribute value types must have "
+            "the value of true"
+        )
+    if kind in ("L", "M"):
+        for inner in x if kind == "L" else x.values():
+            if refused := _value_refusal(inner):
+                return refused
+    return None
+
+
+def _number_refusal(text: str) -> str | None:
+    if not _NUMBER.fullmatch(text):
+        return "A value provided cannot be converted into a number"
+    number = Decimal(text)
+    if not number:
+        return None
+    if _significant(number) > 38:
+        return "DynamoDB only supports precision up to 38 digits"
+    if number.adjusted() > 125:
+        return (
+            "Number overflow. Attempting to store a number with magnitude larger than supported "
+            "range"
+        )
+    if number.adjusted() < -130:
+        return (
+            "Number underflow. Attempting to store a number with magnitude smaller than "
+            "supported range"
+        )
+    return None
+
+
+def _significant(number: Decimal) -> int:
+    return len("".join(map(str, number.as_tuple().digits)).strip("0"))
+
+
+def _size(value: dict[str, Any]) -> int:
+    """An attribute value's size as DynamoDB counts it, near enough for the 400 KB limit:
+    strings in UTF-8, binary decoded, numbers a byte per two significant digits and one."""
+    ((kind, x),) = value.items()
+    if kind == "S":
+        return len(x.encode())
+    if kind == "B":
+        return len(base64.b64decode(x)) if isinstance(x, str) else len(x)
+    if kind == "N":
+        return (_significant(Decimal(x)) + 1) // 2 + 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(_size({kind[0]: e}) for e in x)
+    if kind == "L":
+        return 3 + sum(1 + _size(e) for e in x)
+    if kind == "M":
+        return 3 + sum(1 + len(n.encode()) + _size(e) for n, e in x.items())
+    return 1  # BOOL, NULL
 
 
 class ShuffledTransport(SyncTransport):
