@@ -73,7 +73,8 @@ def test_with_a_proxy_set_writes_go_through_botocores_session(
     transport = open_transport(conn.client, conn.credentials)
     assert isinstance(transport, SyncTransport)
     writer = Writer(transport, "t", ("pk",))
-    assert writer.write([orjson.dumps(to_item({"pk": f"k{i}", "n": i})) for i in range(25)]) == []
+    items = [orjson.dumps(to_item({"pk": f"k{i}", "n": i})) for i in range(25)]
+    assert writer.write(items, [(f"k{i}",) for i in range(25)]) == []
     with urllib.request.urlopen(standin + "/stats") as response:
         assert json.loads(response.read())["distinct_keys"] == 25
 
