@@ -366,7 +366,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="dumps ten times smaller")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,7,8,9",
+        default="1,2,3,4,7,8,9,10",
         metavar="T,T",
         help="targets to measure (default: all); `pipe` and `s3` are target 9's scenarios, "
         "each beside the local file",
@@ -387,6 +387,7 @@ def main() -> None:
             "small": 100_000,
             "big": 2_500_000,
             "empty": 1_000_000,
+            "mixed": 1_000_000,
         }.items()
     }
     rows: list[Row] = []
@@ -412,6 +413,8 @@ def main() -> None:
     if "8" in only:
         refused_rows, ledgers = refused_items(n, tmp)
         rows += refused_rows
+    if "10" in only:
+        rows += refused_between_good(n, tmp)
     if only & {"9", "pipe", "s3"}:
         wanted = {"pipe", "s3"} if "9" in only else only & {"pipe", "s3"}
         rows += sources(n, ledger, wanted)
@@ -706,6 +709,60 @@ def refused_items(n: dict[str, int], tmp: Path) -> tuple[list[Row], dict[str, tu
     return rows, sizes
 
 
+MIXED_BLOCKS = 4  # runs of refused elements, each between two runs of good items
+MIXED_GOOD = 2_000  # good items in each run of them
+
+
+def refused_between_good(n: dict[str, int], tmp: Path) -> list[Row]:
+    """Runs of refused elements between runs of good items, behind an endpoint that answers
+    in 2 s: while a good batch waits for its answer, the refused ones read after it may not
+    pile up in memory. The verified column is the distinct keys the stand-in received; the
+    run must also have dead-lettered every refused element."""
+    print("10. refused between good items, 2 s answers", file=sys.stderr)
+    refused = n["mixed"]
+    path = mixed_dump(refused)
+    good = MIXED_GOOD * (MIXED_BLOCKS + 1)
+    ledger = tmp / "mixed" / "ledger.sqlite"
+    with standin(latency_ms=2000) as s:
+        row = on_standin(
+            "10 refused between good", f"{refused:,} refused, {good:,} good", s, "rimport",
+            refused + good,
+            lambda: rimport("start", path, "--table", "t", "--endpoint", s.url, ledger=ledger,
+                            codes=(3,)),
+        )  # fmt: skip
+    with Ledger(ledger) as book:
+        (run,) = book.runs()
+        if run.dead_letters != refused or row.verified != good:
+            raise RuntimeError(
+                f"refused between good: {run.dead_letters:,} dead letters (expected "
+                f"{refused:,}), {row.verified:,} keys written (expected {good:,})"
+            )
+    shutil.rmtree(ledger.parent)
+    return [row]
+
+
+def mixed_dump(refused: int) -> Path:
+    """A cached JSON array: MIXED_GOOD items keyed pk, then a run of elements refused for
+    four reasons ({}, 1, "x", []), and so on; it starts and ends with good items."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"mixed-{refused}.json"
+    if not path.exists():
+        bad = [b"{}", b"1", b'"x"', b"[]"]
+        per_block = refused // MIXED_BLOCKS
+        with open(path, "wb") as f:
+            f.write(b"[\n")
+            for block in range(MIXED_BLOCKS + 1):
+                if block:
+                    f.write(b",\n".join(bad[i % 4] for i in range(per_block)) + b",\n")
+                good = (
+                    b'{"pk": "k%d", "v": "%s"}' % (block * MIXED_GOOD + i, b"x" * 200)
+                    for i in range(MIXED_GOOD)
+                )
+                f.write(b",\n".join(good) + (b",\n" if block < MIXED_BLOCKS else b"\n"))
+            f.write(b"]\n")
+    return path
+
+
 def sources(n: dict[str, int], ledger: Path, wanted: set[str]) -> list[Row]:
     """The same 100 MB dump read from a local file, through `cat |` and from S3 (moto's,
     in server mode, on this machine), into the same instant stand-in, one process each."""
@@ -841,6 +898,12 @@ def print_report(
                 f"9. {r.scenario}: {r.rate:,.0f} items/s = {100 * r.rate / local.rate:.0f}% of "
                 f"the local file's {local.rate:,.0f} (target 70%); peak RSS "
                 f"{r.rss_kb / 1024:,.0f} MB against {local.rss_kb / 1024:,.0f} MB"
+            )
+    for r in rows:
+        if r.target == "10 refused between good":
+            print(
+                f"10. {r.scenario}, 2 s answers: peak RSS {r.rss_kb / 1024:,.0f} MB (target "
+                f"100), {r.seconds:,.0f} s"
             )
     for r in rows:
         if r.target == "8 refused items":

@@ -57,8 +57,12 @@ from .writer import BatchWriter, Failure, Job, RetryPolicy, Writer
 # items, not by their number: behind one slow answer, the other connections keep working
 # on later batches (committed in file order once it arrives), without memory growing.
 # 8 MiB rides out a 2 s answer at 4,000 items/s of 1 KB; 16 MiB cost 15 MB more peak RSS.
+# Refused elements wait for the checkpoint too, and count as what they hold: the element
+# as kept, its reason, and the objects around them (REFUSED_COST, measured: a million
+# refused behind 2 s answers took 102 MB when they counted nothing).
 MAX_BYTES_AHEAD = 8 << 20
 MAX_BATCHES_AHEAD = 4096
+REFUSED_COST = 400  # bytes of Python objects per refused element, beyond its own text
 CHECKPOINT_LOG_EVERY = 100  # batches
 COLLECT_EVERY = 1000  # batches: how often the paused cyclic garbage collector runs
 
@@ -226,7 +230,7 @@ def _pump(source: Iterator[Ready], writer: BatchWriter, committer: _Committer) -
     file order."""
     inflight: deque[tuple[Ready, Job, int]] = deque()
     held: set[Key] = set()  # keys of the batches in flight; theirs never overlap
-    ahead = 0  # bytes of the items in flight
+    ahead = 0  # bytes of the items in flight, and of those refused behind them
 
     def settle() -> None:
         nonlocal ahead
@@ -252,7 +256,9 @@ def _pump(source: Iterator[Ready], writer: BatchWriter, committer: _Committer) -
     try:
         for batch in source:
             drain(enough=lambda: not must_wait(batch))  # noqa: B023 (called right here)
-            size = sum(map(len, batch.items))
+            size = sum(map(len, batch.items)) + sum(
+                len(item) + len(message) + REFUSED_COST for _, item, _, message in batch.rejected
+            )
             inflight.append((batch, writer.submit(batch.items, batch.keys, batch.units), size))
             ahead += size
             held.update(batch.keys)
