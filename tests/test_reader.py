@@ -16,9 +16,10 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resumable_import import reader
+from resumable_import import detect, jsontext
+from resumable_import.detect import detect_shape
 from resumable_import.errors import InputError
-from resumable_import.reader import Dump, Position, Shape, detect_shape
+from resumable_import.reader import Dump, Position, Shape
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "dump.json") -> Path:
@@ -82,8 +83,8 @@ def test_one_object_on_one_line_is_a_wrapper_exactly_when_its_items_sit_where_a_
     one-line wrapper of gigabytes), where the line is never decoded whole."""
     path = write(tmp_path, text)
     if peek == "walked":
-        monkeypatch.setattr(reader, "_PEEK", 8)
-        monkeypatch.setattr(reader, "_loads_or_none", _never)
+        monkeypatch.setattr(detect, "_PEEK", 8)
+        monkeypatch.setattr(detect, "_loads_or_none", _never)
     dump = Dump.open(path)
     assert str(dump.shape) == shape
     assert [v["pk"] for v in values(path)] == pks
@@ -112,7 +113,7 @@ def test_a_one_line_wrapper_longer_than_the_peek_is_read_as_a_wrapper(tmp_path: 
     items = [{"pk": f"k{i}", "pad": "x" * 200} for i in range(23_000)]
     for key in ("Items", "data"):
         path = write(tmp_path, json.dumps({key: items}, separators=(",", ":")) + "\n")
-        assert path.stat().st_size > reader._PEEK
+        assert path.stat().st_size > detect._PEEK
         dump = Dump.open(path)
         assert dump.shape == Shape("object", key)
         assert sum(1 for _ in dump.items()) == len(items)
@@ -271,12 +272,12 @@ def test_the_fast_path_reads_what_the_standard_library_reads(
     path = tmp_path_factory.mktemp("f") / "dump.json"
     path.write_text(render(items, "array", " "), encoding="utf-8")
     fast = [(r.value, r.end) for r in Dump(path, Shape("array")).items()]
-    old = reader._Text.fast
+    old = jsontext.Text.fast
     try:
-        reader._Text.fast = False  # type: ignore[assignment]
+        jsontext.Text.fast = False  # type: ignore[assignment]
         slow = [(r.value, r.end) for r in Dump(path, Shape("array")).items()]
     finally:
-        reader._Text.fast = old  # type: ignore[assignment]
+        jsontext.Text.fast = old  # type: ignore[assignment]
     assert fast == slow and [v for v, _ in fast] == items
 
 
@@ -332,8 +333,8 @@ def test_offsets_resume_exactly_after_each_item(
     """Reading on from any item's end offset yields exactly the rest, whatever the chunking."""
     path = tmp_path_factory.mktemp("h") / "dump.json"
     path.write_text(render(items, shape, pad), encoding="utf-8")
-    old = reader._CHUNK
-    reader._CHUNK = chunk
+    old = jsontext._CHUNK
+    jsontext._CHUNK = chunk
     try:
         dump = Dump(path, Shape("object", "Items") if shape == "object" else Shape(shape))
         full = list(dump.items())
@@ -343,7 +344,7 @@ def test_offsets_resume_exactly_after_each_item(
             rest = list(dump.items(Position(raw.index + 1, raw.end)))
             assert [r.value for r in rest] == items[raw.index + 1 :]
     finally:
-        reader._CHUNK = old
+        jsontext._CHUNK = old
 
 
 # -- compressed dumps ------------------------------------------------------------------------

@@ -1,0 +1,311 @@
+"""How items sit in a dump, decided from its first bytes: the shape a run records, so
+that `resume` reads the file the same way.
+
+Shapes of dump (detected, or named with `--format`):
+    array   [ {...}, {...} ]
+    object  {"Items": [ {...}, ... ], "Count": 2}  (the array under Items, items, Records,
+            or the one key whose value is an array of objects)
+    jsonl   one object per line; blank lines and CRLF are fine
+    ion     one Ion value per line, `$ion_1_0 {Item:{...}}`: DynamoDB's Ion export (ion.py)
+
+A file that is one object on one line (as `jq -c` writes a wrapper) reads both ways: it is
+a wrapper when its array of objects sits under Items, items, Records or its only key, and
+otherwise one JSON Lines item. That is decided from its top-level keys, walked without
+holding the line whole, however long it is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .items import looks_exported, looks_typed
+from .jsontext import BOM, Text, data_start, next_key, skip_value
+from .sources import Location, Source
+
+FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion")
+ITEMS_KEYS = ("Items", "items", "Records")
+
+_PEEK = 4 << 20
+_ION_MARKER = b"$ion_1_0"  # how every line of DynamoDB's Ion export begins
+_ION_LIKE = re.compile(rb"\{\s*Item\s*:")  # `{Item:` unquoted: Ion text, not JSON
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How items sit in the file; stored with the run so `resume` reads the same way."""
+
+    kind: str  # "array" | "object" (detected) | "path" (named by --items-path) | "jsonl"
+    key: str | None = None  # for "object" and "path": the dotted keys down to the items array
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}" if self.key else self.kind
+
+    @classmethod
+    def parse(cls, text: str) -> Shape:
+        """Read back `str(shape)`, with or without the codec that `Dump.describe` adds."""
+        kind, _, key = text.partition("+")[0].partition(":")
+        return cls(kind, key or None)
+
+
+def detect_shape(path: Path, fmt: str = "auto") -> Shape:
+    """Decide how items sit in `path`, refusing to guess between two readings."""
+    return detect(path, fmt)[0]
+
+
+def detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
+    """The shape, and for a file that is one JSON object on one line (which reads both as
+    a wrapper of items and as one JSON Lines item) a line saying which reading was taken."""
+    with Source(path) as f:
+        head = f.read(_PEEK)
+        whole = len(f.read(1)) == 0  # the head is the whole (decompressed) file
+    body = head[3:] if head.startswith(BOM) else head
+    stripped = body.lstrip()
+    start = len(head) - len(stripped)  # where the first value begins, blank lines skipped
+    if not stripped:
+        what = "is empty" if not head else "holds only white space"
+        raise InputError(
+            f"{path} {what}: there are no items to import",
+            "check the path, and that whatever wrote the dump finished writing it",
+        )
+    ion = _ion_shape(path, fmt, stripped, start)
+    if ion is not None:
+        return ion, None
+    first = stripped[:1]
+    if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
+        if first == b"[":
+            raise InputError(
+                f"{path} is a JSON array, not JSON Lines as --format {fmt} reads",
+                "use --format " + ("ddb-json" if fmt == "ddb-export" else "json") + " (or auto)",
+                offset=start,
+            )
+        return Shape("jsonl"), None
+    if first == b"[":
+        return Shape("array"), None
+    if first != b"{":
+        raise InputError(
+            f"{path} starts with {first.decode('latin-1')!r}, not '[' or '{{'",
+            "a dump is a JSON array of objects, an object holding such an array, "
+            "or JSON Lines (one object per line)",
+            offset=start,
+        )
+    line, newline, rest = stripped.partition(b"\n")
+    nested: list[str] = []  # arrays of objects inside its values, for the note
+    if not newline and not whole:  # a first line longer than the peek: walk its keys
+        if fmt == "json":
+            return Shape("object", _find_items_key(path)), None
+        with Source(path) as f:
+            return _one_object(path, _walk_keys(Text(f, start, path), nested), nested)
+    obj = _loads_or_none(line)
+    if not isinstance(obj, dict):  # an object written over several lines: a wrapper
+        return Shape("object", _find_items_key(path)), None
+    if rest.strip() or not whole:  # one object per line
+        if fmt == "json":
+            raise InputError(
+                f"{path} holds one object per line (JSON Lines), not the one JSON document "
+                "--format json reads",
+                f"use {_format_for(obj, 'jsonl')}",
+            )
+        return Shape("jsonl"), None
+    if fmt == "json":
+        return Shape("object", _find_items_key(path, one_line=True)), None
+    for k, v in obj.items():
+        _arrays_within(v, k, nested)
+    return _one_object(path, ((k, _is_object_array(k, v)) for k, v in obj.items()), nested)
+
+
+def _one_object(
+    path: Path, keys: Iterator[tuple[str, bool]], nested: list[str] | None = None
+) -> tuple[Shape, str | None]:
+    """Read a file that is one JSON object on one line as a wrapper exactly when its items
+    sit where a wrapper's do: an array of objects under Items, items or Records, or under
+    its only key. Otherwise the line is one JSON Lines item, and an array of objects beside
+    its other attributes is one of its attributes.
+
+    `keys` yields each top-level key with whether its value is an array of objects; it is
+    consumed only as far as needed, as walking a one-line wrapper costs a read of it.
+    `nested`: arrays of objects deeper down (as --items-path names them), for the note."""
+    names: list[str] = []
+    arrays: list[str] = []
+    for key, objects in keys:
+        if objects and key in ITEMS_KEYS:
+            return _wrapper(path, key)
+        names.append(key)
+        if objects:
+            arrays.append(key)
+    if len(names) == 1 and arrays:
+        return _wrapper(path, arrays[0])
+    named = [*arrays, *(nested or [])]
+    if not named:
+        return Shape("jsonl"), None
+    return Shape("jsonl"), (
+        f"{_short(path)} is one JSON object on one line: reading it as one item; it holds an "
+        f"array of objects under {named[0]!r} (--items-path {named[0]} reads that array's "
+        "objects as the items instead)"
+    )
+
+
+def _short(path: Path | Location) -> str:
+    """A dump's name in a note: a file's own name, `standard input`, an S3 object's key."""
+    return Path(str(path)).name
+
+
+def _wrapper(path: Path, key: str) -> tuple[Shape, str]:
+    return Shape("object", key), (
+        f"{_short(path)} is one JSON object on one line: reading the items under {key!r} "
+        "(--format jsonl reads the line as one item instead)"
+    )
+
+
+def _walk_keys(t: Text, nested: list[str]) -> Iterator[tuple[str, bool]]:
+    """The keys of the object at `t`, each with whether its value is an array of objects,
+    found by walking: arrays are streamed through, never held whole. An items key holding
+    an array decides the matter at its '[' and ends the walk. Adds to `nested` the arrays
+    of objects inside the other values."""
+    t.expect("{", "'{'")
+    first = True
+    while (key := next_key(t, first)) is not None:
+        first = False
+        if t.peek() != "[":
+            _arrays_within(t.value(), key, nested)
+            yield key, False
+        elif key in ITEMS_KEYS and t.peek(1) in ("{", "]"):
+            yield key, True
+            return
+        else:
+            yield key, skip_value(t)
+
+
+def _format_for(value: Any, plain: str) -> str:
+    """The --format that reads items like `value`, laid out as `plain` reads."""
+    if looks_exported(value) and plain == "jsonl":
+        return "--format ddb-export"
+    if looks_typed(value):
+        return "--format ddb-json"
+    return f"--format {plain} (or auto)"
+
+
+def _ion_shape(path: Path, fmt: str, text: bytes, at: int) -> Shape | None:
+    """Ion text: named by `--format ion`, or found by the version marker that begins every
+    line of an Ion export. None: read the file as JSON."""
+    if fmt == "ion":
+        return Shape("ion")
+    if text.startswith(_ION_MARKER):
+        if fmt == "auto":
+            return Shape("ion")
+        raise InputError(
+            f"{path} is Ion text (it begins with $ion_1_0), not the JSON --format {fmt} reads",
+            "use --format ion (or auto)",
+            offset=at,
+        )
+    if _ION_LIKE.match(text):
+        raise InputError(
+            f"{path} starts with {{Item: (a name without quotes): Ion text, not JSON",
+            "for a DynamoDB export in Ion format, use --format ion",
+            offset=at,
+        )
+    return None
+
+
+def items_as(fmt: str) -> str:
+    """What the elements of a dump in format `fmt` are: plain JSON, or DynamoDB's own."""
+    return fmt if fmt in ("ddb-json", "ddb-export", "ion") else "json"
+
+
+def check_ion(path: Path, first_line: bytes) -> None:
+    """`--format ion` on JSON Lines: JSON is also Ion text, but an export's typed JSON read
+    as Ion would import `{"S": "text"}` maps, not strings. Refused on the first line."""
+    if isinstance(_loads_or_none(first_line), dict):
+        raise InputError(
+            f"{path}: its first line is JSON, not a line of DynamoDB's Ion export "
+            "($ion_1_0 {Item:{...}})",
+            "for a DynamoDB JSON export use --format ddb-export; for JSON Lines, jsonl",
+        )
+
+
+def check_typing(path: Path, fmt: str, value: Any, shape: Shape) -> None:
+    """Plain or DynamoDB JSON, judged on the first item: `auto` never guesses typed JSON,
+    and a named typed format must hold it (else every item would be dead-lettered)."""
+    typed, exported = looks_typed(value), looks_exported(value)
+    plain = "jsonl" if shape.kind == "jsonl" else "json"
+    if fmt == "auto" and (typed or exported):
+        raise InputError(
+            f"{path}: its items read both as plain JSON and as DynamoDB's own JSON "
+            '(attributes like {"S": "text"})',
+            f"say which with --format {'ddb-json' if typed else 'ddb-export'} or --format {plain}",
+        )
+    if (fmt == "ddb-json" and not typed) or (fmt == "ddb-export" and not exported):
+        what = (
+            'DynamoDB JSON (attributes like {"S": "text"})'
+            if fmt == "ddb-json"
+            else 'an export line ({"Item": {...DynamoDB JSON...}})'
+        )
+        raise InputError(
+            f"{path}: its first item is not {what}, as --format {fmt} reads",
+            f"use {_format_for(value, plain)}, or check the file with `rimport validate`",
+        )
+
+
+def _loads_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line, parse_float=Decimal)
+    except ValueError:
+        return None
+    except RecursionError:  # an object nested too deep to decode: one item, not a wrapper
+        return {}
+
+
+def _is_object_array(key: str, value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    return isinstance(value[0], dict) if value else key in ITEMS_KEYS
+
+
+def _find_items_key(path: Path, *, one_line: bool = False) -> str:
+    """Walk the top-level object to the first key whose value is an array of items.
+
+    `one_line`: the object is the file's only line, which JSON Lines reads as one item."""
+    nested: list[str] = []  # arrays of objects inside the values, for the hint
+    with Source(path) as f:
+        t = Text(f, data_start(f), path)
+        t.expect("{", "'{'")
+        first = True
+        while (key := next_key(t, first)) is not None:
+            first = False
+            if t.peek() == "[":
+                head = t.peek(1)
+                if head == "{" or (head == "]" and key in ITEMS_KEYS):
+                    return key
+                skip_value(t)
+            else:
+                _arrays_within(t.value(), key, nested)
+    if nested:
+        others = f" (or {', '.join(nested[1:])})" if nested[1:] else ""
+        hint = f"name the array to import with --items-path {nested[0]}{others}"
+    elif one_line:
+        hint = "use --format jsonl (or auto) to read its line as one item"
+    else:
+        hint = (
+            "the items must sit in an array under 'Items', 'items', 'Records' or another key "
+            "of the object, or be one object per line (JSON Lines)"
+        )
+    raise InputError(f"{path}: the top-level object holds no array of objects to import", hint)
+
+
+def _arrays_within(value: Any, path: str, found: list[str], depth: int = 3) -> None:
+    """Add the dotted paths of the arrays of objects inside `value` (a few levels down)."""
+    if not isinstance(value, dict) or not depth or len(found) >= 3:
+        return
+    for key, v in value.items():
+        if "." in key:
+            continue  # --items-path could not name it
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            found.append(f"{path}.{key}")
+        else:
+            _arrays_within(v, f"{path}.{key}", found, depth - 1)
