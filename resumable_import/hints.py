@@ -10,10 +10,8 @@ from typing import Any
 
 from . import endpoint as endpoints
 from . import ledger as states
-from .checks import KeyMistake
 from .dynamo import describe_table
-from .errors import RimportError, ServiceError
-from .keys import KeySpec
+from .errors import KeyAttribute, KeyMistake, RimportError, ServiceError
 from .ledger import Run
 from .options import DEFAULT_CONCURRENCY
 from .writer import BatchWriter
@@ -105,7 +103,7 @@ def other_table(run: Run, mistake: KeyMistake) -> str:
     )
 
 
-def spelled(key: KeySpec) -> str:
+def spelled(key: KeyAttribute) -> str:
     return f"{key.name}:{key.type}"
 
 
