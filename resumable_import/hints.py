@@ -72,6 +72,9 @@ def command(run: Run, *words: str) -> str:
     return "`" + " ".join(shlex.quote(w) for w in ("rimport", *words)) + "`"
 
 
+rimport_command = command  # as the package offers it, where `command` alone is unclear
+
+
 def start_over(run: Run, table: str | None = None, keys: list[str] | None = None) -> str:
     """The command that imports the run's file afresh: `start` alone would point back here.
     It names the endpoint and creates the table with the run's key, should it be gone
