@@ -132,6 +132,11 @@ def test_the_cli_imports_only_what_the_package_offers() -> None:
     assert wrong == []
 
 
+def test_all_is_what_the_package_offers() -> None:
+    """`__all__` and the lazy homes name the same things: nothing offered goes unlisted."""
+    assert sorted(resumable_import.__all__) == sorted(resumable_import._HOME)
+
+
 def test_the_graph_sees_every_kind_of_import() -> None:
     """The cycle test below is only as good as the graph: imports for type checking,
     inside functions and relative ones to a module all count."""
@@ -139,6 +144,7 @@ def test_the_graph_sees_every_kind_of_import() -> None:
     assert "resumable_import.errors" in graph["resumable_import"]  # under TYPE_CHECKING
     assert "resumable_import.endpoint" in graph["resumable_import.ledger"]  # from .endpoint
     assert "resumable_import.ledger" in graph["resumable_import.forget"]  # from . import ledger
+    assert "resumable_import.s3" in graph["resumable_import.sources"]  # inside a function
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
