@@ -17,6 +17,8 @@ any Python caller: it imports only what `resumable_import.__all__` offers.
 
 from __future__ import annotations
 
+from .app import app, main
+
 # The commands add themselves to `app` as they are imported, and `--help` lists them in
 # that order: keep these lines in it.
 # isort: off
@@ -24,8 +26,6 @@ from . import importing  # noqa: F401  start, validate, resume
 from . import dead_letters  # noqa: F401  retry-failed, dead-letters
 from . import status  # noqa: F401
 from . import forget  # noqa: F401  forget, ledger check
-
 # isort: on
-from .app import app, main
 
 __all__ = ["app", "main"]
