@@ -12,45 +12,76 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .dynamo import table_keys
+    from .endpoint import is_loopback, redacted
     from .errors import (
+        CredentialsError,
         FileChangedError,
         InputError,
         KeyMismatchError,
+        KeyMistake,
         LedgerError,
         RimportError,
         RunBusyError,
         RunInterrupted,
         ServiceError,
+        Stopped,
         TableError,
         TableMissingError,
         UsageError,
     )
-    from .folder import FolderResult, import_folder
+    from .export import ExportResult, export_run, fix_commands, sidecar_path
+    from .folder import (
+        Entry,
+        FolderResult,
+        empty_partition,
+        folder_of,
+        import_folder,
+        plan,
+        table_for,
+    )
+    from .forget import Forgotten, finished_runs, forget_runs
+    from .hints import rimport_command
     from .keys import KeySpec
     from .ledger import Ledger, Run
     from .loop import ImportResult
+    from .options import DEFAULT_CONCURRENCY
     from .progress import Figures
     from .run import (
+        LedgerHealth,
+        check_ledger,
+        dead_letter_counts,
         import_file,
         resume_run,
         retry_failed,
         run_status,
+        settings_of,
     )
+    from .transform import load_transform
     from .validate import Report, validate_file
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
 # only the reading side) does not import botocore and the rest for nothing.
 _HOMES = {
-    "errors": ["FileChangedError", "InputError", "KeyMismatchError", "LedgerError",
-               "RimportError", "RunBusyError", "RunInterrupted", "ServiceError", "TableError",
-               "TableMissingError", "UsageError"],
-    "folder": ["FolderResult", "import_folder"],
+    "dynamo": ["table_keys"],
+    "endpoint": ["is_loopback", "redacted"],
+    "errors": ["CredentialsError", "FileChangedError", "InputError", "KeyMismatchError",
+               "KeyMistake", "LedgerError", "RimportError", "RunBusyError", "RunInterrupted",
+               "ServiceError", "Stopped", "TableError", "TableMissingError", "UsageError"],
+    "export": ["ExportResult", "export_run", "fix_commands", "sidecar_path"],
+    "folder": ["Entry", "FolderResult", "empty_partition", "folder_of", "import_folder", "plan",
+               "table_for"],
+    "forget": ["Forgotten", "finished_runs", "forget_runs"],
+    "hints": ["rimport_command"],
     "keys": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
+    "options": ["DEFAULT_CONCURRENCY"],
     "progress": ["Figures"],
     "loop": ["ImportResult"],
-    "run": ["import_file", "resume_run", "retry_failed", "run_status"],
+    "run": ["LedgerHealth", "check_ledger", "dead_letter_counts", "import_file", "resume_run",
+            "retry_failed", "run_status", "settings_of"],
+    "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
@@ -70,15 +101,22 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
+    "CredentialsError",
+    "Entry",
+    "ExportResult",
     "Figures",
     "FileChangedError",
     "FolderResult",
+    "Forgotten",
     "ImportResult",
     "InputError",
     "KeyMismatchError",
+    "KeyMistake",
     "KeySpec",
     "Ledger",
     "LedgerError",
+    "LedgerHealth",
     "Report",
     "RetryPolicy",
     "RimportError",
@@ -86,13 +124,31 @@ __all__ = [
     "RunBusyError",
     "RunInterrupted",
     "ServiceError",
+    "Stopped",
     "TableError",
     "TableMissingError",
     "UsageError",
+    "check_ledger",
+    "dead_letter_counts",
+    "empty_partition",
+    "export_run",
+    "finished_runs",
+    "fix_commands",
+    "folder_of",
+    "forget_runs",
     "import_file",
     "import_folder",
+    "is_loopback",
+    "load_transform",
+    "plan",
+    "redacted",
     "resume_run",
     "retry_failed",
+    "rimport_command",
     "run_status",
+    "settings_of",
+    "sidecar_path",
+    "table_for",
+    "table_keys",
     "validate_file",
 ]

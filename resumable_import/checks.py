@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .attributes import to_item
-from .errors import InputError
+from .errors import SAMPLE_ITEMS, InputError, KeyMistake
 from .items import Item, ItemError, check_number, export_item, item_size, typed_item, write_units
 from .keys import KEY_TYPES, Key, KeySpec, part_of_attribute, part_of_value
 
@@ -169,43 +168,8 @@ def _json_kind(value: Any) -> str:
 
 # -- one mistake for all items ----------------------------------------------------------
 
-SAMPLE_ITEMS = 100  # the first items of a dump that show a key mistake shared by all
 _KEY_CODES = ("KeyType", "MissingKey")
 _FITS = {str: "S", int: "N", Decimal: "N"}
-
-
-@dataclass(frozen=True)
-class KeyMistake:
-    """Every one of the first `items` items fails the key the same way: a key type given
-    wrong, or a dump that is not for this table, rather than a few bad items."""
-
-    items: int
-    keys: tuple[KeySpec, ...]  # the key they were checked against
-    attribute: str  # the key attribute at fault
-    found: str  # what the items hold there: "a string", "of type S", or "missing"
-    fitting: tuple[KeySpec, ...] | None  # the key they would fit; None if no key type fits
-    others: tuple[str, ...]  # the first item's attributes, for a missing key attribute
-
-    @property
-    def fitting_keys(self) -> str | None:
-        """The key the items fit, as Python writes it: `(KeySpec('pk', 'S'),)`."""
-        if not self.fitting:
-            return None
-        return "(" + "".join(f"KeySpec({k.name!r}, {k.type!r}), " for k in self.fitting)[:-1] + ")"
-
-    @property
-    def message(self) -> str:
-        if self.items == 1:
-            which, first = "the only item", "it"
-        elif self.items >= SAMPLE_ITEMS:
-            which, first = f"each of the first {self.items} items", "the first"
-        else:
-            which, first = f"each of the {self.items} items", "the first"
-        if self.found == "missing":
-            have = f" ({first} has {', '.join(self.others)})" if self.others else ""
-            return f"key attribute {self.attribute!r} is missing from {which}{have}"
-        key = ", ".join(f"{k.name}:{k.type}" for k in self.keys)
-        return f"key attribute {self.attribute!r} is {self.found} in {which}, but the key is {key}"
 
 
 def key_mistake(

@@ -102,6 +102,11 @@ def check(endpoint: Endpoint, allow_remote: bool) -> None:
         )
 
 
+def is_loopback(url: str) -> bool:
+    """Whether `url` is an endpoint on this machine (localhost, 127.0.0.0/8, ::1)."""
+    return parse(url).loopback
+
+
 def redacted(url: str) -> str:
     """A URL as it may be shown: any userinfo (recorded by an older rimport) masked."""
     return re.sub(r"(?<=://)[^/@]*@", "***@", url)

@@ -10,22 +10,38 @@
     ├── RunBusyError        another process holds the run                             exit 1
     ├── ServiceError        DynamoDB kept failing or refused the request as a whole   exit 1
     │   └── CredentialsError  the credentials could not be had to sign a request    exit 1
-    └── LedgerError         the ledger cannot be opened or written (read-only, disk full,
-                            damaged) or was written by a newer rimport
+    ├── LedgerError         the ledger cannot be opened or written (read-only, disk full,
+    │                       damaged) or was written by a newer rimport
+    └── RunInterrupted      Ctrl-C, SIGTERM or SIGHUP stopped a run at its checkpoint  128+N
 
     Stopped (a KeyboardInterrupt)  SIGTERM or SIGHUP, so that a run stops as on Ctrl-C
 
-The library raises these and never prints; `cli.py` turns each into one line, its hint
-and its exit code. Their words are a Python caller's (`batch_size`, `create_keys=`); what
-the CLI needs to say them in flags travels as attributes (`param`, the table, the keys).
+    KeyMistake             what a KeyMismatchError found: the key, the attribute, the fit
+
+The library raises these and never prints; the CLI (`cli.app`) turns each into one line,
+its hint and its exit code. Their words are a Python caller's (`batch_size`,
+`create_keys=`); what the CLI needs to say them in flags travels as attributes (`param`,
+the table, the keys, the KeyMistake). This module imports no other of the package, so
+that every one may import it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .checks import KeyMistake
+SAMPLE_ITEMS = 100  # the first items of a dump that show a key mistake shared by all
+
+
+class KeyAttribute(Protocol):
+    """A key attribute as a mistake names it (`keys.KeySpec` is one): this module is the
+    leaf every other imports, so it names the shape and imports no module for it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
 
 
 class RimportError(Exception):
@@ -93,6 +109,42 @@ class TableMissingError(TableError):
         )
         super().__init__(f"table {table!r} does not exist at {endpoint}", hint, param=param)
         self.table, self.endpoint, self.attribute = table, endpoint, attribute
+
+
+@dataclass(frozen=True)
+class KeyMistake:
+    """Every one of the first `items` items fails the key the same way: a key type given
+    wrong, or a dump that is not for this table, rather than a few bad items.
+
+    It lives with the error that carries it, so that the CLI can say it in flags."""
+
+    items: int
+    keys: tuple[KeyAttribute, ...]  # the key they were checked against
+    attribute: str  # the key attribute at fault
+    found: str  # what the items hold there: "a string", "of type S", or "missing"
+    fitting: tuple[KeyAttribute, ...] | None  # the key they would fit; None if no type fits
+    others: tuple[str, ...]  # the first item's attributes, for a missing key attribute
+
+    @property
+    def fitting_keys(self) -> str | None:
+        """The key the items fit, as Python writes it: `(KeySpec('pk', 'S'),)`."""
+        if not self.fitting:
+            return None
+        return "(" + "".join(f"KeySpec({k.name!r}, {k.type!r}), " for k in self.fitting)[:-1] + ")"
+
+    @property
+    def message(self) -> str:
+        if self.items == 1:
+            which, first = "the only item", "it"
+        elif self.items >= SAMPLE_ITEMS:
+            which, first = f"each of the first {self.items} items", "the first"
+        else:
+            which, first = f"each of the {self.items} items", "the first"
+        if self.found == "missing":
+            have = f" ({first} has {', '.join(self.others)})" if self.others else ""
+            return f"key attribute {self.attribute!r} is missing from {which}{have}"
+        key = ", ".join(f"{k.name}:{k.type}" for k in self.keys)
+        return f"key attribute {self.attribute!r} is {self.found} in {which}, but the key is {key}"
 
 
 class KeyMismatchError(TableError):

@@ -7,18 +7,15 @@ no process runs it: the ledger takes the run's lock to be sure. Runs that a fold
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import ledger as states
-from .errors import RimportError, RunBusyError, UsageError
+from .errors import RimportError, RunBusyError
 from .ledger import Ledger, Run
 from .run import using_ledger
-
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 @dataclass(frozen=True)
@@ -26,14 +23,6 @@ class Forgotten:
     run: Run
     dead_letters: int = 0  # pending ones, gone with it
     error: RimportError | None = None  # why it was not forgotten (another process runs it)
-
-
-def parse_age(text: str) -> timedelta:
-    """`30d`, `12h`, `90m`."""
-    m = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
-    if not m:
-        raise UsageError(f"{text!r} is not an age", "write it as 30d, 12h or 90m")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
 def finished_runs(

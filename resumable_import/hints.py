@@ -10,10 +10,8 @@ from typing import Any
 
 from . import endpoint as endpoints
 from . import ledger as states
-from .checks import KeyMistake
 from .dynamo import describe_table
-from .errors import RimportError, ServiceError
-from .keys import KeySpec
+from .errors import KeyAttribute, KeyMistake, RimportError, ServiceError
 from .ledger import Run
 from .options import DEFAULT_CONCURRENCY
 from .writer import BatchWriter
@@ -74,6 +72,9 @@ def command(run: Run, *words: str) -> str:
     return "`" + " ".join(shlex.quote(w) for w in ("rimport", *words)) + "`"
 
 
+rimport_command = command  # as the package offers it, where `command` alone is unclear
+
+
 def start_over(run: Run, table: str | None = None, keys: list[str] | None = None) -> str:
     """The command that imports the run's file afresh: `start` alone would point back here.
     It names the endpoint and creates the table with the run's key, should it be gone
@@ -105,7 +106,7 @@ def other_table(run: Run, mistake: KeyMistake) -> str:
     )
 
 
-def spelled(key: KeySpec) -> str:
+def spelled(key: KeyAttribute) -> str:
     return f"{key.name}:{key.type}"
 
 

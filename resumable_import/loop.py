@@ -24,11 +24,12 @@ import orjson
 
 from . import endpoint as endpoints
 from . import ledger as states
-from .checks import KeyMistake, key_mistake_in
+from .checks import key_mistake_in
 from .errors import (
     FileChangedError,
     InputError,
     KeyMismatchError,
+    KeyMistake,
     LedgerError,
     RunInterrupted,
     ServiceError,

@@ -183,7 +183,7 @@ def test_the_command_gives_way_to_a_local_server_only(
 ) -> None:
     """Twice, to show it does not lower itself again; in a child, as it cannot be undone."""
     code = (
-        "import os; from resumable_import.cli import _give_way; "
+        "import os; from resumable_import.cli.importing import _give_way; "
         f"_give_way({endpoint!r}); _give_way({endpoint!r}); print(os.nice(0))"
     )
     out = subprocess.run(

@@ -22,7 +22,8 @@ from fakes import FakeDynamo, client_error
 
 import resumable_import.loop as loop_module
 import resumable_import.runlog as runlog_module
-from resumable_import import KeySpec, RetryPolicy, import_file, meter, validate_file
+from resumable_import import KeySpec, RetryPolicy, import_file, validate_file
+from resumable_import.cli import meter
 from resumable_import.progress import Figures, known
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.0001, max_delay=0.001, item_timeout=0.0)

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from .progress import Figures
+from resumable_import import Figures
 
 MODES = ("auto", "bar", "log", "json", "none")
 DEFAULT_INTERVAL = 5.0  # seconds between two lines of `log` and `json`

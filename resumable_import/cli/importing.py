@@ -1,0 +1,320 @@
+"""The commands that read a dump: `start` and `resume` write it, `validate` only checks it.
+
+Also what they show while they do: the progress meter, the run id first, and a lower
+priority for this process when DynamoDB Local shares the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from resumable_import import (
+    DEFAULT_CONCURRENCY,
+    Entry,
+    FolderResult,
+    ImportResult,
+    InputError,
+    KeyMismatchError,
+    KeySpec,
+    Report,
+    Run,
+    UsageError,
+    empty_partition,
+    folder_of,
+    import_file,
+    import_folder,
+    is_loopback,
+    load_transform,
+    plan,
+    redacted,
+    resume_run,
+    table_for,
+    table_keys,
+    validate_file,
+)
+
+from .app import app, flags, guard
+from .hints import in_flags
+from .meter import MODES, Meter, open_meter
+from .options import (
+    BATCH_SIZE,
+    CONCURRENCY,
+    MAX_OUTAGE,
+    MAX_WCU,
+    EndpointOpt,
+    FileArg,
+    FormatOpt,
+    ItemsPathOpt,
+    KeyOpt,
+    LedgerOpt,
+    PatternOpt,
+    ProgressOpt,
+    RegionOpt,
+    SortKeyOpt,
+    TableOpt,
+    TransformOpt,
+)
+from .render import EXIT_DEAD_LETTERS, finish, finish_folder, print_report, say
+
+
+@app.command()
+def start(
+    file: FileArg,
+    table: TableOpt = None,
+    pattern: PatternOpt = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    ledger: LedgerOpt = None,
+    batch_size: Annotated[int, BATCH_SIZE] = 25,
+    format: FormatOpt = "auto",
+    items_path: ItemsPathOpt = None,
+    concurrency: Annotated[int, CONCURRENCY] = DEFAULT_CONCURRENCY,
+    max_wcu: Annotated[float | None, MAX_WCU] = None,
+    create_table: Annotated[
+        bool,
+        typer.Option("--create-table", help="Create the table (on-demand, with --key) if missing."),
+    ] = False,
+    key: KeyOpt = None,
+    sort_key: SortKeyOpt = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow an endpoint that is not this machine.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Only check the dump, as `rimport validate` does."),
+    ] = False,
+    max_outage: Annotated[float, MAX_OUTAGE] = 300,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new",
+            help="Start afresh even if the file has an unfinished run (or, in a folder, "
+            "was imported already).",
+        ),
+    ] = False,
+    progress: ProgressOpt = "auto",
+    transform: TransformOpt = None,
+) -> None:
+    """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
+
+    Started again on a folder, it skips the files already imported and continues the
+    unfinished ones.
+    """
+    _check_progress(progress)
+    if dry_run:
+        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
+                  progress, transform)  # fmt: skip
+
+    def work() -> ImportResult | FolderResult:
+        keys = _key_specs(key, sort_key)
+        if create_table and not keys:
+            raise UsageError("--create-table needs --key NAME:S|N|B")
+        if keys and not create_table:
+            raise UsageError("--key and --sort-key go with --create-table or --dry-run")
+        with _meter(progress) as bar:
+            options: dict[str, Any] = dict(
+                endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
+                items_path=items_path, create_keys=keys, allow_remote=allow_remote,
+                concurrency=concurrency, max_wcu=max_wcu, on_progress=bar,
+                on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
+                transform=transform,
+            )  # fmt: skip
+            if _is_folder(file):
+                return import_folder(file, table, pattern=pattern, fmt=format, new=new,
+                                     on_file=_announce, **options)  # fmt: skip
+            if pattern:
+                raise UsageError("--pattern goes with a folder")
+            return import_file(file, table or _table_for(file), fmt=format, new=new, **options)
+
+    result = guard(work)
+    if isinstance(result, FolderResult):
+        finish_folder(result)
+    else:
+        finish(result, ledger)
+
+
+@app.command()
+def validate(
+    file: FileArg,
+    table: TableOpt = None,
+    pattern: PatternOpt = None,
+    key: KeyOpt = None,
+    sort_key: SortKeyOpt = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    format: FormatOpt = "auto",
+    items_path: ItemsPathOpt = None,
+    progress: ProgressOpt = "auto",
+    transform: TransformOpt = None,
+) -> None:
+    """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
+
+    Writes nothing. Exits 0 when every item can be written, 3 when some cannot, 2 when a
+    file cannot be read to the end.
+    """
+    _check_progress(progress)
+    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
+              progress, transform)  # fmt: skip
+
+
+@app.command()
+def resume(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
+    ],
+    ledger: LedgerOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PATH",
+            help="For a run started on a stream: the same bytes again (`-` for standard "
+            "input); the part before the checkpoint is read and checked, not written again.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, BATCH_SIZE] = None,
+    concurrency: Annotated[int | None, CONCURRENCY] = None,
+    max_wcu: Annotated[float | None, MAX_WCU] = None,
+    max_outage: Annotated[float | None, MAX_OUTAGE] = None,
+    progress: ProgressOpt = "auto",
+) -> None:
+    """Continue a run from its last checkpoint, after checking the file is unchanged.
+
+    --batch-size, --concurrency, --max-wcu and --max-outage replace the run's own for the
+    rest of it (after throttling, or a proxy's 413); `rimport status RUN_ID` shows the change.
+    """
+    _check_progress(progress)
+
+    def work() -> ImportResult:
+        with _meter(progress) as bar:
+            return resume_run(run_id, source=source, ledger=ledger, on_progress=bar,
+                              on_start=_starting(bar), notice=bar.note, batch_size=batch_size,
+                              concurrency=concurrency, max_wcu=max_wcu,
+                              max_outage=max_outage)  # fmt: skip
+
+    finish(guard(work), ledger)
+
+
+def _key_specs(key: str | None, sort_key: str | None) -> tuple[KeySpec, ...] | None:
+    if sort_key and not key:
+        raise UsageError("--sort-key needs --key")
+    if not key:
+        return None
+    return (KeySpec.parse(key),) + ((KeySpec.parse(sort_key),) if sort_key else ())
+
+
+def _is_folder(path: str) -> bool:
+    """A local directory, or an S3 prefix (`s3://BUCKET/PREFIX/`, ending in a slash)."""
+    if path.startswith("s3://"):
+        return path.endswith("/") or "/" not in path[len("s3://") :]
+    return path != "-" and Path(path).is_dir()
+
+
+def _table_for(path: str) -> str:
+    """The table named after the dump, when no --table is given."""
+    if path == "-" or not Path(path.rstrip("/")).name:
+        raise UsageError("standard input has no file name to name the table after",
+                         "name the table with --table")  # fmt: skip
+    return table_for(Path(path.rstrip("/")))
+
+
+def _validate(
+    path: str, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
+    endpoint: str | None, region: str | None, fmt: str, items_path: str | None, progress: str,
+    transform_spec: str | None = None,
+) -> NoReturn:  # fmt: skip
+    def work() -> list[Report]:
+        given = _key_specs(key, sort_key)
+        transform = load_transform(transform_spec) if transform_spec else None
+        if not _is_folder(path):
+            with _meter(progress) as bar:
+                keys = given or table_keys(table or _table_for(path), endpoint, region)
+                return [validate_file(path, keys, fmt=fmt, items_path=items_path,
+                                      on_progress=bar, transform=transform)]  # fmt: skip
+        todo = plan(folder_of(path), table, pattern, fmt)
+        reports = []
+        for entry in todo.entries:  # a file that cannot be read does not stop the others
+            keys = given or table_keys(entry.table, endpoint, region)
+            try:
+                if entry.problem:
+                    raise entry.problem
+                if empty_partition(entry):
+                    reports.append(Report(entry.path, "empty partition of the export"))
+                    continue
+                with _meter(progress) as bar:
+                    report = validate_file(
+                        entry.path,
+                        keys,
+                        fmt=todo.fmt,
+                        items_path=items_path,
+                        on_progress=bar,
+                        transform=transform,
+                    )
+                reports.append(report)
+            except (InputError, KeyMismatchError) as e:
+                what = "unreadable" if isinstance(e, InputError) else "not for this key"
+                reports.append(Report(entry.path, what, stopped=in_flags(e)))
+        return reports
+
+    reports = guard(work)
+    for report in reports:
+        print_report(report)
+    if any(r.stopped for r in reports):
+        raise typer.Exit(2)
+    raise typer.Exit(0 if all(r.clean for r in reports) else EXIT_DEAD_LETTERS)
+
+
+def _check_progress(kind: str) -> None:
+    if kind not in MODES:
+        say(f"error: --progress {kind!r} is not one of {', '.join(MODES)}")
+        say("hint: --progress log writes a line every few seconds, for logs and CI")
+        raise typer.Exit(2)
+
+
+def _meter(kind: str) -> Meter:
+    return open_meter(kind, quiet=flags.quiet, verbose=flags.verbose)
+
+
+def _starting(bar: Meter) -> Callable[[Run], None]:
+    def start(run: Run) -> None:
+        _give_way(run.endpoint)
+        typer.echo(run.id)
+        if not flags.quiet:
+            verb = "resuming" if run.items_committed else "importing"
+            say(f"run {run.id}: {verb} {run.file} into table {run.table} at "
+                 f"{redacted(run.endpoint)}")  # fmt: skip
+        bar.run_id = run.id
+        # A compressed file's checkpoint counts decompressed bytes: no share of its size.
+        done = 0 if "+" in run.shape else run.byte_offset
+        bar.begin(run.file_size, done, run.items_committed)
+
+    return start
+
+
+_NICENESS = 10
+
+
+def _give_way(endpoint: str) -> None:
+    """Lower this process's priority when the endpoint is on this machine.
+
+    DynamoDB Local's JVM spends several times rimport's CPU per item and is what limits the
+    import, so the cores are better spent on it first: measured on 2 cores, 5,200 against
+    4,600 items/s (three runs of 100,000 items each way). Only the command does this: a
+    library call must not change the priority of its caller's process. RIMPORT_NICE=0
+    turns it off.
+    """
+    if is_loopback(endpoint) and os.environ.get("RIMPORT_NICE") != "0":
+        now = os.nice(0)
+        if now < _NICENESS:  # idempotent, and never raises a priority the user lowered
+            os.nice(_NICENESS - now)
+
+
+def _announce(entry: Entry) -> None:
+    if not flags.quiet:
+        say(f"{entry.path} -> table {entry.table}")

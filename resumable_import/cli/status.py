@@ -1,0 +1,41 @@
+"""`rimport status`: every run as a table, or one in full, or either as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from resumable_import import run_status
+
+from .app import app, guard
+from .hints import ledger_check_command
+from .options import LedgerOpt
+from .render import EXIT_ERROR, count, print_run, print_table, run_json, say
+
+
+@app.command()
+def status(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="RUN_ID", help="One run [default: all of them].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Show what every run (or one) has done."""
+    runs = guard(lambda: run_status(run_id, ledger=ledger))
+    if as_json:
+        payload: Any = run_json(runs[0], ledger) if run_id else [r.as_dict() for r in runs]
+        typer.echo(json.dumps(payload, indent=2))
+    elif run_id:
+        print_run(runs[0], ledger)
+    elif not runs:
+        typer.echo("no runs yet: `rimport start FILE --table T` begins one")
+    else:
+        print_table(runs)
+    if runs.unreadable:
+        say(f"error: the ledger is damaged: {count(len(runs.unreadable), 'run')} cannot be "
+             f"read in full ({', '.join(runs.unreadable)})")  # fmt: skip
+        say(f"hint: {ledger_check_command(ledger)} says more")
+        raise typer.Exit(EXIT_ERROR)
