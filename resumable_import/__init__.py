@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .dynamo import table_keys
     from .endpoint import is_loopback, redacted
     from .errors import (
+        Arg,
+        Command,
         CredentialsError,
         FileChangedError,
         InputError,
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
         Stopped,
         TableError,
         TableMissingError,
+        Text,
         UsageError,
     )
     from .export import ExportResult, export_run, fix_commands, sidecar_path
@@ -66,9 +69,10 @@ if TYPE_CHECKING:
 _HOMES = {
     "dynamo": ["table_keys"],
     "endpoint": ["is_loopback", "redacted"],
-    "errors": ["CredentialsError", "FileChangedError", "InputError", "KeyMismatchError",
-               "KeyMistake", "LedgerError", "RimportError", "RunBusyError", "RunInterrupted",
-               "ServiceError", "Stopped", "TableError", "TableMissingError", "UsageError"],
+    "errors": ["Arg", "Command", "CredentialsError", "FileChangedError", "InputError",
+               "KeyMismatchError", "KeyMistake", "LedgerError", "RimportError", "RunBusyError",
+               "RunInterrupted", "ServiceError", "Stopped", "TableError", "TableMissingError",
+               "Text", "UsageError"],
     "export": ["ExportResult", "export_run", "fix_commands", "sidecar_path"],
     "folder": ["Entry", "FolderResult", "empty_partition", "folder_of", "import_folder", "plan",
                "table_for"],
@@ -102,6 +106,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "Arg",
+    "Command",
     "CredentialsError",
     "Entry",
     "ExportResult",
@@ -127,6 +133,7 @@ __all__ = [
     "Stopped",
     "TableError",
     "TableMissingError",
+    "Text",
     "UsageError",
     "check_ledger",
     "dead_letter_counts",

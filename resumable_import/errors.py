@@ -19,16 +19,89 @@
     KeyMistake             what a KeyMismatchError found: the key, the attribute, the fit
 
 The library raises these and never prints; the CLI (`cli.app`) turns each into one line,
-its hint and its exit code. Their words are a Python caller's (`batch_size`,
-`create_keys=`); what the CLI needs to say them in flags travels as attributes (`param`,
-the table, the keys, the KeyMistake). This module imports no other of the package, so
-that every one may import it.
+its hint and its exit code. What to do is data, not a command line: a message or hint is a
+`Text` of plain words, `Arg`s (an argument to pass: `Arg("format", "jsonl")`) and
+`Command`s (`Command("resume", (run_id,))`). The CLI spells them in its flags
+(`--format jsonl`, `rimport resume ID`); a Python caller reads `message` and `hint` in
+its own words (`format='jsonl'`, `resume_run('ID')`). What else the CLI needs travels as
+attributes (`param`, the table, the keys, the KeyMistake). This module imports no other of
+the package, so that every one may import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol, Union
+
+
+class Arg(NamedTuple):
+    """An argument a remedy names, as the library's options call it: `Arg("format",
+    "jsonl")`, `Arg("new", True)`; without a value, the argument itself (`Arg("items_path")`)."""
+
+    name: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}={self.value!r}"
+
+
+# The library call that does what a command does, for a Python caller's reading of a hint.
+CALLS = {
+    "start": "import_file", "resume": "resume_run", "retry-failed": "retry_failed",
+    "status": "run_status", "validate": "validate_file", "dead-letters": "export_run",
+    "ledger check": "check_ledger",
+}  # fmt: skip
+
+
+class Command(NamedTuple):
+    """A command a remedy asks for: `verb` as the CLI names it (a key of CALLS), its
+    words (a run id, a path) and its arguments."""
+
+    verb: str
+    words: tuple[str, ...] = ()
+    args: tuple[Arg, ...] = ()
+
+    def __str__(self) -> str:
+        inner = ", ".join([*(repr(w) for w in self.words), *map(str, self.args)])
+        return f"`{CALLS.get(self.verb, self.verb)}({inner})`"
+
+
+Part = Union[str, Arg, Command]  # noqa: UP007 (a runtime alias)
+
+
+class Text(str):
+    """Words for a user in parts, so that each reader gets them in its own spelling: as
+    a str it is a Python caller's (`format='jsonl'`); the CLI spells each Arg and Command
+    of `parts` itself. `+` keeps the parts; an f-string or `.replace` flattens them into
+    Python's words, so text that names an argument is joined with `+` or `Text(...)`."""
+
+    parts: tuple[Part, ...]
+
+    def __new__(cls, *parts: Part) -> Text:
+        flat: list[Part] = []
+        for part in parts:
+            flat.extend(part.parts if isinstance(part, Text) else (part,))
+        text = super().__new__(cls, "".join(map(str, flat)))
+        text.parts = tuple(flat)
+        return text
+
+    def __add__(self, other: object) -> Text:  # type: ignore[override]
+        if not isinstance(other, (str, Arg, Command)):
+            return NotImplemented
+        return Text(self, other)
+
+    def __radd__(self, other: object) -> Text:
+        if not isinstance(other, (str, Arg, Command)):
+            return NotImplemented
+        return Text(other, self)
+
+    @classmethod
+    def join_all(cls, sep: str, texts: Iterable[Part]) -> Text:
+        parts: list[Part] = []
+        for i, t in enumerate(texts):
+            parts += [sep, t] if i else [t]
+        return cls(*parts)
 
 SAMPLE_ITEMS = 100  # the first items of a dump that show a key mistake shared by all
 
@@ -55,7 +128,7 @@ class RimportError(Exception):
 
     def __init__(self, message: str, hint: str | None = None, *, param: str | None = None):
         super().__init__(message)
-        self.message = message
+        self.message = message  # a Text when it names an argument or a command
         self.hint = hint
         self.param = param
 

@@ -19,7 +19,7 @@ from typer.core import TyperCommand
 
 from resumable_import import RimportError, Stopped
 
-from .hints import in_flags
+from .hints import in_flags, spelled
 from .render import EXIT_ERROR, say
 
 
@@ -116,9 +116,9 @@ def guard(work: Any) -> Any:
         if flags.debug:
             raise
         in_flags(e)
-        say(f"error: {e.message}")
+        say("error: " + spelled(e.message))
         if e.hint:
-            say(f"hint: {e.hint}")
+            say("hint: " + spelled(e.hint))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
         if flags.debug:

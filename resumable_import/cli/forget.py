@@ -13,6 +13,7 @@ import typer
 from resumable_import import Forgotten, UsageError, check_ledger, finished_runs, forget_runs
 
 from .app import App, app, guard
+from .hints import spelled
 from .options import LedgerOpt
 from .render import EXIT_ERROR, count, say
 
@@ -75,7 +76,7 @@ def forget(
     for f in done:
         r = f.run
         if f.error is not None:
-            say(f"error: {f.error.message}; it is not forgotten")
+            say(f"error: {spelled(f.error.message)}; it is not forgotten")
             continue
         dead += f.dead_letters
         letters = f", with its {count(f.dead_letters, 'dead letter')}" if f.dead_letters else ""

@@ -3,9 +3,50 @@ caller writes them (`batch_size`, `create_keys=`); here they become flags."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+from typing import Any
 
-from resumable_import import KeyMismatchError, RimportError, TableMissingError
+from resumable_import import Arg, Command, KeyMismatchError, RimportError, TableMissingError, Text
+
+# The library's arguments (its options' fields) as the commands' flags say them.
+OPTION_FLAGS = {
+    "format": "--format", "items_path": "--items-path", "new": "--new",
+    "allow_remote": "--allow-remote", "endpoint": "--endpoint", "region": "--region",
+    "table": "--table", "transform": "--transform", "ledger": "--ledger", "source": "--from",
+    "batch_size": "--batch-size", "concurrency": "--concurrency", "max_wcu": "--max-wcu",
+    "max_outage": "--max-outage", "pattern": "--pattern", "force": "--force", "out": "--out",
+    "key": "--key", "sort_key": "--sort-key",
+}  # fmt: skip
+
+
+def spelled(text: Any) -> str:
+    """Library text in this command's words: each Arg as its flag, each Command as the
+    `rimport ...` line to type, quoted for the shell."""
+    if not isinstance(text, Text):
+        return str(text)
+    return "".join(
+        " ".join(map(shlex.quote, _words(p))) if isinstance(p, Arg)
+        else _command(p) if isinstance(p, Command)
+        else p
+        for p in text.parts
+    )  # fmt: skip
+
+
+def _command(c: Command) -> str:
+    words = ["rimport", *c.verb.split(), *c.words, *(w for a in c.args for w in _words(a))]
+    return "`" + " ".join(map(shlex.quote, words)) + "`"
+
+
+def _words(a: Arg) -> list[str]:
+    if a.name == "create_keys":  # the partition key, then the sort key if any
+        keys = [k if isinstance(k, str) else f"{k.name}:{k.type}" for k in a.value or ()]
+        return ["--create-table", "--key", keys[0], *(["--sort-key", keys[1]] if keys[1:] else [])]
+    flag = OPTION_FLAGS[a.name]
+    if a.value is None or a.value is True:
+        return [flag]
+    return [flag, str(a.value)]
+
 
 # Arguments of the library as its errors spell them, and the flags that say them here.
 _FLAGS = {
@@ -42,9 +83,16 @@ def in_flags(e: RimportError) -> RimportError:
             )
     elif e.param in _FLAGS:
         flag = _FLAGS[e.param]
-        e.message = e.message.replace(e.param, flag)
-        e.hint = e.hint and e.hint.replace(e.param, flag)
+        e.message = _replaced(e.message, e.param, flag)
+        e.hint = e.hint and _replaced(e.hint, e.param, flag)
     return e
+
+
+def _replaced(text: str, old: str, new: str) -> str:
+    """`str.replace` on the words of `text`, keeping its Args and Commands."""
+    if not isinstance(text, Text):
+        return text.replace(old, new)
+    return Text(*(p.replace(old, new) if isinstance(p, str) else p for p in text.parts))
 
 
 def ledger_check_command(ledger: Path | None) -> str:

@@ -24,6 +24,8 @@ from tqdm import tqdm
 
 from resumable_import import Figures
 
+from .hints import spelled
+
 MODES = ("auto", "bar", "log", "json", "none")
 DEFAULT_INTERVAL = 5.0  # seconds between two lines of `log` and `json`
 
@@ -56,7 +58,7 @@ class Meter:
     def note(self, line: str) -> None:
         """A line worth seeing while the run goes on (the endpoint stopped answering)."""
         if not self._quiet:
-            self._write(line)
+            self._write(spelled(line))
 
     def _write(self, line: str) -> None:
         print(line, file=self._stream, flush=True)

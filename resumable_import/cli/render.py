@@ -26,7 +26,7 @@ from resumable_import import (
 )
 from resumable_import import rimport_command as command
 
-from .hints import in_flags
+from .hints import in_flags, spelled
 
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
 EXIT_ERROR, EXIT_DEAD_LETTERS = 1, 3
@@ -80,8 +80,8 @@ def finish_folder(result: FolderResult) -> None:
             line = "failed"
         if f.error is not None:
             in_flags(f.error)
-            line = f"{line}: {f.error.message}" + (
-                f" (hint: {f.error.hint})" if f.error.hint else ""
+            line = f"{line}: {spelled(f.error.message)}" + (
+                f" (hint: {spelled(f.error.hint)})" if f.error.hint else ""
             )
             codes.append(f.error.exit_code)
         elif r is not None and r.dead_letters:
@@ -125,8 +125,8 @@ def print_report(r: Report) -> None:
         for code, n in r.counts.most_common():
             typer.echo(f"  {code:<16}{n:>10,}")
     if r.stopped is not None:
-        typer.echo(f"error: {r.stopped.message}")
-        typer.echo(f"hint: {r.stopped.hint or 'fix the file, then check it again'}")
+        typer.echo(f"error: {spelled(r.stopped.message)}")
+        typer.echo(f"hint: {spelled(r.stopped.hint or 'fix the file, then check it again')}")
     elif not total:
         typer.echo("no problems: every item can be written")
 
