@@ -106,7 +106,7 @@ class Prepare:
                     raise ItemError(
                         "KeyType",
                         f"key attribute {spec.name!r} must be binary, which plain JSON cannot "
-                        "hold; write the dump as DynamoDB JSON (--format ddb-json)",
+                        "hold; write the dump as DynamoDB JSON (format ddb-json)",
                     )
                 raise _wrong_type(spec, _json_kind(k))
             if k == "" or (spec.type == "B" and not k):

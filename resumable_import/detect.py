@@ -24,9 +24,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import Arg, Command, InputError, Text
 from .items import looks_exported, looks_typed
-from .jsontext import BOM, Text, data_start, next_key, skip_value
+from .jsontext import BOM, Scanner, data_start, next_key, skip_value
 from .sources import Location, Source
 
 FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion")
@@ -81,8 +81,12 @@ def detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
     if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
         if first == b"[":
             raise InputError(
-                f"{path} is a JSON array, not JSON Lines as --format {fmt} reads",
-                "use --format " + ("ddb-json" if fmt == "ddb-export" else "json") + " (or auto)",
+                Text(f"{path} is a JSON array, not JSON Lines as ", Arg("format", fmt), " reads"),
+                Text(
+                    "use ",
+                    Arg("format", "ddb-json" if fmt == "ddb-export" else "json"),
+                    " (or auto)",
+                ),
                 offset=start,
             )
         return Shape("jsonl"), None
@@ -101,16 +105,19 @@ def detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
         if fmt == "json":
             return Shape("object", _find_items_key(path)), None
         with Source(path) as f:
-            return _one_object(path, _walk_keys(Text(f, start, path), nested), nested)
+            return _one_object(path, _walk_keys(Scanner(f, start, path), nested), nested)
     obj = _loads_or_none(line)
     if not isinstance(obj, dict):  # an object written over several lines: a wrapper
         return Shape("object", _find_items_key(path)), None
     if rest.strip() or not whole:  # one object per line
         if fmt == "json":
             raise InputError(
-                f"{path} holds one object per line (JSON Lines), not the one JSON document "
-                "--format json reads",
-                f"use {_format_for(obj, 'jsonl')}",
+                Text(
+                    f"{path} holds one object per line (JSON Lines), not the one JSON document ",
+                    Arg("format", "json"),
+                    " reads",
+                ),
+                Text("use ", _format_for(obj, "jsonl")),
             )
         return Shape("jsonl"), None
     if fmt == "json":
@@ -144,10 +151,11 @@ def _one_object(
     named = [*arrays, *(nested or [])]
     if not named:
         return Shape("jsonl"), None
-    return Shape("jsonl"), (
+    return Shape("jsonl"), Text(
         f"{_short(path)} is one JSON object on one line: reading it as one item; it holds an "
-        f"array of objects under {named[0]!r} (--items-path {named[0]} reads that array's "
-        "objects as the items instead)"
+        f"array of objects under {named[0]!r} (",
+        Arg("items_path", named[0]),
+        " reads that array's objects as the items instead)",
     )
 
 
@@ -157,13 +165,14 @@ def _short(path: Path | Location) -> str:
 
 
 def _wrapper(path: Path, key: str) -> tuple[Shape, str]:
-    return Shape("object", key), (
-        f"{_short(path)} is one JSON object on one line: reading the items under {key!r} "
-        "(--format jsonl reads the line as one item instead)"
+    return Shape("object", key), Text(
+        f"{_short(path)} is one JSON object on one line: reading the items under {key!r} (",
+        Arg("format", "jsonl"),
+        " reads the line as one item instead)",
     )
 
 
-def _walk_keys(t: Text, nested: list[str]) -> Iterator[tuple[str, bool]]:
+def _walk_keys(t: Scanner, nested: list[str]) -> Iterator[tuple[str, bool]]:
     """The keys of the object at `t`, each with whether its value is an array of objects,
     found by walking: arrays are streamed through, never held whole. An items key holding
     an array decides the matter at its '[' and ends the walk. Adds to `nested` the arrays
@@ -182,13 +191,13 @@ def _walk_keys(t: Text, nested: list[str]) -> Iterator[tuple[str, bool]]:
             yield key, skip_value(t)
 
 
-def _format_for(value: Any, plain: str) -> str:
-    """The --format that reads items like `value`, laid out as `plain` reads."""
+def _format_for(value: Any, plain: str) -> Text:
+    """The format that reads items like `value`, laid out as `plain` reads."""
     if looks_exported(value) and plain == "jsonl":
-        return "--format ddb-export"
+        return Text(Arg("format", "ddb-export"))
     if looks_typed(value):
-        return "--format ddb-json"
-    return f"--format {plain} (or auto)"
+        return Text(Arg("format", "ddb-json"))
+    return Text(Arg("format", plain), " (or auto)")
 
 
 def _ion_shape(path: Path, fmt: str, text: bytes, at: int) -> Shape | None:
@@ -200,14 +209,18 @@ def _ion_shape(path: Path, fmt: str, text: bytes, at: int) -> Shape | None:
         if fmt == "auto":
             return Shape("ion")
         raise InputError(
-            f"{path} is Ion text (it begins with $ion_1_0), not the JSON --format {fmt} reads",
-            "use --format ion (or auto)",
+            Text(
+                f"{path} is Ion text (it begins with $ion_1_0), not the JSON ",
+                Arg("format", fmt),
+                " reads",
+            ),
+            Text("use ", Arg("format", "ion"), " (or auto)"),
             offset=at,
         )
     if _ION_LIKE.match(text):
         raise InputError(
             f"{path} starts with {{Item: (a name without quotes): Ion text, not JSON",
-            "for a DynamoDB export in Ion format, use --format ion",
+            Text("for a DynamoDB export in Ion format, use ", Arg("format", "ion")),
             offset=at,
         )
     return None
@@ -225,7 +238,11 @@ def check_ion(path: Path, first_line: bytes) -> None:
         raise InputError(
             f"{path}: its first line is JSON, not a line of DynamoDB's Ion export "
             "($ion_1_0 {Item:{...}})",
-            "for a DynamoDB JSON export use --format ddb-export; for JSON Lines, jsonl",
+            Text(
+                "for a DynamoDB JSON export use ",
+                Arg("format", "ddb-export"),
+                "; for JSON Lines, jsonl",
+            ),
         )
 
 
@@ -238,7 +255,12 @@ def check_typing(path: Path, fmt: str, value: Any, shape: Shape) -> None:
         raise InputError(
             f"{path}: its items read both as plain JSON and as DynamoDB's own JSON "
             '(attributes like {"S": "text"})',
-            f"say which with --format {'ddb-json' if typed else 'ddb-export'} or --format {plain}",
+            Text(
+                "say which with ",
+                Arg("format", "ddb-json" if typed else "ddb-export"),
+                " or ",
+                Arg("format", plain),
+            ),
         )
     if (fmt == "ddb-json" and not typed) or (fmt == "ddb-export" and not exported):
         what = (
@@ -247,8 +269,10 @@ def check_typing(path: Path, fmt: str, value: Any, shape: Shape) -> None:
             else 'an export line ({"Item": {...DynamoDB JSON...}})'
         )
         raise InputError(
-            f"{path}: its first item is not {what}, as --format {fmt} reads",
-            f"use {_format_for(value, plain)}, or check the file with `rimport validate`",
+            Text(f"{path}: its first item is not {what}, as ", Arg("format", fmt), " reads"),
+            Text(
+                "use ", _format_for(value, plain), ", or check the file with ", Command("validate")
+            ),
         )
 
 
@@ -273,7 +297,7 @@ def _find_items_key(path: Path, *, one_line: bool = False) -> str:
     `one_line`: the object is the file's only line, which JSON Lines reads as one item."""
     nested: list[str] = []  # arrays of objects inside the values, for the hint
     with Source(path) as f:
-        t = Text(f, data_start(f), path)
+        t = Scanner(f, data_start(f), path)
         t.expect("{", "'{'")
         first = True
         while (key := next_key(t, first)) is not None:
@@ -287,9 +311,9 @@ def _find_items_key(path: Path, *, one_line: bool = False) -> str:
                 _arrays_within(t.value(), key, nested)
     if nested:
         others = f" (or {', '.join(nested[1:])})" if nested[1:] else ""
-        hint = f"name the array to import with --items-path {nested[0]}{others}"
+        hint = Text("name the array to import with ", Arg("items_path", nested[0]), others)
     elif one_line:
-        hint = "use --format jsonl (or auto) to read its line as one item"
+        hint = Text("use ", Arg("format", "jsonl"), " (or auto) to read its line as one item")
     else:
         hint = (
             "the items must sit in an array under 'Items', 'items', 'Records' or another key "

@@ -103,6 +103,7 @@ class Text(str):
             parts += [sep, t] if i else [t]
         return cls(*parts)
 
+
 SAMPLE_ITEMS = 100  # the first items of a dump that show a key mistake shared by all
 
 
@@ -269,7 +270,12 @@ class Stopped(KeyboardInterrupt):
 def hint_for(code: str) -> str:
     """What to do about a DynamoDB error code that stops a run."""
     if code == "ResourceNotFoundException":
-        return "the table is gone or on another endpoint/region; check --table and --endpoint"
+        return Text(
+            "the table is gone or on another endpoint/region; check ",
+            Arg("table"),
+            " and ",
+            Arg("endpoint"),
+        )
     if code in {
         "UnrecognizedClientException",
         "AccessDeniedException",
@@ -279,7 +285,9 @@ def hint_for(code: str) -> str:
             "check your AWS credentials and permissions "
             "(DynamoDB Local accepts only letters and digits in the access key id)"
         )
-    return "check --endpoint and --region, and that DynamoDB (Local) is running"
+    return Text(
+        "check ", Arg("endpoint"), " and ", Arg("region"), ", and that DynamoDB (Local) is running"
+    )
 
 
 class RunInterrupted(RimportError):

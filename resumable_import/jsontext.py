@@ -59,7 +59,7 @@ fast_decode = msgspec.json.Decoder(float_hook=Decimal).decode
 REFUSED = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
-class Text:
+class Scanner:
     """The bytes of a file from some offset on, read a chunk at a time, with the JSON
     values at `pos` decoded on demand.
 
@@ -211,7 +211,7 @@ def data_start(f: Source) -> int:
     return 3 if f.read(3) == BOM else 0
 
 
-def next_key(t: Text, first: bool) -> str | None:
+def next_key(t: Scanner, first: bool) -> str | None:
     """The next key of an object being walked, or None once its '}' is consumed."""
     c = t.peek()
     if c == "}":
@@ -227,7 +227,7 @@ def next_key(t: Text, first: bool) -> str | None:
     return key
 
 
-def skip_value(t: Text) -> bool:
+def skip_value(t: Scanner) -> bool:
     """Consume one value, streaming through arrays; True if it was an array of objects."""
     if t.peek() != "[":
         t.value()
@@ -239,7 +239,7 @@ def skip_value(t: Text) -> bool:
     return isinstance(first, dict)
 
 
-def array_values(t: Text, *, after: bool, index: int = 0) -> Iterator[Any]:
+def array_values(t: Scanner, *, after: bool, index: int = 0) -> Iterator[Any]:
     """Values of an array whose '[' is consumed; `after` if one element was read already."""
     while True:
         # The fast path, for nearly every item: an object, delimited without parsing.
@@ -335,7 +335,7 @@ def _object_end(buf: bytes, start: int) -> int:
     return -1
 
 
-def _end_by_lead(t: Text, buf: bytes, start: int) -> int:
+def _end_by_lead(t: Scanner, buf: bytes, start: int) -> int:
     """Where the item at `start` ends if the next one begins the way the last did (the
     same separator, the same first key): one search instead of a count per brace. Only a
     guess, checked by decoding; -1 when there is none."""
@@ -353,13 +353,13 @@ def _decoded(buf: bytes, start: int, end: int) -> Any:
         return _MISSING
 
 
-def _learn_lead(t: Text, buf: bytes, previous_end: int, start: int) -> None:
+def _learn_lead(t: Scanner, buf: bytes, previous_end: int, start: int) -> None:
     """Remember how this item began, separator included: `{"pk":` after `, `."""
     colon = buf.find(b":", start, start + 64)
     t.lead = buf[previous_end : colon + 1] if colon > 0 else b""
 
 
-def expect_end(t: Text) -> None:
+def expect_end(t: Scanner) -> None:
     c = t.peek()
     if c:
         raise t.error(f"unexpected {c!r} after the end of the dump")

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .detect import FORMATS, Shape, check_ion, check_typing, detect, items_as
-from .errors import FileChangedError, InputError
+from .errors import Arg, FileChangedError, InputError, Text
 from .items import IonLine, Unparsed
 from .jsontext import (
     DECODER,
     REFUSED,
     UTF8_HINT,
-    Text,
+    Scanner,
     array_values,
     data_start,
     expect_end,
@@ -35,6 +35,7 @@ from .sources import Location, PrefixHash, Source
 __all__ = ["FORMATS", "Dump", "Position", "RawItem", "Shape", "items_as"]
 
 _MAX_LINE = 64 << 20
+_SAME_BYTES = Text("give ", Arg("source"), " the same bytes as the run was started with")
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,13 @@ class Dump:
                 raise FileChangedError(
                     f"{self.location}: the stream ends before byte {start.offset:,}, where run "
                     f"{run_id} stopped: it is not the stream the run read",
-                    "give `resume --from` the same bytes as the run was started with",
+                    _SAME_BYTES,
                 )
             if expected and got != expected:
                 raise FileChangedError(
                     f"{self.location}: its first {start.offset:,} bytes differ from those run "
                     f"{run_id} read ({expected[:19]}… is now {got[:19]}…)",
-                    "give `resume --from` the same bytes as the run was started with",
+                    _SAME_BYTES,
                 )
         except BaseException:
             f.close()
@@ -154,7 +155,7 @@ class Dump:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
         if items_path is not None and fmt not in ("auto", "json", "ddb-json"):
-            raise InputError(f"--items-path does not go with --format {fmt}")
+            raise InputError(Text(Arg("items_path"), " does not go with ", Arg("format", fmt)))
         p = path if isinstance(path, Location) else Location(path)
         try:
             shape, note = (Shape("path", items_path), None) if items_path else detect(p, fmt)
@@ -219,7 +220,7 @@ class Dump:
                 yield from self._json(f, start)
 
     def _json(self, f: Source, start: Position | None) -> Iterator[RawItem]:
-        t = Text(f, start.offset if start else data_start(f), self.path)
+        t = Scanner(f, start.offset if start else data_start(f), self.path)
         resuming = start is not None
         # The keys from the top-level object down to the items array (none for an array).
         path = self.shape.key.split(".") if self.shape.key else []
@@ -244,7 +245,7 @@ class Dump:
                     raise t.error(
                         f"a second array of objects, under {key!r}, follows the items "
                         f"under {self.shape.key!r}",
-                        hint="name the one to import with --items-path",
+                        hint=Text("name the one to import with ", Arg("items_path")),
                     )
         expect_end(t)
 

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from . import endpoint as endpoints
+from .errors import Arg, Text
 from .ledger import Ledger, private_file
 
 log = logging.getLogger("rimport")
@@ -39,9 +40,11 @@ def outage_notice(run_id: str, notice: Notice | None) -> Callable[[float | None,
             event(logging.WARNING, run_id, "outage_over", text)
         else:
             began = datetime.now() - timedelta(seconds=time.monotonic() - since)
-            text = (
+            text = Text(
                 f"waiting for the endpoint since {began:%H:%M:%S} ({cause}); "
-                "the run stops, resumably, once --max-outage has passed"
+                "the run stops, resumably, once ",
+                Arg("max_outage"),
+                " has passed",
             )
             event(logging.WARNING, run_id, "outage", text, since=f"{began:%H:%M:%S}",
                    cause=endpoints.redacted(cause))  # fmt: skip

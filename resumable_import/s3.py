@@ -27,7 +27,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import FileChangedError, InputError
+from .errors import Arg, FileChangedError, InputError, Text
 
 FIRST = 8 << 20  # bytes of a reader's first GET
 _ATTEMPTS = 5
@@ -91,7 +91,7 @@ def failure(url: str, e: Exception) -> InputError:
         if code in ("PreconditionFailed", "412") or status == 412:
             return FileChangedError(
                 f"{url}: the object was replaced while it was read",
-                "import the new object as a new run, with --new",
+                Text("import the new object as a new run, with ", Arg("new", True)),
             )
         return InputError(f"{url}: S3 refused ({code}: {err.get('Message', '')})")
     return InputError(

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from .errors import InputError
+from .errors import Arg, InputError, Text
 
 try:  # optional: zstd files need the `zstandard` package
     import zstandard
@@ -235,7 +235,13 @@ class _Rewindable(io.RawIOBase):
             raise InputError(
                 f"{self._name}: the layout of this stream cannot be told from its first "
                 f"{self._keep >> 20} MiB, and a stream cannot be read twice",
-                "name the layout with --format jsonl, or --items-path KEY for a wrapper object",
+                Text(
+                    "name the layout with ",
+                    Arg("format", "jsonl"),
+                    ", or ",
+                    Arg("items_path", "KEY"),
+                    " for a wrapper object",
+                ),
             )
         self._pos = offset
         return offset

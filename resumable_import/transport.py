@@ -59,7 +59,7 @@ from botocore.exceptions import (
 from botocore.httpsession import get_cert_path
 from botocore.utils import get_environ_proxies
 
-from .errors import CredentialsError, RimportError
+from .errors import Command, CredentialsError, RimportError, Text
 
 IDLE_LIMIT = 30.0  # seconds an unused connection is kept; servers drop theirs after 60 or so
 _BUFFER = 1 << 16
@@ -149,8 +149,12 @@ class _Signer:
         except BotoCoreError as e:
             raise CredentialsError(
                 f"cannot sign requests to DynamoDB: {type(e).__name__}: {e}",
-                "refresh your AWS credentials (aws sso login, a new AWS_SESSION_TOKEN, ...),"
-                " then `rimport resume` continues",
+                Text(
+                    "refresh your AWS credentials (aws sso login, a new AWS_SESSION_TOKEN, ...),"
+                    " then ",
+                    Command("resume"),
+                    " continues",
+                ),
             ) from e
         return body, dict(request.headers.items()), request
 

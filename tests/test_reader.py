@@ -272,12 +272,12 @@ def test_the_fast_path_reads_what_the_standard_library_reads(
     path = tmp_path_factory.mktemp("f") / "dump.json"
     path.write_text(render(items, "array", " "), encoding="utf-8")
     fast = [(r.value, r.end) for r in Dump(path, Shape("array")).items()]
-    old = jsontext.Text.fast
+    old = jsontext.Scanner.fast
     try:
-        jsontext.Text.fast = False  # type: ignore[assignment]
+        jsontext.Scanner.fast = False  # type: ignore[assignment]
         slow = [(r.value, r.end) for r in Dump(path, Shape("array")).items()]
     finally:
-        jsontext.Text.fast = old  # type: ignore[assignment]
+        jsontext.Scanner.fast = old  # type: ignore[assignment]
     assert fast == slow and [v for v, _ in fast] == items
 
 
