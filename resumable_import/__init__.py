@@ -1,7 +1,8 @@
 """rimport: resumable, crash-safe import of large JSON dumps into DynamoDB.
 
-    from resumable_import import import_file, import_folder, validate_file
-    result = import_file("dump.json", "messages", progress=lambda items, done, total: ...)
+    from resumable_import import Hooks, ImportOptions, WriteSettings, import_file
+    result = import_file("dump.json", "messages", ImportOptions(settings=WriteSettings(
+        concurrency=8)), Hooks(progress=lambda items, done, total: ...))
 
 Everything a caller needs is listed in `__all__`; other modules are internals.
 """
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .folder import FolderResult, import_folder
+    from .hooks import Hooks
     from .keys import KeySpec
     from .ledger import Ledger, Run
     from .loop import ImportResult
+    from .options import ImportOptions, ResumeOptions, SettingsChange, WriteSettings
     from .progress import Figures
     from .run import (
         import_file,
@@ -46,10 +49,12 @@ _HOMES = {
                "RimportError", "RunBusyError", "RunInterrupted", "ServiceError", "TableError",
                "TableMissingError", "UsageError"],
     "folder": ["FolderResult", "import_folder"],
+    "hooks": ["Hooks"],
     "keys": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
     "progress": ["Figures"],
     "loop": ["ImportResult"],
+    "options": ["ImportOptions", "ResumeOptions", "SettingsChange", "WriteSettings"],
     "run": ["import_file", "resume_run", "retry_failed", "run_status"],
     "validate": ["Report", "validate_file"],
     "writer": ["RetryPolicy"],
@@ -73,6 +78,8 @@ __all__ = [
     "Figures",
     "FileChangedError",
     "FolderResult",
+    "Hooks",
+    "ImportOptions",
     "ImportResult",
     "InputError",
     "KeyMismatchError",
@@ -80,15 +87,18 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "Report",
+    "ResumeOptions",
     "RetryPolicy",
     "RimportError",
     "Run",
     "RunBusyError",
     "RunInterrupted",
     "ServiceError",
+    "SettingsChange",
     "TableError",
     "TableMissingError",
     "UsageError",
+    "WriteSettings",
     "import_file",
     "import_folder",
     "resume_run",

@@ -44,11 +44,18 @@ from .folder import (
 )
 from .forget import Forgotten, finished_runs, forget_runs, parse_age
 from .hints import command
+from .hooks import Hooks
 from .keys import KeySpec
 from .ledger import Ledger, Run
 from .loop import ImportResult
 from .meter import MODES, Meter, open_meter
-from .options import DEFAULT_CONCURRENCY
+from .options import (
+    DEFAULT_CONCURRENCY,
+    ImportOptions,
+    ResumeOptions,
+    SettingsChange,
+    WriteSettings,
+)
 from .run import (
     check_ledger,
     dead_letter_counts,
@@ -306,19 +313,19 @@ def start(
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
         with _meter(progress) as bar:
-            options: dict[str, Any] = dict(
-                endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
-                items_path=items_path, create_keys=keys, allow_remote=allow_remote,
-                concurrency=concurrency, max_wcu=max_wcu, on_progress=bar,
-                on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
-                transform=transform,
+            settings = WriteSettings(batch_size, concurrency, max_wcu, max_outage)
+            options = ImportOptions(
+                format=format, items_path=items_path, create_keys=keys, endpoint=endpoint,
+                region=region, allow_remote=allow_remote, transform=transform,
+                settings=settings, new=new,
             )  # fmt: skip
+            hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note,
+                          on_file=_announce)  # fmt: skip
             if _is_folder(file):
-                return import_folder(file, table, pattern=pattern, fmt=format, new=new,
-                                     on_file=_announce, **options)  # fmt: skip
+                return import_folder(file, table, options, hooks, pattern=pattern, ledger=ledger)
             if pattern:
                 raise UsageError("--pattern goes with a folder")
-            return import_file(file, table or _table_for(file), fmt=format, new=new, **options)
+            return import_file(file, table or _table_for(file), options, hooks, ledger=ledger)
 
     result = _guard(work)
     if isinstance(result, FolderResult):
@@ -382,10 +389,10 @@ def resume(
 
     def work() -> ImportResult:
         with _meter(progress) as bar:
-            return resume_run(run_id, source=source, ledger=ledger, on_progress=bar,
-                              on_start=_starting(bar), notice=bar.note, batch_size=batch_size,
-                              concurrency=concurrency, max_wcu=max_wcu,
-                              max_outage=max_outage)  # fmt: skip
+            change = SettingsChange(batch_size, concurrency, max_wcu, max_outage)
+            hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
+            return resume_run(run_id, ResumeOptions(source, settings=change), hooks,
+                              ledger=ledger)  # fmt: skip
 
     _finish(_guard(work), ledger)
 
@@ -952,7 +959,7 @@ def _print_run(run: Run, ledger: Path | None) -> None:
     if run.folder:
         fields.insert(3, ("folder", run.folder))
     fields.insert(fields.index(("shape", run.shape)) + 2, ("settings", _settings(run)))
-    if transform := run.options.get("transform"):
+    if transform := run.recorded.transform:
         fields.insert(fields.index(("table", run.table)), ("transform", transform["spec"]))
     if run.error:
         fields.append((_error_label(run), run.error))
