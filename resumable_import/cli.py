@@ -266,7 +266,7 @@ def start(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
-    batch_size: Annotated[int, _BATCH_SIZE] = 25,
+    batch_size: Annotated[int, _BATCH_SIZE] = WriteSettings.batch_size,
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
     concurrency: Annotated[int, _CONCURRENCY] = DEFAULT_CONCURRENCY,

@@ -108,6 +108,8 @@ class Run:
 
     @property
     def recorded(self) -> Recorded:
+        """Its options as values, read from the JSON each time: `options` stays the one
+        record, so a `resume` that changes settings cannot leave two that disagree."""
         return Recorded.read(self.options)
 
     @property

@@ -4,7 +4,7 @@ ledger keeps of them (`Recorded`). Each default is written here once."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +118,8 @@ class Recorded:
     settings: WriteSettings = WriteSettings()
     allow_remote: bool = False
     keys: tuple[str, ...] = ()  # NAME:TYPE, partition key first
-    transform: dict[str, str | None] | None = None  # transform.Transform.record()
-    changes: tuple[dict[str, Any], ...] = field(default=())  # {"at": when, name: [from, to]}
+    transform: dict[str, Any] | None = None  # transform.Transform.record(): spec, sha256
+    changes: tuple[dict[str, Any], ...] = ()  # {"at": when, name: [from, to]}, oldest first
 
     def record(self) -> dict[str, Any]:
         s = self.settings
