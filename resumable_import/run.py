@@ -66,16 +66,15 @@ def import_file(
     different code. `client` and `retry` stand in for the endpoint's client and the
     writer's patience (tests, a preconfigured botocore client).
     """
-    o = options
-    where = resolve_endpoint(o.endpoint)
-    endpoints.check(where, o.allow_remote)
-    loaded = load(o.transform) if o.transform is not None else None
-    dump = Dump.open(path, o.format, o.items_path, checkpoints=True)
+    where = resolve_endpoint(options.endpoint)
+    endpoints.check(where, options.allow_remote)
+    loaded = load(options.transform) if options.transform is not None else None
+    dump = Dump.open(path, options.format, options.items_path, checkpoints=True)
     origin = dump.location
     file = origin.name
     with using_ledger(ledger) as book:
         book.ready_for_runs()
-        last = None if o.new or origin.kind == "stream" else book.latest_run(file, table)
+        last = None if options.new or origin.kind == "stream" else book.latest_run(file, table)
         if last and not finished(last):
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
@@ -84,11 +83,11 @@ def import_file(
                 "over",
                 param="new=True",
             )
-        client, transport, region = connect_to(where, o.region, client)
+        client, transport, region = connect_to(where, options.region, client)
         info = ensure_table(
             client,
             table,
-            o.create_keys,
+            options.create_keys,
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
@@ -102,11 +101,11 @@ def import_file(
             table_identity=info.identity,
             endpoint=where.url,
             region=region,
-            format=o.format,
+            format=options.format,
             shape=dump.describe(),
             options=Recorded(
-                o.settings,
-                o.allow_remote,
+                options.settings,
+                options.allow_remote,
                 tuple(spelled(k) for k in info.keys),
                 loaded.record() if loaded else None,
             ),
