@@ -12,7 +12,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 from conftest import assert_table_equals, dump_items, rimport
 
-from resumable_import import resume_run
+from resumable_import import WriteSettings, resume_run
 from resumable_import.dynamo import describe_table
 from resumable_import.ledger import Ledger
 
@@ -65,6 +65,8 @@ def test_an_old_ledger_resumes_to_the_end(
     assert_table_equals(ddb, table, before + items[6:])
     with Ledger(ledger) as book:
         run = book.run(RUN)
+    assert run.settings == WriteSettings(batch_size=2, concurrency=1, max_wcu=500, max_outage=60)
+    assert run.recorded.keys == ("pk:S",) and not run.recorded.allow_remote
     assert run.options == {"batch_size": 2, "concurrency": 1, "max_wcu": 500,
                            "allow_remote": False, "max_outage": 60, "keys": ["pk:S"]}  # fmt: skip
     shown = rimport("status", "--json", "--ledger", ledger)
