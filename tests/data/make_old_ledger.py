@@ -1,7 +1,8 @@
 """Write `old-ledger.sqlite`: an interrupted run, recorded by rimport as it was before its
 options became values (issue 16), for `test_old_ledger.py` to resume with today's code.
 
-Run once from the repository root, with the rimport of that time on the path:
+Run once from the repository root, with the rimport of that time (commit 5efd158) on the
+path:
 
     python tests/data/make_old_ledger.py
 
