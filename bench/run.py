@@ -65,6 +65,7 @@ import make_dump
 
 from resumable_import.fingerprint import block_hashes, fingerprint
 from resumable_import.ledger import Ledger
+from resumable_import.options import Recorded
 
 CACHE = ROOT / ".cache" / "bench"
 BIN = Path(sys.executable).parent
@@ -313,13 +314,7 @@ def resume_first_write(
             format="auto",
             shape=shape,
             block_hashes=blocks,
-            options={
-                "batch_size": 25,
-                "concurrency": 16,
-                "max_wcu": None,
-                "allow_remote": False,
-                "keys": ["pk:S"],
-            },
+            options=Recorded(keys=("pk:S",)),
         )
         book.commit(run.id, items_committed=items * 9 // 10, byte_offset=offset, written=0, dead=[])
         book.set_state(run.id, "interrupted")
@@ -353,7 +348,7 @@ def commit_cost(tmp: Path) -> float:
             region="r",
             format="auto",
             shape="array",
-            options={},
+            options=Recorded(),
         )
         started = time.process_time()
         for i in range(2000):

@@ -1,7 +1,8 @@
 """rimport: resumable, crash-safe import of large JSON dumps into DynamoDB.
 
-    from resumable_import import import_file, import_folder, validate_file
-    result = import_file("dump.json", "messages", progress=lambda items, done, total: ...)
+    from resumable_import import Hooks, ImportOptions, WriteSettings, import_file
+    result = import_file("dump.json", "messages", ImportOptions(settings=WriteSettings(
+        concurrency=8)), Hooks(progress=lambda items, done, total: ...))
 
 Everything a caller needs is listed in `__all__`; other modules are internals.
 """
@@ -45,10 +46,17 @@ if TYPE_CHECKING:
     )
     from .forget import Forgotten, finished_runs, forget_runs
     from .hints import rimport_command
+    from .hooks import Hooks
     from .keys import KeySpec
     from .ledger import Ledger, Run
     from .loop import ImportResult
-    from .options import DEFAULT_CONCURRENCY
+    from .options import (
+        DEFAULT_CONCURRENCY,
+        ImportOptions,
+        ResumeOptions,
+        SettingsChange,
+        WriteSettings,
+    )
     from .progress import Figures
     from .run import (
         LedgerHealth,
@@ -78,9 +86,11 @@ _HOMES = {
                "table_for"],
     "forget": ["Forgotten", "finished_runs", "forget_runs"],
     "hints": ["rimport_command"],
+    "hooks": ["Hooks"],
     "keys": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
-    "options": ["DEFAULT_CONCURRENCY"],
+    "options": ["DEFAULT_CONCURRENCY", "ImportOptions", "ResumeOptions", "SettingsChange",
+                "WriteSettings"],
     "progress": ["Figures"],
     "loop": ["ImportResult"],
     "run": ["LedgerHealth", "check_ledger", "dead_letter_counts", "import_file", "resume_run",
@@ -115,6 +125,8 @@ __all__ = [
     "FileChangedError",
     "FolderResult",
     "Forgotten",
+    "Hooks",
+    "ImportOptions",
     "ImportResult",
     "InputError",
     "KeyMismatchError",
@@ -124,17 +136,20 @@ __all__ = [
     "LedgerError",
     "LedgerHealth",
     "Report",
+    "ResumeOptions",
     "RetryPolicy",
     "RimportError",
     "Run",
     "RunBusyError",
     "RunInterrupted",
     "ServiceError",
+    "SettingsChange",
     "Stopped",
     "TableError",
     "TableMissingError",
     "Text",
     "UsageError",
+    "WriteSettings",
     "check_ledger",
     "dead_letter_counts",
     "empty_partition",

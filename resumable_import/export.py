@@ -243,7 +243,7 @@ def fix_commands(run: Run, out: str | None = None, fmt: str | None = None) -> tu
         load += ["--format", "ddb-json"]
     if run.endpoint != endpoints.DEFAULT:
         load += ["--endpoint", endpoints.redacted(run.endpoint)]
-    if run.options.get("allow_remote"):
+    if run.recorded.allow_remote:
         load.append("--allow-remote")
     return command(run, *export), command(run, *load)
 

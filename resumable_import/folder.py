@@ -18,8 +18,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,15 @@ from .errors import (
     TableError,
     UsageError,
 )
+from .hooks import Hooks
 from .ledger import Ledger
 from .loop import ImportResult, finished, result_of
+from .options import ImportOptions, ResumeOptions
 from .run import import_file, resume_run, using_ledger
 from .sources import Location, Source
 from .transform import load
 from .unchanged import unchanged
+from .writer import RetryPolicy
 
 # File names taken from a folder when no --pattern is given: JSON, JSON Lines, Ion,
 # compressed or not.
@@ -256,38 +258,36 @@ def _missing_or_damaged(
 def import_folder(
     folder: str | Path,
     table: str | None = None,
+    options: ImportOptions = ImportOptions(),
+    hooks: Hooks = Hooks(),
     *,
     pattern: str | None = None,
-    fmt: str = "auto",
-    new: bool = False,
     ledger: str | Path | Ledger | None = None,
-    on_file: Callable[[Entry], None] | None = None,
-    **options: Any,
+    client: Any = None,
+    retry: RetryPolicy | None = None,
 ) -> FolderResult:
     """Import every dump of a folder, or every data file of an export, each as its own run.
 
     Files whose last run into their table completed on the same bytes are skipped; files
     with an unfinished run are resumed, so the same call after a crash finishes the job
-    without writing anything twice. `new` starts every file afresh. A file that cannot be
-    read is reported and the others still import; a DynamoDB failure or Ctrl-C stops the
-    whole folder. `options` go to `import_file` (endpoint, create_keys, progress, transform,
-    ...); an unfinished run resumes only with the transform it started with.
+    without writing anything twice. `options.new` starts every file afresh. A file that
+    cannot be read is reported and the others still import; a DynamoDB failure or Ctrl-C
+    stops the whole folder. `options` go to `import_file`, but for the format, which an
+    export's manifest may settle; an unfinished run resumes only with the transform it
+    started with, and with the write settings it recorded.
     """
     folder = folder_of(folder)
-    todo = plan(folder, table, pattern, fmt)
+    todo = plan(folder, table, pattern, options.format)
     folder = todo.folder
     outcome = FolderResult(todo)
-    if options.get("transform") is not None:  # once, and refused before any file is touched
-        options["transform"] = load(options["transform"])
-    resume_options = {
-        k: v
-        for k, v in options.items()
-        if k in ("progress", "on_progress", "on_start", "client", "retry", "notice", "transform")
-    }
+    if options.transform is not None:  # once, and refused before any file is touched
+        options = replace(options, transform=load(options.transform))
+    each = replace(options, format=todo.fmt, new=True)
+    again = ResumeOptions(transform=options.transform)
     with using_ledger(ledger) as book:
         for entry in todo.entries:
-            if on_file:
-                on_file(entry)
+            if hooks.on_file:
+                hooks.on_file(entry)
             done = FileOutcome(entry, "failed")
             outcome.files.append(done)
             try:
@@ -296,16 +296,18 @@ def import_folder(
                 if empty_partition(entry):
                     done.action = "empty"
                     continue
-                last = None if new else book.latest_run(str(entry.path.resolve()), entry.table)
+                path = str(entry.path.resolve())
+                last = None if options.new else book.latest_run(path, entry.table)
                 if last and finished(last) and unchanged(last):
                     done.action, done.result = "skipped", result_of(last, 0.0)
                 elif last and not finished(last):
-                    done.result = resume_run(last.id, ledger=book, **resume_options)
+                    done.result = resume_run(last.id, again, hooks, ledger=book, client=client,
+                                             retry=retry)  # fmt: skip
                     done.action = "resumed"
                 else:
                     done.result = import_file(
-                        entry.path, entry.table, fmt=todo.fmt, ledger=book, new=True,
-                        folder=str(folder.resolve()), **options,
+                        entry.path, entry.table, each, hooks, ledger=book, client=client,
+                        retry=retry, folder=str(folder.resolve()),
                     )  # fmt: skip
                     done.action = "imported"
             except (InputError, TableError, RunBusyError) as e:

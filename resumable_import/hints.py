@@ -13,7 +13,6 @@ from . import ledger as states
 from .dynamo import describe_table
 from .errors import KeyAttribute, KeyMistake, RimportError, ServiceError
 from .ledger import Run
-from .options import DEFAULT_CONCURRENCY
 from .writer import BatchWriter
 
 
@@ -35,7 +34,7 @@ def after_service_error(run: Run, e: ServiceError, client: Any, gentler: str = "
 def resume_hint(run: Run, first: str | None, param: str | None = None) -> str:
     then = resume_command(run)
     if param == "max_outage":  # waiting longer may be all it takes
-        longer = max(2 * (run.options.get("max_outage") or 300), 60)
+        longer = max(2 * (run.settings.max_outage or 300), 60)
         patient = resume_command(run, "--max-outage", f"{longer:g}")
         return f"{first}; then {then}, or {patient} to wait longer for it"
     return f"{first}; then {then}" if first else f"continue with {then}"
@@ -46,8 +45,7 @@ def gentler(run: Run, writer: BatchWriter) -> str:
     same run with half the requests in flight (or a WCU cap under the pace it kept up)."""
     if not writer.throttled:
         return ""
-    concurrency = run.options.get("concurrency") or DEFAULT_CONCURRENCY
-    words = ["--concurrency", str(max(1, concurrency // 2))]
+    words = ["--concurrency", str(max(1, run.settings.concurrency // 2))]
     if writer.pace:
         words += ["--max-wcu", f"{max(1, int(writer.pace)):d}"]
     return (
@@ -82,13 +80,14 @@ def start_over(run: Run, table: str | None = None, keys: list[str] | None = None
     words = ["start", run.file, "--table", table or run.table]
     if run.endpoint != endpoints.DEFAULT:
         words += ["--endpoint", run.endpoint]
-    if run.options.get("allow_remote"):
+    recorded = run.recorded
+    if recorded.allow_remote:
         words.append("--allow-remote")
-    keys = keys or run.options.get("keys") or []
+    keys = keys or list(recorded.keys)
     if keys:
         words += ["--create-table", "--key", keys[0]]
         words += ["--sort-key", keys[1]] if len(keys) > 1 else []
-    if transform := run.options.get("transform"):
+    if transform := recorded.transform:
         words += ["--transform", transform["spec"]]
     return command(run, *words, "--new")
 

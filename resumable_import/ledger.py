@@ -27,7 +27,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from .endpoint import redacted
 from .errors import LedgerError, RunBusyError, UsageError
+from .options import Recorded, WriteSettings
 
 T = TypeVar("T")
 
@@ -74,7 +75,7 @@ class Run:
     region: str
     format: str
     shape: str
-    options: dict[str, Any]
+    options: dict[str, Any]  # as stored, for `status --json`; read as values by `recorded`
     state: str
     items_committed: int
     byte_offset: int
@@ -104,6 +105,17 @@ class Run:
         rate = self.rate
         d["items_per_second"] = None if rate is None else round(rate, 1)
         return {"run_id": d.pop("id"), **d}
+
+    @property
+    def recorded(self) -> Recorded:
+        """Its options as values, read from the JSON each time: `options` stays the one
+        record, so a `resume` that changes settings cannot leave two that disagree."""
+        return Recorded.read(self.options)
+
+    @property
+    def settings(self) -> WriteSettings:
+        """What it writes with: as started, or as the last `resume` changed it."""
+        return self.recorded.settings
 
     @property
     def elapsed(self) -> float:
@@ -262,7 +274,7 @@ class Ledger:
         region: str,
         format: str,
         shape: str,
-        options: dict[str, Any],
+        options: Recorded,
         block_hashes: list[str] | None = None,
         folder: str | None = None,
         table_identity: str | None = None,
@@ -278,7 +290,7 @@ class Ledger:
                 " table_identity, source)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, file, file_size, file_hash, table, endpoint, region, format, shape,
-                 json.dumps(options), RUNNING, now, now,
+                 json.dumps(options.record()), RUNNING, now, now,
                  json.dumps(block_hashes) if block_hashes else None, folder, table_identity,
                  source),
             )  # fmt: skip
@@ -411,17 +423,27 @@ class Ledger:
                 (size, file_hash, json.dumps(block_hashes), _now(), run_id),
             )
 
-    def change_options(
-        self, run_id: str, options: dict[str, Any], changed: dict[str, list[Any]]
-    ) -> None:
-        """New options for the rest of a run; `changed` ({name: [from, to]}) joins their
-        history under `changes`, stamped with the time, for `status` to show."""
-        history = [*options.get("changes", []), {"at": _now(), **changed}]
+    def change_settings(self, run: Run, settings: WriteSettings) -> dict[str, list[Any]]:
+        """New write settings for the rest of a run. Those that change ({name: [from, to]},
+        returned) join the run's history under `changes`, stamped with the time, for
+        `status` to show; when none does, nothing is written."""
+        recorded = run.recorded
+        was = recorded.settings
+        changed = {
+            name: [getattr(was, name), getattr(settings, name)]
+            for name in WriteSettings.names()
+            if getattr(was, name) != getattr(settings, name)
+        }
+        if not changed:
+            return changed
+        history = (*recorded.changes, {"at": _now(), **changed})
+        options = replace(recorded, settings=settings, changes=history).record()
         with self._transaction():
             self._db.execute(
                 "UPDATE runs SET options = ?, updated_at = ? WHERE id = ?",
-                (json.dumps({**options, "changes": history}), _now(), run_id),
+                (json.dumps(options), _now(), run.id),
             )
+        return changed
 
     def set_table_identity(self, run_id: str, identity: str) -> None:
         """For a run recorded before identities were: the table it finds now is its table."""

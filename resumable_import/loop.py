@@ -43,12 +43,13 @@ from .hints import (
     resume_hint,
     start_over,
 )
+from .hooks import Hooks
 from .keys import Key, KeySpec
 from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position
-from .runlog import Notice, event, log_retry, log_to, outage_notice
+from .runlog import event, log_retry, log_to, outage_notice
 from .transform import Apply, Check, Transform
 from .transport import Transport
 from .unchanged import changed_while_read, file_exists
@@ -131,9 +132,8 @@ def execute(
     client: Any,
     transport: Transport,
     keys: tuple[KeySpec, ...],
-    told: tuple[Progress | None, OnProgress | None],
+    hooks: Hooks,
     retry: RetryPolicy | None,
-    notice: Notice | None,
     transform: Transform | None = None,
 ) -> ImportResult:
     started = time.monotonic()
@@ -152,19 +152,20 @@ def execute(
             file=run.file, table=run.table, endpoint=where, items=run.items_committed,
             byte=run.byte_offset,
         )  # fmt: skip
-        concurrency = run.options["concurrency"]
-        if retry is None and run.options.get("max_outage") is not None:
-            retry = RetryPolicy(max_outage=run.options["max_outage"])
-        committer = _Committer(book, run, dump, *told)
+        settings = run.settings
+        if retry is None and settings.max_outage is not None:
+            retry = RetryPolicy(max_outage=settings.max_outage)
+        committer = _Committer(book, run, dump, hooks.progress, hooks.on_progress)
         writer: BatchWriter = Writer(
-            transport, run.table, tuple(k.name for k in keys), retry, max_inflight=concurrency,
-            max_wcu=run.options.get("max_wcu"), on_retry=log_retry(run.id, committer.retried),
-            on_outage=outage_notice(run.id, notice),
+            transport, run.table, tuple(k.name for k in keys), retry,
+            max_inflight=settings.concurrency, max_wcu=settings.max_wcu,
+            on_retry=log_retry(run.id, committer.retried),
+            on_outage=outage_notice(run.id, hooks.notice),
         )  # fmt: skip
         committer.throttled = lambda: writer.throttled
         start = Position(run.items_committed, run.byte_offset) if resuming else None
         source = ready_batches(
-            dump, start, keys, run.options["batch_size"], units=bool(run.options.get("max_wcu")),
+            dump, start, keys, settings.batch_size, units=bool(settings.max_wcu),
             transform=transform,
         )  # fmt: skip
         try:

@@ -1,23 +1,26 @@
-"""The settings a run writes with, and the limits they must keep."""
+"""What a run is asked to do, as values: how it writes (`WriteSettings`), what it imports
+and from where (`ImportOptions`), what a resume changes (`ResumeOptions`), and what the
+ledger keeps of them (`Recorded`). Each default is written here once."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .keys import KeySpec
+    from .transform import TransformSpec
 
 DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
 
 
-SETTINGS = ("batch_size", "concurrency", "max_wcu", "max_outage")
-"""The run's options that `resume` may change: how it writes, not what."""
-
-
-def check_settings(
-    *,
-    batch_size: int | None = None,
-    concurrency: int | None = None,
-    max_wcu: float | None = None,
-    max_outage: float | None = None,
-) -> None:
+def _check(
+    batch_size: int | None, concurrency: int | None, max_wcu: float | None,
+    max_outage: float | None,
+) -> None:  # fmt: skip
     """Refuse settings DynamoDB or the writer cannot work with; None is "not given"."""
     if batch_size is not None and not 1 <= batch_size <= 25:
         raise UsageError(
@@ -30,4 +33,116 @@ def check_settings(
     if max_outage is not None and max_outage < 0:
         raise UsageError(
             f"max_outage must be 0 or more seconds, not {max_outage}", param="max_outage"
+        )
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What `resume` changes of a run's write settings; None keeps the one recorded.
+
+    Apart from `WriteSettings` because "not given" must differ from every default: a
+    resume that names no setting leaves the run as it was started."""
+
+    batch_size: int | None = None
+    concurrency: int | None = None
+    max_wcu: float | None = None
+    max_outage: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size, self.concurrency, self.max_wcu, self.max_outage)
+
+    def given(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """How a run writes, not what: the only options `resume` may change."""
+
+    batch_size: int = 25
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_wcu: float | None = None  # None: as fast as the table takes
+    max_outage: float | None = None  # seconds of silence to wait out; None: RetryPolicy's
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size, self.concurrency, self.max_wcu, self.max_outage)
+
+    def changed_by(self, change: SettingsChange) -> WriteSettings:
+        return replace(self, **change.given())
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What to import and how: everything of `start` but the file and the table.
+
+    `new` starts afresh even where an unfinished run of the same file into the same table
+    (or, in a folder, a finished one) would otherwise be resumed or skipped. `transform`:
+    FILE.py:FUNCTION, MODULE:FUNCTION or the function itself (`transform.py`)."""
+
+    format: str = "auto"
+    items_path: str | None = None
+    create_keys: tuple[KeySpec, ...] | None = None  # create the table, keyed so, if missing
+    endpoint: str | None = None
+    region: str | None = None
+    allow_remote: bool = False
+    transform: TransformSpec | None = None
+    settings: WriteSettings = WriteSettings()
+    new: bool = False
+
+
+@dataclass(frozen=True)
+class ResumeOptions:
+    """What `resume` may be told: where to read a run started on a stream again, the
+    transform when the run cannot load it itself (a function defined in a script), and
+    settings that replace the run's own for the rest of it."""
+
+    source: str | Path | None = None
+    transform: TransformSpec | None = None
+    settings: SettingsChange = SettingsChange()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a run keeps of its options in the ledger, beside the columns of its own (file,
+    table, endpoint, region, format): its write settings, whether its endpoint may be
+    remote, its table's key, its transform, and the settings a resume changed.
+
+    Stored as the JSON object ledgers have always held, in the same order, so that a
+    ledger written before these were values reads the same, and `status --json` shows it
+    as it did."""
+
+    settings: WriteSettings = WriteSettings()
+    allow_remote: bool = False
+    keys: tuple[str, ...] = ()  # NAME:TYPE, partition key first
+    transform: dict[str, Any] | None = None  # transform.Transform.record(): spec, sha256
+    changes: tuple[dict[str, Any], ...] = ()  # {"at": when, name: [from, to]}, oldest first
+
+    def record(self) -> dict[str, Any]:
+        s = self.settings
+        out: dict[str, Any] = {
+            "batch_size": s.batch_size, "concurrency": s.concurrency, "max_wcu": s.max_wcu,
+            "allow_remote": self.allow_remote, "max_outage": s.max_outage,
+            "keys": list(self.keys),
+        }  # fmt: skip
+        if self.transform is not None:
+            out["transform"] = self.transform
+        if self.changes:
+            out["changes"] = list(self.changes)
+        return out
+
+    @classmethod
+    def read(cls, options: dict[str, Any]) -> Recorded:
+        """Read back what `record` wrote; what an older rimport did not record takes its
+        default."""
+        given = {k: options[k] for k in WriteSettings.names() if options.get(k) is not None}
+        return cls(
+            WriteSettings(**given),
+            bool(options.get("allow_remote", False)),
+            tuple(options.get("keys") or ()),
+            options.get("transform"),
+            tuple(options.get("changes", ())),
         )

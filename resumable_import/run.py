@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +25,14 @@ from .dynamo import connect, ensure_table, resolve_endpoint
 from .endpoint import Endpoint
 from .errors import InputError, LedgerError, UsageError
 from .hints import command, spelled
-from .keys import KeySpec, key_of
+from .hooks import Hooks
+from .keys import key_of
 from .ledger import Ledger, Run
 from .loop import ImportResult, execute, finished, refuse_a_wrong_key, result_of
-from .options import DEFAULT_CONCURRENCY, SETTINGS, check_settings
-from .progress import OnProgress, Progress
+from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
 from .reader import Dump, Shape, items_as
-from .runlog import Notice, event, log, log_retry, log_to
-from .transform import TransformSpec, load
+from .runlog import event, log, log_retry, log_to
+from .transform import load
 from .transport import SyncTransport, Transport, open_transport
 from .unchanged import (
     check_same_object,
@@ -49,53 +49,32 @@ from .writer import BatchWriter, RetryPolicy, Writer, wait_for
 def import_file(
     path: str | Path,
     table: str,
+    options: ImportOptions = ImportOptions(),
+    hooks: Hooks = Hooks(),
     *,
-    endpoint: str | None = None,
-    region: str | None = None,
     ledger: str | Path | Ledger | None = None,
-    batch_size: int = 25,
-    fmt: str = "auto",
-    items_path: str | None = None,
-    create_keys: tuple[KeySpec, ...] | None = None,
-    allow_remote: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    max_wcu: float | None = None,
-    progress: Progress | None = None,
-    on_progress: OnProgress | None = None,
-    on_start: Callable[[Run], None] | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
-    new: bool = False,
     folder: str | None = None,
-    max_outage: float | None = None,
-    notice: Notice | None = None,
-    transform: TransformSpec | None = None,
 ) -> ImportResult:
     """Import a dump into `table` as a new run, recorded in the ledger.
 
-    `on_start` is called with the new run before anything is written, so a caller can tell
-    its user which run to resume should this one be killed. An unfinished run of the same
-    file into the same table is refused unless `new`: importing twice is rarely meant, and
-    resuming costs a fraction. `folder` records the folder the file was started from.
-    `max_outage`: seconds to keep trying while the endpoint answers nothing (default 300),
-    recorded for `resume`. `notice` is told, as one line, when the endpoint stops
-    answering and when it answers again, and how a file that reads two ways is read.
-    `progress` and `on_progress` are told how far it has got (see `progress.py`).
-    `transform`: a function applied to every element on the way in (`transform.py`), as
-    FILE.py:FUNCTION, MODULE:FUNCTION or the function itself; the run records it, and
-    `resume` refuses to go on with different code.
+    An unfinished run of the same file into the same table is refused unless
+    `options.new`: importing twice is rarely meant, and resuming costs a fraction.
+    `folder` records the folder the file was started from. The write settings are
+    recorded for `resume`, and so is the transform: `resume` refuses to go on with
+    different code. `client` and `retry` stand in for the endpoint's client and the
+    writer's patience (tests, a preconfigured botocore client).
     """
-    check_settings(batch_size=batch_size, concurrency=concurrency, max_wcu=max_wcu,
-                   max_outage=max_outage)  # fmt: skip
-    where = resolve_endpoint(endpoint)
-    endpoints.check(where, allow_remote)
-    loaded = load(transform) if transform is not None else None
-    dump = Dump.open(path, fmt, items_path, checkpoints=True)
+    where = resolve_endpoint(options.endpoint)
+    endpoints.check(where, options.allow_remote)
+    loaded = load(options.transform) if options.transform is not None else None
+    dump = Dump.open(path, options.format, options.items_path, checkpoints=True)
     origin = dump.location
     file = origin.name
     with using_ledger(ledger) as book:
         book.ready_for_runs()
-        last = None if new or origin.kind == "stream" else book.latest_run(file, table)
+        last = None if options.new or origin.kind == "stream" else book.latest_run(file, table)
         if last and not finished(last):
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
@@ -104,11 +83,11 @@ def import_file(
                 "over",
                 param="new=True",
             )
-        client, transport, region = connect_to(where, region, client)
+        client, transport, region = connect_to(where, options.region, client)
         info = ensure_table(
             client,
             table,
-            create_keys,
+            options.create_keys,
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
@@ -122,59 +101,47 @@ def import_file(
             table_identity=info.identity,
             endpoint=where.url,
             region=region,
-            format=fmt,
+            format=options.format,
             shape=dump.describe(),
-            options={
-                "batch_size": batch_size,
-                "concurrency": concurrency,
-                "max_wcu": max_wcu,
-                "allow_remote": allow_remote,
-                "max_outage": max_outage,
-                "keys": [spelled(k) for k in info.keys],
-                **({"transform": loaded.record()} if loaded else {}),
-            },
+            options=Recorded(
+                options.settings,
+                options.allow_remote,
+                tuple(spelled(k) for k in info.keys),
+                loaded.record() if loaded else None,
+            ),
             folder=folder,
             source=None if origin.kind == "file" else origin.kind,
         )
         with book.lock(run.id):
-            if on_start:
-                on_start(run)
-            if notice and dump.note:
-                notice(dump.note)
+            if hooks.on_start:
+                hooks.on_start(run)
+            if hooks.notice and dump.note:
+                hooks.notice(dump.note)
             with closing(dump.location):  # a FIFO opened for the run
-                return execute(book, run, dump, client, transport, info.keys,
-                                (progress, on_progress), retry, notice, loaded)  # fmt: skip
+                return execute(book, run, dump, client, transport, info.keys, hooks, retry,
+                               loaded)  # fmt: skip
 
 
 def resume_run(
     run_id: str,
+    options: ResumeOptions = ResumeOptions(),
+    hooks: Hooks = Hooks(),
     *,
-    source: str | Path | None = None,
     ledger: str | Path | Ledger | None = None,
-    progress: Progress | None = None,
-    on_progress: OnProgress | None = None,
-    on_start: Callable[[Run], None] | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
-    notice: Notice | None = None,
-    batch_size: int | None = None,
-    concurrency: int | None = None,
-    max_wcu: float | None = None,
-    max_outage: float | None = None,
-    transform: TransformSpec | None = None,
 ) -> ImportResult:
     """Continue a run from its last checkpoint, on the same file, table and endpoint, and
-    through the same transform: the one it recorded, loaded again, unless `transform`
-    names it (needed for a function defined in a script); its code must be unchanged.
+    through the same transform: the one it recorded, loaded again, unless
+    `options.transform` names it (needed for a function defined in a script); its code
+    must be unchanged.
 
-    `source`: where to read a run started on a stream again (a path, or `-`).
-    `batch_size`, `concurrency`, `max_wcu` and `max_outage`, when given, replace the run's
-    own for the rest of it (after throttling, or a proxy's 413): the change is recorded
-    with the run, with what it replaced and when.
+    `options.source`: where to read a run started on a stream again (a path, or `-`).
+    `options.settings`, where given, replace the run's own for the rest of it (after
+    throttling, or a proxy's 413): the change is recorded with the run, with what it
+    replaced and when.
     """
-    given = {"batch_size": batch_size, "concurrency": concurrency, "max_wcu": max_wcu,
-             "max_outage": max_outage}  # fmt: skip
-    check_settings(**given)
+    source = options.source
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         run = book.run(run_id)
@@ -188,8 +155,8 @@ def resume_run(
                 )
             if finished(run):
                 return result_of(run, 0.0, book)
-            run = _retune(book, run, {k: v for k, v in given.items() if v is not None})
-            loaded = same_transform(run, transform)
+            run = _retune(book, run, options.settings)
+            loaded = same_transform(run, options.transform)
             if run.source == "stream":
                 dump = stream_again(run, source)
             elif run.source == "s3":
@@ -207,11 +174,11 @@ def resume_run(
                 dump.size = run.file_size  # read what was hashed, not what was appended since
             client, transport = reconnect(run, client)
             info = same_table(book, run, client)
-            if on_start:
-                on_start(run)
+            if hooks.on_start:
+                hooks.on_start(run)
             with closing(dump.location):  # a FIFO opened for the run
-                return execute(book, run, dump, client, transport, info.keys,
-                                (progress, on_progress), retry, notice, loaded)  # fmt: skip
+                return execute(book, run, dump, client, transport, info.keys, hooks, retry,
+                               loaded)  # fmt: skip
 
 
 def retry_failed(
@@ -269,12 +236,11 @@ def retry_failed(
             return result_of(run, time.monotonic() - started, book)
 
 
-def _retune(book: Ledger, run: Run, given: dict[str, Any]) -> Run:
+def _retune(book: Ledger, run: Run, change: SettingsChange) -> Run:
     """The run with the settings given to `resume`, recorded with those they replace."""
-    changed = {k: [run.options.get(k), v] for k, v in given.items() if run.options.get(k) != v}
+    changed = book.change_settings(run, run.settings.changed_by(change))
     if not changed:
         return run
-    book.change_options(run.id, {**run.options, **given}, changed)
     log.info(
         "run %s: settings changed on resume: %s", run.id,
         ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()),
@@ -283,16 +249,13 @@ def _retune(book: Ledger, run: Run, given: dict[str, Any]) -> Run:
 
 
 def settings_of(run: Run) -> list[tuple[str, Any, list[tuple[Any, str]]]]:
-    """(setting, value now, [(an earlier value, until when)]) for each of SETTINGS, for
+    """(setting, value now, [(an earlier value, until when)]) for each write setting, for
     `status`: what a run writes with, and what it wrote with before a resume changed it."""
+    recorded = run.recorded
     out = []
-    for name in SETTINGS:
-        before = [
-            (change[name][0], change["at"])
-            for change in run.options.get("changes", [])
-            if name in change
-        ]
-        out.append((name, run.options.get(name), before))
+    for name in WriteSettings.names():
+        before = [(change[name][0], change["at"]) for change in recorded.changes if name in change]
+        out.append((name, getattr(recorded.settings, name), before))
     return out
 
 
@@ -365,7 +328,7 @@ def connect_to(where: Endpoint, region: str | None, client: Any) -> tuple[Any, T
 def reconnect(run: Run, client: Any) -> tuple[Any, Transport]:
     """The client and transport of a recorded run, at its endpoint, judged again."""
     where = endpoints.parse(run.endpoint)
-    endpoints.check(where, run.options.get("allow_remote", False))
+    endpoints.check(where, run.recorded.allow_remote)
     client, transport, _ = connect_to(where, run.region, client)
     return client, transport
 

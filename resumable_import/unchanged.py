@@ -77,7 +77,7 @@ def same_transform(run: Run, given: TransformSpec | None) -> Transform | None:
     """The transform to resume `run` with: the one it recorded, loaded again (or `given`),
     refused if its code changed, as resuming would transform the rest of the file
     differently from what is already in the table."""
-    recorded = run.options.get("transform")
+    recorded = run.recorded.transform
     if recorded is None:
         if given is not None:
             raise UsageError(

@@ -17,7 +17,7 @@ import base64
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from conftest import assert_items_equal, dump_items
 from fakes import FakeDynamo
 
 from resumable_import import (
+    ImportOptions,
     ImportResult,
     InputError,
     Ledger,
@@ -119,10 +120,13 @@ class Backend:
             for key, item in self.stored(table).items()
         }
 
-    def import_file(self, dump: Path, table: str, ledger: Path, **options: Any) -> ImportResult:
+    def import_file(
+        self, dump: Path, table: str, ledger: Path, options: ImportOptions = ImportOptions()
+    ) -> ImportResult:
         """A run through the library API, as a program using rimport would start it."""
-        where: dict[str, Any] = {"endpoint": self.url} if self.url else {"client": self.client}
-        return import_file(dump, table, ledger=ledger, **where, **options)
+        if self.url:
+            return import_file(dump, table, replace(options, endpoint=self.url), ledger=ledger)
+        return import_file(dump, table, options, ledger=ledger, client=self.client)
 
     def close(self) -> None:
         for writer in self._open:
@@ -382,7 +386,7 @@ def test_a_dynamodb_json_dump_lands_with_every_type(
     with pytest.raises(InputError, match="as DynamoDB's own JSON"):  # not without being told
         backend.import_file(dump, table, ledger)
     assert backend.stored(table) == {}
-    result = backend.import_file(dump, table, ledger, fmt="ddb-json")
+    result = backend.import_file(dump, table, ledger, ImportOptions(format="ddb-json"))
     assert (result.state, result.items_written, result.dead_letters) == ("completed", 60, 0)
     assert comparable(backend.stored(table)) == comparable(by_key(items))
 

@@ -21,10 +21,11 @@ from conftest import rimport, scan
 from fakes import FakeDynamo
 from typer.testing import CliRunner
 
-from resumable_import import Ledger, RetryPolicy, import_file
+from resumable_import import ImportOptions, Ledger, RetryPolicy, import_file
 from resumable_import.attributes import to_item
 from resumable_import.cli import app
 from resumable_import.items import plain_json
+from resumable_import.options import Recorded
 from resumable_import.reader import Dump
 
 FAST = RetryPolicy(
@@ -122,7 +123,9 @@ def test_typed_dead_letters_keep_binary_and_sets_in_ddb_json_only(
     dump.write_text("".join(json.dumps(i) + "\n" for i in items))
     fake = FakeDynamo()
     fake.poison = {"k1"}
-    result = import_file(dump, "t", ledger=ledger, fmt="ddb-json", client=fake, retry=FAST)
+    result = import_file(
+        dump, "t", ImportOptions(format="ddb-json"), ledger=ledger, client=fake, retry=FAST
+    )
     assert result.dead_letters == 2
     default = cli("dead-letters", result.run_id, "--ledger", ledger)  # ddb-json, as read
     assert default.returncode == 0, default.stderr
@@ -274,7 +277,7 @@ def test_elapsed_time_and_rate_count_the_stints_not_the_pauses(
         run = book.create_run(
             file=str(tmp_path / "d.json"), file_size=1, file_hash="sha256:0", table="t",
             endpoint="http://user:secret@localhost:8000", region="r", format="auto",
-            shape="array", options={},
+            shape="array", options=Recorded(),
         )  # fmt: skip
 
         def stint(seconds: int, items: int, then: str) -> None:

@@ -14,6 +14,7 @@ from urllib3.util import parse_url
 from resumable_import import endpoint
 from resumable_import.errors import UsageError
 from resumable_import.ledger import Ledger
+from resumable_import.options import Recorded, WriteSettings
 
 LOOPBACK = [
     ("http://localhost:8000", "http://localhost:8000"),
@@ -133,7 +134,7 @@ def test_status_masks_a_password_an_older_rimport_recorded(tmp_path: Path) -> No
         run = book.create_run(
             file="/d.json", file_size=1, file_hash="sha256:x", table="t",
             endpoint="http://user:secret@127.0.0.1:8140", region="us-east-1", format="auto",
-            shape="array", options={"batch_size": 25, "concurrency": 1},
+            shape="array", options=Recorded(WriteSettings(concurrency=1)),
         )  # fmt: skip
     for args in (["status", run.id], ["status", run.id, "--json"], ["status", "--json"]):
         out = rimport(*args, "--ledger", ledger)

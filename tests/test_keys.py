@@ -15,7 +15,7 @@ from conftest import scan
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resumable_import import KeySpec, import_file
+from resumable_import import ImportOptions, KeySpec, WriteSettings, import_file
 from resumable_import.batching import batches
 from resumable_import.keys import Key, canonical, key_of
 from resumable_import.reader import Dump, Shape
@@ -159,7 +159,12 @@ def test_the_later_of_two_elements_with_one_key_wins(
             for v in ("first", "second"):
                 f.write(json.dumps({"pk": f"k{n}", "sk": "s", "v": v}) + "\n")
     result = import_file(
-        dump, name, endpoint=endpoint, ledger=ledger, transform=transform, concurrency=64
+        dump,
+        name,
+        ImportOptions(
+            endpoint=endpoint, transform=transform, settings=WriteSettings(concurrency=64)
+        ),
+        ledger=ledger,
     )
     assert result.state == "completed"
     got = scan(ddb, name)

@@ -14,12 +14,13 @@ import pytest
 from resumable_import import ledger as ledger_module
 from resumable_import.errors import LedgerError, RunBusyError, UsageError
 from resumable_import.ledger import DeadLetter, Ledger
+from resumable_import.options import Recorded, WriteSettings
 
 
 def new_run(book: Ledger, **overrides: object):
     fields = dict(file="/d.json", file_size=10, file_hash="sha256:x", table="t",
                   endpoint="http://localhost:8000", region="us-east-1", format="auto",
-                  shape="array", options={"batch_size": 25, "concurrency": 1})  # fmt: skip
+                  shape="array", options=Recorded(WriteSettings(concurrency=1)))  # fmt: skip
     fields.update(overrides)
     return book.create_run(**fields)  # type: ignore[arg-type]
 

@@ -14,8 +14,10 @@ import pytest
 from conftest import RIMPORT, rimport
 from fakes import FakeDynamo
 
+from resumable_import import Hooks
 from resumable_import.errors import LedgerError
 from resumable_import.ledger import DeadLetter, Ledger
+from resumable_import.options import Recorded, WriteSettings
 from resumable_import.run import import_file, resume_run
 
 _PR_CAPBSET_DROP, _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 24, 1, 2
@@ -47,7 +49,7 @@ def new_run(book: Ledger, table: str = "t") -> Any:
     return book.create_run(
         file="/d.json", file_size=10, file_hash="sha256:x", table=table,
         endpoint="http://localhost:8000", region="us-east-1", format="auto", shape="array",
-        options={"batch_size": 25, "concurrency": 1},
+        options=Recorded(WriteSettings(concurrency=1)),
     )  # fmt: skip
 
 
@@ -73,7 +75,7 @@ def test_the_ledger_its_wal_its_locks_and_the_log_are_private(
             (lock,) = (ledger.parent / "ledger.sqlite.locks").iterdir()
             seen["lock"], seen["locks"] = mode(lock), mode(lock.parent)
 
-        import_file(dump, "t", client=FakeDynamo(), ledger=ledger, progress=look)
+        import_file(dump, "t", hooks=Hooks(progress=look), ledger=ledger, client=FakeDynamo())
     finally:
         os.umask(old)
     assert mode(ledger.parent) == 0o700
@@ -189,7 +191,7 @@ def test_a_full_disk_stops_the_run_resumably_and_nothing_is_lost(tmp_path: Path)
             book._db.execute(f"PRAGMA max_page_count = {pages + 20}")
 
     with pytest.raises(LedgerError) as full:
-        import_file(path, "t", client=fake, ledger=book, progress=fill_the_disk)
+        import_file(path, "t", hooks=Hooks(progress=fill_the_disk), ledger=book, client=fake)
     assert "database or disk is full (is the disk full?)" in full.value.message
     assert full.value.hint is not None
     assert full.value.hint.startswith("free some space on that disk; what was committed")

@@ -22,7 +22,7 @@ from fakes import FakeDynamo, client_error
 
 import resumable_import.loop as loop_module
 import resumable_import.runlog as runlog_module
-from resumable_import import KeySpec, RetryPolicy, import_file, validate_file
+from resumable_import import Hooks, KeySpec, RetryPolicy, import_file, validate_file
 from resumable_import.cli import meter
 from resumable_import.progress import Figures, known
 
@@ -160,8 +160,14 @@ def test_the_callbacks_last_call_covers_the_whole_file(tmp_path: Path, layout: s
         dump.write_bytes(gzip.compress("".join(json.dumps(i) + "\n" for i in items).encode()))
     calls: list[tuple[int, int, int]] = []
     figures: list[Figures] = []
-    import_file(dump, "t", client=FakeDynamo(), ledger=tmp_path / "l.db", retry=FAST,
-                progress=lambda *c: calls.append(c), on_progress=figures.append)  # fmt: skip
+    import_file(
+        dump,
+        "t",
+        hooks=Hooks(progress=lambda *c: calls.append(c), on_progress=figures.append),
+        ledger=tmp_path / "l.db",
+        client=FakeDynamo(),
+        retry=FAST,
+    )
     size = dump.stat().st_size
     assert calls[-1] == (260, size, size)
     if layout == "array":  # the last item ends before the white space: it used to end short
@@ -180,8 +186,14 @@ def test_the_figures_count_retries_throttling_and_dead_letters(tmp_path: Path) -
     fake.unprocessed = {"k60": 2}
     fake.poison = {"k90"}
     figures: list[Figures] = []
-    result = import_file(dump, "t", client=fake, ledger=tmp_path / "l.db", retry=FAST,
-                         on_progress=figures.append)  # fmt: skip
+    result = import_file(
+        dump,
+        "t",
+        hooks=Hooks(on_progress=figures.append),
+        ledger=tmp_path / "l.db",
+        client=fake,
+        retry=FAST,
+    )
     last = figures[-1]
     assert last.final and last.items == 200
     assert last.throttled == 1
@@ -217,7 +229,7 @@ def test_the_log_is_rotated_and_every_file_is_private(
     monkeypatch.delenv("RIMPORT_LOG", raising=False)
     os.umask(0o022)
     dump = write_jsonl(tmp_path / "d.jsonl", 1000)
-    import_file(dump, "t", client=FakeDynamo(), ledger=tmp_path / "l.db", retry=FAST)
+    import_file(dump, "t", ledger=tmp_path / "l.db", client=FakeDynamo(), retry=FAST)
     files = sorted(tmp_path.glob("rimport.log*"))
     assert [f.name for f in files] == ["rimport.log", "rimport.log.1", "rimport.log.2",
                                        "rimport.log.3"]  # fmt: skip

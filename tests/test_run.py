@@ -13,12 +13,15 @@ import resumable_import.loop as loop_module
 import resumable_import.run as run_module
 from resumable_import import (
     FileChangedError,
+    Hooks,
+    ImportOptions,
     InputError,
     Ledger,
     RetryPolicy,
     RunBusyError,
     ServiceError,
     UsageError,
+    WriteSettings,
     import_file,
     resume_run,
     retry_failed,
@@ -102,8 +105,15 @@ def test_out_of_order_completion_keeps_the_checkpoint_gapless(
         assert all(f"k{i}" in written for i in range(items)), "checkpoint ran ahead of a write"
         seen.append(items)
 
-    import_file(dump, "t", ledger=tmp_path / "l.db", client=fake, concurrency=8,
-                progress=progress, retry=FAST)  # fmt: skip
+    import_file(
+        dump,
+        "t",
+        ImportOptions(settings=WriteSettings(concurrency=8)),
+        Hooks(progress=progress),
+        ledger=tmp_path / "l.db",
+        client=fake,
+        retry=FAST,
+    )
     assert seen == sorted(seen) and seen[-1] == 1500
     assert len(table_values(fake)) == 1500
 
@@ -114,7 +124,14 @@ def test_items_sharing_a_key_land_in_file_order_under_concurrency(
     fake = FakeDynamo()
     monkeypatch.setattr(run_module, "SyncTransport", ShuffledTransport)
     dump = write_dump(tmp_path / "d.json", 2000, key=lambda i: f"k{(i * 7) % 60}")
-    import_file(dump, "t", ledger=tmp_path / "l.db", client=fake, concurrency=8, retry=FAST)
+    import_file(
+        dump,
+        "t",
+        ImportOptions(settings=WriteSettings(concurrency=8)),
+        ledger=tmp_path / "l.db",
+        client=fake,
+        retry=FAST,
+    )
     last = {}
     for i in range(2000):
         last[f"k{(i * 7) % 60}"] = i
@@ -136,7 +153,14 @@ def test_a_malformed_tail_keeps_what_came_before_and_resumes_once_fixed(
     dump = tmp_path / "d.json"
     dump.write_text(body + ', {"pk": "k60", "v": oops}]')
     with pytest.raises(InputError, match=r"invalid JSON .* in item 60") as e:
-        import_file(dump, "t", ledger=ledger, client=fake, batch_size=7, retry=FAST)
+        import_file(
+            dump,
+            "t",
+            ImportOptions(settings=WriteSettings(batch_size=7)),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     assert "fix the file" in (e.value.hint or "")
     (run,) = run_status(ledger=ledger)
     assert (run.state, run.items_committed) == ("failed", 60)
@@ -154,7 +178,14 @@ def test_resume_refuses_a_file_that_changed_before_the_checkpoint(tmp_path: Path
     dump = write_dump(tmp_path / "d.json", 100)
     fake.on_call = lambda items: setattr(fake, "down", DOWN)  # down after one
     with pytest.raises(ServiceError, match="has not answered for"):
-        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST)
+        import_file(
+            dump,
+            "t",
+            ImportOptions(settings=WriteSettings(concurrency=1)),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     (run,) = run_status(ledger=ledger)
     assert (run.state, run.items_committed) == ("failed", 25)
     fake.on_call = None
@@ -180,7 +211,14 @@ def test_a_run_stopped_by_the_service_resumes_where_it_stopped(tmp_path: Path) -
 
     fake.on_call = outage
     with pytest.raises(ServiceError):
-        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST)
+        import_file(
+            dump,
+            "t",
+            ImportOptions(settings=WriteSettings(concurrency=1)),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     (run,) = run_status(ledger=ledger)
     assert run.items_committed == 125  # the five batches that made it before the outage
     fake.on_call = None
@@ -194,8 +232,13 @@ def test_a_remote_endpoint_is_refused_before_anything_is_written(tmp_path: Path)
     fake = FakeDynamo()
     dump = write_dump(tmp_path / "d.json", 10)
     with pytest.raises(UsageError, match="refusing to write to https://dynamodb"):
-        import_file(dump, "t", endpoint="https://dynamodb.eu-west-1.amazonaws.com",
-                    ledger=tmp_path / "l.db", client=fake)  # fmt: skip
+        import_file(
+            dump,
+            "t",
+            ImportOptions(endpoint="https://dynamodb.eu-west-1.amazonaws.com"),
+            ledger=tmp_path / "l.db",
+            client=fake,
+        )
     assert fake.calls == 0
     assert run_status(ledger=tmp_path / "l.db") == []
 
@@ -205,8 +248,14 @@ def test_a_run_held_by_another_owner_cannot_be_resumed(tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     fake.down = DOWN
     with pytest.raises(ServiceError):
-        import_file(write_dump(tmp_path / "d.json", 60), "t", ledger=ledger, client=fake,
-                    concurrency=1, retry=FAST)  # fmt: skip
+        import_file(
+            write_dump(tmp_path / "d.json", 60),
+            "t",
+            ImportOptions(settings=WriteSettings(concurrency=1)),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     (run,) = run_status(ledger=ledger)
     with Ledger(ledger) as other, other.lock(run.id):
         assert run_status(run.id, ledger=ledger)[0].state == "failed"
@@ -223,8 +272,15 @@ def test_a_gzip_dump_resumes_after_an_outage_and_reports_its_codec(tmp_path: Pat
     seen: list[tuple[int, int, int]] = []
     fake.on_call = lambda items: setattr(fake, "down", DOWN) if fake.calls == 4 else None
     with pytest.raises(ServiceError):
-        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST,
-                    progress=lambda *p: seen.append(p))  # fmt: skip
+        import_file(
+            dump,
+            "t",
+            ImportOptions(settings=WriteSettings(concurrency=1)),
+            Hooks(progress=lambda *p: seen.append(p)),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     (run,) = run_status(ledger=ledger)
     assert run.shape == "jsonl+gzip"
     assert 0 < run.items_committed < 300
@@ -250,7 +306,14 @@ def test_lines_appended_while_a_dump_is_read_are_reported_not_taken_in(
 
     fake = FakeDynamo()
     with pytest.raises(FileChangedError) as changed:
-        import_file(path, "t", client=fake, ledger=tmp_path / "l.db", retry=FAST, progress=append)
+        import_file(
+            path,
+            "t",
+            hooks=Hooks(progress=append),
+            ledger=tmp_path / "l.db",
+            client=fake,
+            retry=FAST,
+        )
     grown = path.stat().st_size
     assert changed.value.message == (
         f"{path}: the file grew from {size:,} to {grown:,} bytes while it was read; only its "
@@ -280,7 +343,7 @@ def test_an_unexpected_failure_leaves_the_run_failed_not_running(
     monkeypatch.setattr(loop_module._Committer, "commit", commit_then_break)
     path = write_dump(tmp_path / "d.json", 200)
     with pytest.raises(TypeError):
-        import_file(path, "t", client=FakeDynamo(), ledger=tmp_path / "l.db", retry=FAST)
+        import_file(path, "t", ledger=tmp_path / "l.db", client=FakeDynamo(), retry=FAST)
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert (run.state, run.items_committed, run.error) == (
         "failed", 50, "unexpected TypeError: a bug",
@@ -309,7 +372,7 @@ def test_credentials_that_cannot_be_refreshed_stop_the_run_resumably(tmp_path: P
     fake.batch_write_item = write  # type: ignore[method-assign]
     path = write_dump(tmp_path / "d.json", 200)
     with pytest.raises(CredentialsError) as stopped:
-        import_file(path, "t", client=fake, ledger=tmp_path / "l.db", retry=FAST)
+        import_file(path, "t", ledger=tmp_path / "l.db", client=fake, retry=FAST)
     assert "rimport resume" in (stopped.value.hint or "")
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert run.state == "failed" and "TokenRetrievalError" in (run.error or "")

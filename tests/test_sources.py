@@ -27,6 +27,7 @@ from conftest import RIMPORT, assert_table_equals, dump_items, kill_when, rimpor
 
 from resumable_import.errors import InputError
 from resumable_import.ledger import Ledger
+from resumable_import.options import Recorded, WriteSettings
 from resumable_import.sources import PrefixHash, _Rewindable
 
 ITEMS = 6_000
@@ -255,7 +256,7 @@ def test_resume_refuses_an_s3_object_replaced_since_the_run_read_it(s3: Any, led
         run = book.create_run(
             file="s3://dumps/later.jsonl", file_size=12, file_hash='s3:etag="old";version=null',
             table="t", endpoint="http://127.0.0.1:9", region="us-east-1", format="auto",
-            shape="jsonl", options={"batch_size": 25, "concurrency": 1}, source="s3",
+            shape="jsonl", options=Recorded(WriteSettings(concurrency=1)), source="s3",
         )  # fmt: skip
         book.set_state(run.id, "interrupted")
     out = rimport("resume", run.id, "--ledger", ledger)

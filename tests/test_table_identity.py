@@ -13,7 +13,7 @@ import make_dump
 import pytest
 from conftest import assert_table_equals, dump_items, rimport
 
-from resumable_import import RunInterrupted, import_file
+from resumable_import import Hooks, ImportOptions, RunInterrupted, import_file
 from resumable_import.dynamo import connect, ensure_table, resolve_endpoint
 from resumable_import.keys import KeySpec
 from resumable_import.ledger import Ledger
@@ -35,8 +35,13 @@ def interrupted_run(dump: Path, table: str, endpoint: str, ledger: Path) -> str:
             raise KeyboardInterrupt
 
     with pytest.raises(RunInterrupted):
-        import_file(dump, table, endpoint=endpoint, ledger=ledger, progress=stop_after_some,
-                    on_start=lambda run: started.append(run.id))  # fmt: skip
+        import_file(
+            dump,
+            table,
+            ImportOptions(endpoint=endpoint),
+            Hooks(progress=stop_after_some, on_start=lambda run: started.append(run.id)),
+            ledger=ledger,
+        )
     return started[0]
 
 
@@ -106,7 +111,9 @@ def test_a_table_deleted_mid_run_is_named_and_resume_is_not_suggested(
 
     deleted = threading.Event()
     with pytest.raises(Exception) as stopped:
-        import_file(dump, table, endpoint=endpoint, ledger=ledger, progress=delete_it)
+        import_file(
+            dump, table, ImportOptions(endpoint=endpoint), Hooks(progress=delete_it), ledger=ledger
+        )
     assert f"(table {table!r} no longer exists)" in stopped.value.message  # type: ignore[attr-defined]
     hint = stopped.value.hint  # type: ignore[attr-defined]
     assert "rimport resume" not in hint

@@ -16,11 +16,13 @@ from fakes import FakeDynamo
 from transforms import split
 
 from resumable_import import (
+    ImportOptions,
     KeyMismatchError,
     Ledger,
     RetryPolicy,
     ServiceError,
     UsageError,
+    WriteSettings,
     import_file,
     import_folder,
     resume_run,
@@ -241,12 +243,18 @@ def test_an_element_split_over_batches_is_counted_once_across_a_stop(
     dump.write_text(json.dumps([{"pk": f"e{i}"} for i in range(4)]))
     ledger = tmp_path / "l.db"
     with pytest.raises(ServiceError):
-        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=STUBBORN,
-                    transform=split)  # fmt: skip
+        import_file(
+            dump,
+            "t",
+            ImportOptions(transform=split, settings=WriteSettings(concurrency=1)),
+            ledger=ledger,
+            client=fake,
+            retry=STUBBORN,
+        )
     (run,) = run_status(ledger=ledger)
     # e1's first 25 items were written, but the element is not done: nothing of it counts.
     assert (run.items_committed, run.items_written, run.dead_letters) == (1, 30, 0)
-    assert run.options["transform"]["spec"] == "transforms:split"
+    assert (run.recorded.transform or {})["spec"] == "transforms:split"
     stop["on"] = False
     result = resume_run(run.id, ledger=ledger, client=fake, retry=FAST)
     assert (result.items_committed, result.items_written, result.dead_letters) == (4, 119, 1)
@@ -265,8 +273,16 @@ def test_resume_refuses_a_transform_whose_code_changed(tmp_path: Path, ledger: P
     dump = tmp_path / "users.json"
     dump.write_text(json.dumps(source_items()))
     with pytest.raises(ServiceError):
-        import_file(dump, "t", ledger=ledger, client=fake, concurrency=1, retry=FAST,
-                    batch_size=5, transform=f"{code}:fix")  # fmt: skip
+        import_file(
+            dump,
+            "t",
+            ImportOptions(
+                transform=f"{code}:fix", settings=WriteSettings(batch_size=5, concurrency=1)
+            ),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     (run,) = run_status(ledger=ledger)
     assert 0 < run.items_committed < 30
     fake.on_call, fake.down = None, None
@@ -393,13 +409,15 @@ def test_a_folder_takes_the_transform_and_resumes_only_with_the_same(tmp_path: P
     fake = FakeDynamo()
     fake.on_call = lambda items: setattr(fake, "down", (0.0, float("inf")))  # down after one
     ledger = tmp_path / "l.db"
-    options: dict[str, Any] = dict(ledger=ledger, client=fake, batch_size=5, concurrency=1)
+    settings = WriteSettings(batch_size=5, concurrency=1)
+    up = ImportOptions(transform=f"{code}:up", settings=settings)
     with pytest.raises(ServiceError):
-        import_folder(folder, "t", retry=STUBBORN, transform=f"{code}:up", **options)
+        import_folder(folder, "t", up, ledger=ledger, client=fake, retry=STUBBORN)
     fake.on_call, fake.down = None, None
+    same = ImportOptions(transform=f"{code}:same", settings=settings)
     with pytest.raises(UsageError, match=f"the run used {code}:up, not {code}:same"):
-        import_folder(folder, "t", retry=FAST, transform=f"{code}:same", **options)
-    result = import_folder(folder, "t", retry=FAST, transform=f"{code}:up", **options)
+        import_folder(folder, "t", same, ledger=ledger, client=fake, retry=FAST)
+    result = import_folder(folder, "t", up, ledger=ledger, client=fake, retry=FAST)
     assert [f.action for f in result.files] == ["resumed", "imported"]
     assert sorted(k[0] for k in fake.items) == sorted(f"{n}{i}" for n in "AB" for i in range(10))
 
@@ -414,7 +432,9 @@ def test_the_key_is_judged_on_what_the_transform_makes(tmp_path: Path, ledger: P
     (tmp_path / "key.py").write_text("def key(item):\n    return {'pk': item.pop('id'), **item}\n")
     assert validate_file(dump, (KeySpec("pk", "S"),), transform=spec).clean
     fake = FakeDynamo()
-    result = import_file(dump, "t", ledger=ledger, client=fake, retry=FAST, transform=spec)
+    result = import_file(
+        dump, "t", ImportOptions(transform=spec), ledger=ledger, client=fake, retry=FAST
+    )
     assert (result.items_written, result.dead_letters) == (40, 0)
     with pytest.raises(KeyMismatchError, match="'pk' is missing"):  # and without it, it stops
         validate_file(dump, (KeySpec("pk", "S"),))

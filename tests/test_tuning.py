@@ -13,12 +13,16 @@ from conftest import rimport
 from fakes import FakeDynamo, client_error
 
 from resumable_import import (
+    ImportOptions,
     KeyMismatchError,
     KeySpec,
+    ResumeOptions,
     RetryPolicy,
     ServiceError,
+    SettingsChange,
     TableMissingError,
     UsageError,
+    WriteSettings,
     import_file,
     resume_run,
     run_status,
@@ -47,8 +51,14 @@ def stopped_by_an_outage(tmp_path: Path, fake: FakeDynamo, n: int = 300) -> tupl
 
     fake.on_call = outage
     with pytest.raises(ServiceError) as stopped:
-        import_file(write_dump(tmp_path / "d.json", n), "t", ledger=ledger, client=fake,
-                    concurrency=1, retry=FAST)  # fmt: skip
+        import_file(
+            write_dump(tmp_path / "d.json", n),
+            "t",
+            ImportOptions(settings=WriteSettings(concurrency=1)),
+            ledger=ledger,
+            client=fake,
+            retry=FAST,
+        )
     assert "--max-outage 600" in str(stopped.value.hint), "waiting longer is offered"
     assert "max_outage" in str(stopped.value.hint)
     fake.on_call, fake.down = None, None
@@ -67,13 +77,18 @@ def test_resume_with_a_smaller_batch_uses_it_records_it_and_status_shows_it(
     ledger, run_id = stopped_by_an_outage(tmp_path, fake)
     sizes: list[int] = []
     fake.on_call = lambda items: sizes.append(len(items))
-    result = resume_run(run_id, ledger=ledger, client=fake, retry=FAST, batch_size=10,
-                        concurrency=2)  # fmt: skip
+    result = resume_run(
+        run_id,
+        ResumeOptions(settings=SettingsChange(batch_size=10, concurrency=2)),
+        ledger=ledger,
+        client=fake,
+        retry=FAST,
+    )
     assert result.state == "completed" and result.items_written == 300
     assert sizes == [10] * 17 + [5]  # the 175 items after the checkpoint, 10 at a time
     (run,) = run_status(ledger=ledger)
-    assert (run.options["batch_size"], run.options["concurrency"]) == (10, 2)
-    (change,) = run.options["changes"]
+    assert (run.settings.batch_size, run.settings.concurrency) == (10, 2)
+    (change,) = run.recorded.changes
     assert change["batch_size"] == [25, 10] and change["concurrency"] == [1, 2]
     assert "max_wcu" not in change, "only what changed is recorded"
 
@@ -95,11 +110,16 @@ def test_resume_refuses_a_setting_out_of_range_in_python_words_and_changes_nothi
     fake = FakeDynamo()
     ledger, run_id = stopped_by_an_outage(tmp_path, fake)
     with pytest.raises(UsageError) as refused:
-        resume_run(run_id, ledger=ledger, client=fake, batch_size=26)
+        resume_run(
+            run_id,
+            ResumeOptions(settings=SettingsChange(batch_size=26)),
+            ledger=ledger,
+            client=fake,
+        )
     assert refused.value.message == "batch_size must be between 1 and 25, not 26"
     assert refused.value.param == "batch_size"
     (run,) = run_status(ledger=ledger)
-    assert run.options["batch_size"] == 25 and "changes" not in run.options
+    assert run.settings.batch_size == 25 and not run.recorded.changes
     assert run.items_committed == 125
 
     out = rimport("resume", run_id, "--ledger", ledger, "--concurrency", "0")
@@ -109,9 +129,15 @@ def test_resume_refuses_a_setting_out_of_range_in_python_words_and_changes_nothi
 def test_resume_with_the_same_settings_records_no_change(tmp_path: Path) -> None:
     fake = FakeDynamo()
     ledger, run_id = stopped_by_an_outage(tmp_path, fake)
-    resume_run(run_id, ledger=ledger, client=fake, retry=FAST, batch_size=25)
+    resume_run(
+        run_id,
+        ResumeOptions(settings=SettingsChange(batch_size=25)),
+        ledger=ledger,
+        client=fake,
+        retry=FAST,
+    )
     (run,) = run_status(ledger=ledger)
-    assert run.state == "completed" and "changes" not in run.options
+    assert run.state == "completed" and not run.recorded.changes
 
 
 def test_a_throttled_run_that_stops_names_the_resume_that_asks_less(tmp_path: Path) -> None:
@@ -119,8 +145,14 @@ def test_a_throttled_run_that_stops_names_the_resume_that_asks_less(tmp_path: Pa
     fake.capacity = 1.0  # the first request is throttled whole
     fake.fail_next = [None, client_error("AccessDeniedException", status=400)]  # type: ignore[list-item]
     with pytest.raises(ServiceError) as stopped:
-        import_file(write_dump(tmp_path / "d.json", 100), "t", ledger=tmp_path / "l.db",
-                    client=fake, concurrency=4, retry=FAST)  # fmt: skip
+        import_file(
+            write_dump(tmp_path / "d.json", 100),
+            "t",
+            ImportOptions(settings=WriteSettings(concurrency=4)),
+            ledger=tmp_path / "l.db",
+            client=fake,
+            retry=FAST,
+        )
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert "DynamoDB throttled 1 of its requests: " in str(stopped.value.hint)
     assert f"`rimport resume {run.id} --concurrency 2" in str(stopped.value.hint)
@@ -162,7 +194,13 @@ def test_a_key_of_the_wrong_type_is_refused_before_the_table_is_created(tmp_path
     dump = write_dump(tmp_path / "d.json", 30)
     ledger = tmp_path / "l.db"
     with pytest.raises(KeyMismatchError) as refused:
-        import_file(dump, "new", ledger=ledger, client=fake, create_keys=(KeySpec("pk", "N"),))
+        import_file(
+            dump,
+            "new",
+            ImportOptions(create_keys=(KeySpec("pk", "N"),)),
+            ledger=ledger,
+            client=fake,
+        )
     e = refused.value
     assert (
         e.message == "key attribute 'pk' is a string in each of the 30 items, but the key is pk:N"
@@ -189,8 +227,12 @@ def test_a_missing_key_attribute_is_named_with_the_attributes_there_are(tmp_path
 def test_a_missing_table_is_told_in_python_to_a_caller(tmp_path: Path) -> None:
     """The command says it in flags: see test_dynamodb_local's missing table."""
     with pytest.raises(TableMissingError) as missing:
-        import_file(write_dump(tmp_path / "d.json", 3), "nope", ledger=tmp_path / "l.db",
-                    client=FakeDynamo())  # fmt: skip
+        import_file(
+            write_dump(tmp_path / "d.json", 3),
+            "nope",
+            ledger=tmp_path / "l.db",
+            client=FakeDynamo(),
+        )
     e = missing.value
     assert e.message == "table 'nope' does not exist at http://localhost:8000"
     assert "create_keys=(KeySpec('NAME', 'S'),)" in str(e.hint)

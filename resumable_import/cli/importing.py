@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -17,13 +17,18 @@ from resumable_import import (
     DEFAULT_CONCURRENCY,
     Entry,
     FolderResult,
+    Hooks,
+    ImportOptions,
     ImportResult,
     InputError,
     KeyMismatchError,
     KeySpec,
     Report,
+    ResumeOptions,
     Run,
+    SettingsChange,
     UsageError,
+    WriteSettings,
     empty_partition,
     folder_of,
     import_file,
@@ -70,7 +75,7 @@ def start(
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
-    batch_size: Annotated[int, BATCH_SIZE] = 25,
+    batch_size: Annotated[int, BATCH_SIZE] = WriteSettings.batch_size,
     format: FormatOpt = "auto",
     items_path: ItemsPathOpt = None,
     concurrency: Annotated[int, CONCURRENCY] = DEFAULT_CONCURRENCY,
@@ -117,19 +122,19 @@ def start(
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
         with _meter(progress) as bar:
-            options: dict[str, Any] = dict(
-                endpoint=endpoint, region=region, ledger=ledger, batch_size=batch_size,
-                items_path=items_path, create_keys=keys, allow_remote=allow_remote,
-                concurrency=concurrency, max_wcu=max_wcu, on_progress=bar,
-                on_start=_starting(bar), max_outage=max_outage, notice=bar.note,
-                transform=transform,
+            settings = WriteSettings(batch_size, concurrency, max_wcu, max_outage)
+            options = ImportOptions(
+                format=format, items_path=items_path, create_keys=keys, endpoint=endpoint,
+                region=region, allow_remote=allow_remote, transform=transform,
+                settings=settings, new=new,
             )  # fmt: skip
+            hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note,
+                          on_file=_announce)  # fmt: skip
             if _is_folder(file):
-                return import_folder(file, table, pattern=pattern, fmt=format, new=new,
-                                     on_file=_announce, **options)  # fmt: skip
+                return import_folder(file, table, options, hooks, pattern=pattern, ledger=ledger)
             if pattern:
                 raise UsageError("--pattern goes with a folder")
-            return import_file(file, table or _table_for(file), fmt=format, new=new, **options)
+            return import_file(file, table or _table_for(file), options, hooks, ledger=ledger)
 
     result = guard(work)
     if isinstance(result, FolderResult):
@@ -193,10 +198,10 @@ def resume(
 
     def work() -> ImportResult:
         with _meter(progress) as bar:
-            return resume_run(run_id, source=source, ledger=ledger, on_progress=bar,
-                              on_start=_starting(bar), notice=bar.note, batch_size=batch_size,
-                              concurrency=concurrency, max_wcu=max_wcu,
-                              max_outage=max_outage)  # fmt: skip
+            change = SettingsChange(batch_size, concurrency, max_wcu, max_outage)
+            hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
+            return resume_run(run_id, ResumeOptions(source, settings=change), hooks,
+                              ledger=ledger)  # fmt: skip
 
     finish(guard(work), ledger)
 

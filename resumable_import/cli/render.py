@@ -221,7 +221,7 @@ def print_run(run: Run, ledger: Path | None) -> None:
     if run.folder:
         fields.insert(3, ("folder", run.folder))
     fields.insert(fields.index(("shape", run.shape)) + 2, ("settings", _settings(run)))
-    if transform := run.options.get("transform"):
+    if transform := run.recorded.transform:
         fields.insert(fields.index(("table", run.table)), ("transform", transform["spec"]))
     if run.error:
         fields.append((_error_label(run), run.error))

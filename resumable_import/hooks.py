@@ -1,0 +1,29 @@
+"""What a caller is told as a run goes: one value, so that the calls that run an import
+take it whole rather than a parameter for each callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .folder import Entry
+    from .ledger import Run
+    from .progress import OnProgress, Progress
+    from .runlog import Notice
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """`on_start` is called with each run before anything is written, so a caller can tell
+    its user which run to resume should this one be killed; `notice` is told, as one line,
+    when the endpoint stops answering and when it answers again, and how a file that reads
+    two ways is read; `progress` and `on_progress` how far it has got (`progress.py`);
+    `on_file` each file of a folder before it is imported."""
+
+    progress: Progress | None = None
+    on_progress: OnProgress | None = None
+    on_start: Callable[[Run], None] | None = None
+    notice: Notice | None = None
+    on_file: Callable[[Entry], None] | None = None
