@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .folder import Entry
     from .ledger import Run
     from .progress import OnProgress, Progress
     from .runlog import Notice
@@ -20,10 +19,11 @@ class Hooks:
     its user which run to resume should this one be killed; `notice` is told, as one line,
     when the endpoint stops answering and when it answers again, and how a file that reads
     two ways is read; `progress` and `on_progress` how far it has got (`progress.py`);
-    `on_file` each file of a folder before it is imported."""
+    `on_file` each file of a folder before it is imported (a `folder.Entry`, named here
+    only in words: the folder's calls take these hooks, and no module imports back)."""
 
     progress: Progress | None = None
     on_progress: OnProgress | None = None
     on_start: Callable[[Run], None] | None = None
     notice: Notice | None = None
-    on_file: Callable[[Entry], None] | None = None
+    on_file: Callable[[Any], None] | None = None
