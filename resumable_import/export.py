@@ -31,7 +31,7 @@ import orjson
 
 from . import endpoint as endpoints
 from .attributes import NOT_PLAIN_JSON, from_attribute, to_attributes
-from .errors import UsageError
+from .errors import Arg, Command, Text, UsageError
 from .hints import command
 from .items import ItemError, plain_json
 from .ledger import DeadLetter, Ledger, Run
@@ -40,6 +40,7 @@ from .run import for_reading as reading
 
 FORMATS = ("jsonl", "json", "ddb-json")
 RETRYABLE, NOT_RETRYABLE = "retryable", "not-retryable"
+_ANOTHER_FILE = Text("name another file, or pass ", Arg("force", True))
 PAGE = 1000  # dead letters read from the ledger at a time: memory stays bounded
 
 # Why a dead letter was left out of the items file.
@@ -230,22 +231,27 @@ def _reason(letter: DeadLetter, line: int | None, why: str | None) -> dict[str, 
     return d
 
 
-def fix_commands(run: Run, out: str | None = None, fmt: str | None = None) -> tuple[str, str]:
+def fix_commands(
+    run: Run, out: str | None = None, fmt: str | None = None
+) -> tuple[Command, Command]:
     """The two commands that take a run's dead letters out to a file and, once fixed,
     import that file: for hints."""
     fmt = fmt or default_format(run)
     out = out or f"dead-letters-{run.id}.{'json' if fmt == 'json' else 'jsonl'}"
-    export = ["dead-letters", run.id, "--out", out]
+    export = [Arg("out", out)]
     if fmt != default_format(run):
-        export += ["--format", fmt]
-    load = ["start", out, "--table", run.table]
+        export.append(Arg("format", fmt))
+    load = [Arg("table", run.table)]
     if fmt == "ddb-json":
-        load += ["--format", "ddb-json"]
+        load.append(Arg("format", "ddb-json"))
     if run.endpoint != endpoints.DEFAULT:
-        load += ["--endpoint", endpoints.redacted(run.endpoint)]
+        load.append(Arg("endpoint", endpoints.redacted(run.endpoint)))
     if run.recorded.allow_remote:
-        load.append("--allow-remote")
-    return command(run, *export), command(run, *load)
+        load.append(Arg("allow_remote", True))
+    return (
+        command(run, "dead-letters", run.id, args=tuple(export)),
+        command(run, "start", out, args=tuple(load)),
+    )
 
 
 def sidecar_path(out: Path) -> Path:
@@ -258,7 +264,7 @@ def private_output(path: Path, *, force: bool = False) -> Iterator[TextIO]:
     written beside `path` and moved into place at the end. An existing file is kept
     unless `force`."""
     if path.exists() and not force:
-        raise UsageError(f"{path} exists already", "name another file, or pass --force")
+        raise UsageError(f"{path} exists already", _ANOTHER_FILE)
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as e:
@@ -273,7 +279,7 @@ def private_output(path: Path, *, force: bool = False) -> Iterator[TextIO]:
             os.link(temp, path)  # refuses, unlike a rename, a file created meanwhile
             os.unlink(temp)
     except FileExistsError:
-        raise UsageError(f"{path} exists already", "name another file, or pass --force") from None
+        raise UsageError(f"{path} exists already", _ANOTHER_FILE) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import (
+    Arg,
+    Command,
     InputError,
     RimportError,
     RunBusyError,
     RunInterrupted,
     TableError,
+    Text,
     UsageError,
 )
 from .hooks import Hooks
@@ -122,7 +125,7 @@ def table_for(path: Path | S3Key) -> str:
     if not TABLE_NAME.fullmatch(name):
         raise UsageError(
             f"{path}: {name!r}, taken from the file name, is not a valid table name",
-            "name the table with --table (3 to 255 of A-Z a-z 0-9 _ - .)",
+            Text("name the table with ", Arg("table"), " (3 to 255 of A-Z a-z 0-9 _ - .)"),
         )
     return name
 
@@ -138,8 +141,8 @@ def plan(folder: Path | S3Key, table: str | None, pattern: str | None, fmt: str 
     export = SUMMARY in objects if objects is not None else (folder / SUMMARY).is_file()
     if export:
         if pattern:
-            raise UsageError("--pattern does not go with an export folder: its manifest lists "
-                             "the files")  # fmt: skip
+            raise UsageError(Text(Arg("pattern"), " does not go with an export folder: its "
+                                  "manifest lists the files"))  # fmt: skip
         return _export(folder, table, fmt, objects)
 
     def wanted(p: Path | S3Key) -> bool:
@@ -154,7 +157,9 @@ def plan(folder: Path | S3Key, table: str | None, pattern: str | None, fmt: str 
         what = f"matching {pattern!r}" if pattern else "named *.json, *.jsonl, *.ndjson or *.ion"
         raise InputError(
             f"{folder}: no files {what}",
-            "choose the files with --pattern GLOB, e.g. --pattern '*.txt'",
+            Text(
+                "choose the files with ", Arg("pattern", "GLOB"), ", e.g. ", Arg("pattern", "*.txt")
+            ),
         )
     return Plan(folder, [Entry(p, table or table_for(p)) for p in names], fmt)
 
@@ -180,7 +185,9 @@ def _export(
     if table is None:
         table = str(summary.get("tableArn", "")).rpartition("table/")[2]
         if not table:
-            raise UsageError(f"{folder / SUMMARY} names no table (tableArn)", "pass --table")
+            raise UsageError(
+                f"{folder / SUMMARY} names no table (tableArn)", Text("pass ", Arg("table"))
+            )
     entries = []
     for line in _manifest(folder / FILES):
         if not isinstance(line, dict) or "dataFileS3Key" not in line:
@@ -233,7 +240,7 @@ def _missing_or_damaged(
         if expected and "-" not in etag and base64.b64decode(expected).hex() != etag:
             return InputError(
                 f"{path}: its MD5 does not match {FILES} (a partial or damaged copy?)",
-                "copy that object again, then run the same `rimport start` again",
+                Text("copy that object again, then run the same ", Command("start"), " again"),
             )
         return None
     assert isinstance(path, Path)
@@ -250,7 +257,7 @@ def _missing_or_damaged(
         if base64.b64encode(h.digest()).decode() != expected:
             return InputError(
                 f"{path}: its MD5 does not match {FILES} (a partial or damaged download?)",
-                "download that file again, then run the same `rimport start` again",
+                Text("download that file again, then run the same ", Command("start"), " again"),
             )
     return None
 
@@ -314,7 +321,8 @@ def import_folder(
                 done.error = e
                 continue
             except RunInterrupted as e:
-                e.hint = f"run the same `rimport start {folder}` again to continue"
+                again = Command("start", (str(folder),))
+                e.hint = Text("run the same ", again, " again to continue")
                 raise
             if (
                 entry.expected_items is not None

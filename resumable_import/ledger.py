@@ -34,11 +34,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .endpoint import redacted
-from .errors import LedgerError, RunBusyError, UsageError
+from .errors import Arg, Command, LedgerError, RunBusyError, Text, UsageError
 from .options import Recorded, WriteSettings
 
 T = TypeVar("T")
 
+_PATH = Arg("ledger", "PATH")
+_ELSEWHERE = Text("pass ", _PATH, " (or set RIMPORT_LEDGER) to put the ledger elsewhere")
 _LOCK_PATIENCE = 0.5  # seconds a taken run lock is tried again before the run counts as busy
 
 RUNNING = "running"
@@ -223,7 +225,7 @@ class Ledger:
             raise LedgerError(
                 f"the ledger {self.path} has schema version {version}, newer than this "
                 f"rimport knows ({latest})",
-                "upgrade rimport, or pass --ledger PATH to start a separate ledger",
+                Text("upgrade rimport, or pass ", _PATH, " to start a separate ledger"),
             )
         if read_only and version < latest:
             raise LedgerError(
@@ -299,12 +301,19 @@ class Ledger:
     def run(self, prefix: str) -> Run:
         """The run whose id is, or starts with, `prefix`."""
         if not re.fullmatch(r"[0-9a-f]{1,32}", prefix):
-            raise UsageError(f"{prefix!r} is not a run id", "`rimport status` lists the runs")
+            raise UsageError(
+                f"{prefix!r} is not a run id", Text(Command("status"), " lists the runs")
+            )
         rows = self._select(" WHERE r.id LIKE ? ORDER BY r.started_at", (prefix + "%",))
         if not rows:
             raise UsageError(
                 f"no run {prefix!r} in the ledger {self.path}",
-                "`rimport status` lists the runs; pass --ledger if they are in another ledger",
+                Text(
+                    Command("status"),
+                    " lists the runs; pass ",
+                    Arg("ledger"),
+                    " if they are in another ledger",
+                ),
             )
         if len(rows) > 1:
             raise UsageError(
@@ -572,11 +581,15 @@ class Ledger:
         if problems := self.check():
             raise LedgerError(
                 f"the ledger {self.path} is damaged ({problems[0]}); no new run is recorded in it",
-                f"`rimport ledger check --ledger {self.path}` says which runs it still holds; "
-                "pass --ledger PATH to record new runs in a new file",
+                self._damaged_hint(),
             )
         with self._transaction("BEGIN IMMEDIATE"):  # a write that changes nothing
             self._db.execute(f"PRAGMA user_version = {self.schema_version}")
+
+    def _damaged_hint(self) -> Text:
+        check = Command("ledger check", (), (Arg("ledger", str(self.path)),))
+        return Text(check, " says which runs it still holds; pass ", _PATH,
+                    " to record new runs in a new file")  # fmt: skip
 
     def check(self) -> list[str]:
         """What SQLite's quick check finds wrong with the file; empty when it is sound."""
@@ -596,11 +609,11 @@ class Ledger:
     def _error(self, e: sqlite3.Error, doing: str) -> LedgerError:
         """One line for what SQLite said, by its error code, with what to do."""
         name = getattr(e, "sqlite_errorname", "")
-        other = "pass --ledger PATH (or set RIMPORT_LEDGER) to use another file"
+        other = Text("pass ", _PATH, " (or set RIMPORT_LEDGER) to use another file")
         if name.startswith("SQLITE_READONLY"):
             return LedgerError(
                 f"the ledger {self.path} is read-only ({e})",
-                f"make it and its folder writable (chmod u+w), or {other}",
+                Text("make it and its folder writable (chmod u+w), or ", other),
             )
         if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
             return LedgerError(
@@ -610,12 +623,11 @@ class Ledger:
         if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):
             return LedgerError(
                 f"the ledger {self.path} is damaged ({e})",
-                f"`rimport ledger check --ledger {self.path}` says which runs it still holds; "
-                "pass --ledger PATH to record new runs in a new file",
+                self._damaged_hint(),
             )
         if name.startswith("SQLITE_CANTOPEN"):
             return LedgerError(
-                f"cannot open the ledger {self.path} ({e})", f"check the path, or {other}"
+                f"cannot open the ledger {self.path} ({e})", Text("check the path, or ", other)
             )
         return LedgerError(f"cannot {doing} the ledger {self.path}: {e}", other)
 
@@ -635,7 +647,7 @@ class Ledger:
         except OSError as e:
             raise LedgerError(
                 f"cannot lock run {run_id} in {self._locks_dir}: {e.strerror.lower()}",
-                "make the ledger's folder writable, or pass --ledger PATH to use another file",
+                Text("make the ledger's folder writable, or pass ", _PATH, " to use another file"),
             ) from None
         deadline = time.monotonic() + _LOCK_PATIENCE
         while True:
@@ -649,7 +661,11 @@ class Ledger:
                 os.close(fd)
                 raise RunBusyError(
                     f"run {run_id} is being run by another rimport process right now",
-                    "wait for it to finish, or stop it first; `rimport status` shows its progress",
+                    Text(
+                        "wait for it to finish, or stop it first; ",
+                        Command("status"),
+                        " shows its progress",
+                    ),
                 ) from None
         self._held[run_id] = fd
         try:
@@ -698,12 +714,12 @@ def _private_folder(folder: Path) -> None:
     except FileExistsError:
         raise LedgerError(
             f"cannot create the ledger's folder {folder}: a file is in the way",
-            "pass --ledger PATH (or set RIMPORT_LEDGER) to put the ledger elsewhere",
+            _ELSEWHERE,
         ) from None
     except OSError as e:
         raise LedgerError(
             f"cannot create the ledger's folder {folder}: {e.strerror.lower()}",
-            "pass --ledger PATH (or set RIMPORT_LEDGER) to put the ledger elsewhere",
+            _ELSEWHERE,
         ) from None
 
 
@@ -718,7 +734,7 @@ def private_file(path: Path, *, create: bool = True) -> None:
         if create and not path.exists():
             raise LedgerError(
                 f"cannot create the ledger {path}: {e.strerror.lower()}",
-                "pass --ledger PATH (or set RIMPORT_LEDGER) to put the ledger elsewhere",
+                _ELSEWHERE,
             ) from None
         # An existing file we may not change (another owner, a read-only folder): SQLite
         # says what matters when it opens it.

@@ -33,6 +33,7 @@ from .errors import (
     LedgerError,
     RunInterrupted,
     ServiceError,
+    Text,
 )
 from .fingerprint import file_hash
 from .hints import (
@@ -178,14 +179,16 @@ def execute(
             run = _stop(book, run.id, states.INTERRUPTED, f"{what} by the user")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped at item {run.items_committed}",
-                f"continue with {resume_command(run)}" + gentler(run, writer),
+                Text("continue with ", resume_command(run), gentler(run, writer)),
                 signum=signum,
             ) from None
         except InputError as e:
             run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
-            e.hint = (
-                f"{run.items_committed} items before it are safely imported; fix the file and run "
-                f"{resume_command(run)}, or start over with {start_over(run)}"
+            e.hint = Text(
+                f"{run.items_committed} items before it are safely imported; fix the file and run ",
+                resume_command(run),
+                ", or start over with ",
+                start_over(run),
             )
             raise
         except ServiceError as e:
@@ -223,8 +226,11 @@ def execute(
             event(logging.WARNING, run.id, "file_changed", error)
             raise FileChangedError(
                 f"{run.file}: {error}",
-                f"the {run.items_committed:,} items of the file as it was are imported (run "
-                f"{run.id}); to import it as it is now: {start_over(run)}",
+                Text(
+                    f"the {run.items_committed:,} items of the file as it was are imported (run "
+                    f"{run.id}); to import it as it is now: ",
+                    start_over(run),
+                ),
             )
         return result_of(book.run(run.id), time.monotonic() - started, book)
 

@@ -23,7 +23,7 @@ from . import ledger as states
 from .batching import groups
 from .dynamo import connect, ensure_table, resolve_endpoint
 from .endpoint import Endpoint
-from .errors import InputError, LedgerError, UsageError
+from .errors import Arg, InputError, LedgerError, Text, UsageError
 from .hints import command, spelled
 from .hooks import Hooks
 from .keys import key_of
@@ -79,8 +79,11 @@ def import_file(
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
                 f"({last.state} at item {last.items_committed:,})",
-                f"continue it with {command(last, 'resume', last.id)}, or pass new=True to start "
-                "over",
+                Text(
+                    "continue it with ",
+                    command(last, "resume", last.id),
+                    ", or pass new=True to start over",
+                ),
                 param="new=True",
             )
         client, transport, region = connect_to(where, options.region, client)
@@ -149,9 +152,12 @@ def resume_run(
             run = book.run(run.id)  # re-read now that no one else can change it
             if source is not None and run.source != "stream":
                 raise UsageError(
-                    f"run {run.id} reads {run.file}, not a stream: --from is for a run "
-                    "started on a stream",
-                    f"resume it with {command(run, 'resume', run.id)}",
+                    Text(
+                        f"run {run.id} reads {run.file}, not a stream: ",
+                        Arg("source"),
+                        " is for a run started on a stream",
+                    ),
+                    Text("resume it with ", command(run, "resume", run.id)),
                 )
             if finished(run):
                 return result_of(run, 0.0, book)

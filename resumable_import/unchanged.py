@@ -6,15 +6,14 @@ versions of the data in one table, with nothing to tell them apart afterwards.
 from __future__ import annotations
 
 import logging
-import shlex
 from pathlib import Path
 from typing import Any
 
 from . import endpoint as endpoints
 from .dynamo import TableInfo, describe_table, ensure_table
-from .errors import FileChangedError, TableError, UsageError
+from .errors import Arg, FileChangedError, TableError, Text, UsageError
 from .fingerprint import block_hashes, file_hash, fingerprint
-from .hints import other_ledger, start_over
+from .hints import command, start_over
 from .ledger import Ledger, Run
 from .reader import Dump, Position, Shape, items_as
 from .runlog import event
@@ -69,7 +68,10 @@ def check_unchanged(book: Ledger, run: Run, dump: Dump) -> None:
     raise FileChangedError(
         f"{run.file} has changed since run {run.id} read it ({run.file_hash[:19]}… is now "
         f"{current[:19]}…)",
-        f"resuming would mix two versions of the data; import the new file with {start_over(run)}",
+        Text(
+            "resuming would mix two versions of the data; import the new file with ",
+            start_over(run),
+        ),
     )
 
 
@@ -82,8 +84,12 @@ def same_transform(run: Run, given: TransformSpec | None) -> Transform | None:
         if given is not None:
             raise UsageError(
                 f"run {run.id} was started without a transform",
-                f"resume it without one, or import the file afresh through the transform with "
-                f"{start_over(run)} and --transform",
+                Text(
+                    "resume it without one, or import the file afresh through the transform with ",
+                    start_over(run),
+                    " and ",
+                    Arg("transform"),
+                ),
             )
         return None
     try:
@@ -93,13 +99,15 @@ def same_transform(run: Run, given: TransformSpec | None) -> Transform | None:
         spec = str(recorded["spec"])
         if spec.startswith("__main__:") or "<" in spec:  # given to import_file as a function
             e.hint = "it was a function given to import_file: give it to resume_run as transform="
-        e.hint = f"{e.hint}; or start over with {start_over(run)}"
+        e.hint = Text(e.hint or "", "; or start over with ", start_over(run))
         raise
     if why := changed(loaded, recorded):
         raise UsageError(
             f"run {run.id}: {why}; resuming would import the rest of the file differently "
             "from what is already in the table",
-            f"put the transform back as it was and resume, or start over with {start_over(run)}",
+            Text(
+                "put the transform back as it was and resume, or start over with ", start_over(run)
+            ),
         )
     return loaded
 
@@ -117,7 +125,7 @@ def same_table(book: Ledger, run: Run, client: Any) -> TableInfo:
         raise TableError(
             f"table {run.table!r} at {run.endpoint} no longer exists since run {run.id} "
             f"started: the {run.items_written:,} items it wrote before its checkpoint are gone",
-            f"import the whole file again with {start_over(run)}",
+            Text("import the whole file again with ", start_over(run)),
         )
     anew = run.table_identity not in (None, info.identity)
     if anew and (run.items_written or run.dead_letters):
@@ -125,7 +133,7 @@ def same_table(book: Ledger, run: Run, client: Any) -> TableInfo:
             f"table {run.table!r} at {run.endpoint} was deleted and created again since run "
             f"{run.id} wrote to it: the {run.items_written:,} items it wrote before its "
             "checkpoint are not in it",
-            f"import the whole file again with {start_over(run)}",
+            Text("import the whole file again with ", start_over(run)),
         )
     info = ensure_table(client, run.table, None, endpoints.parse(run.endpoint))
     if info.identity != run.table_identity:
@@ -160,8 +168,10 @@ def check_same_object(run: Run, dump: Dump) -> None:
     if now != (run.file_size, run.file_hash):
         raise FileChangedError(
             f"{run.file} has changed since run {run.id} read it ({run.file_hash} is now {now[1]})",
-            f"resuming would mix two versions of the data; import the new object with "
-            f"{start_over(run)}",
+            Text(
+                "resuming would mix two versions of the data; import the new object with ",
+                start_over(run),
+            ),
         )
 
 
@@ -171,8 +181,10 @@ def stream_again(run: Run, source: str | Path | None) -> Dump:
     if source is None:
         raise UsageError(
             f"run {run.id} read its dump from a stream ({run.file}), which cannot be read again",
-            f"give it the same bytes again, e.g. `cat DUMP | rimport resume {run.id} --from -`"
-            + (f" --ledger {shlex.quote(run.ledger)}" if other_ledger(run) else ""),
+            Text(
+                "give it the same bytes again, e.g. cat DUMP | ",
+                command(run, "resume", run.id, args=(Arg("source", "-"),)),
+            ),
         )
     where = Location(source)
     where.kind = "stream"  # read once, from its start, whatever it is

@@ -30,6 +30,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 import dynamodb_local  # noqa: E402
 import moto_server  # noqa: E402
 
+from resumable_import.errors import Text  # noqa: E402
+
+
+def _refuse_flattening(self: Text, spec: str) -> str:
+    """In the tests, an f-string of a Text that names an argument or a command fails: it
+    would hand the CLI a Python caller's words (`format='jsonl'`) where it says flags."""
+    if any(not isinstance(part, str) for part in self.parts):
+        raise AssertionError(f"a Text with arguments was formatted into a str: {self.parts!r}")
+    return str.__format__(self, spec)
+
+
+Text.__format__ = _refuse_flattening  # type: ignore[method-assign]
+
 # DynamoDB Local keeps one database per access key and region: the tests and every rimport
 # process they start must agree on both.
 AWS_ENV = {

@@ -157,7 +157,7 @@ def test_each_problem_is_named_and_explained(item: Any, code: str, message: str)
 
 
 def test_a_binary_key_cannot_come_from_plain_json() -> None:
-    with pytest.raises(ItemError, match="--format ddb-json"):
+    with pytest.raises(ItemError, match=r"as DynamoDB JSON \(format ddb-json\)"):
         Prepare((KeySpec("id", "B"),))({"id": "AAE="}, 10)
 
 

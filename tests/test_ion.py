@@ -20,6 +20,7 @@ from test_folder import typed_scan
 
 from resumable_import import ion
 from resumable_import.checks import Prepare
+from resumable_import.cli.hints import spelled
 from resumable_import.errors import InputError, UsageError
 from resumable_import.folder import plan
 from resumable_import.items import ItemError
@@ -208,8 +209,10 @@ def test_json_and_ion_named_as_each_other_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="its first line is JSON, not a line of DynamoDB's Ion"):
         Dump.open(json_file, "ion")
     for fmt in ("json", "jsonl", "ddb-json", "ddb-export"):
-        with pytest.raises(InputError, match=f"begins with .ion_1_0.*--format {fmt} reads"):
+        with pytest.raises(InputError, match=r"begins with \$ion_1_0") as e:
             Dump.open(ion_file, fmt)
+        assert spelled(e.value.message).endswith(f"not the JSON --format {fmt} reads")
+        assert e.value.message.endswith(f"not the JSON format={fmt!r} reads")  # Python's
     bare = tmp_path / "bare.ion"
     bare.write_text('{Item:{pk:"a"}}\n', encoding="utf-8")
     out = rimport("validate", bare, "--key", "pk:S")

@@ -14,6 +14,7 @@ from botocore.exceptions import (
 )
 from fakes import TOO_LARGE_PAGE, client_error
 
+from resumable_import.cli.hints import spelled
 from resumable_import.outcomes import WRITTEN, Kind, classify
 
 URL = "https://dynamodb.example"
@@ -98,4 +99,4 @@ def test_a_connection_error_names_its_cause() -> None:
 def test_a_fatal_error_carries_the_hint_for_its_code() -> None:
     verdict = classify(client_error("ResourceNotFoundException", "no table"), "t")
     assert (verdict.code, verdict.message) == ("ResourceNotFoundException", "no table")
-    assert "--table" in (verdict.hint or "")
+    assert "--table" in spelled(verdict.hint or "")

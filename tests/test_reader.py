@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resumable_import import detect, jsontext
+from resumable_import.cli.hints import spelled
 from resumable_import.detect import detect_shape
 from resumable_import.errors import InputError
 from resumable_import.reader import Dump, Position, Shape
@@ -90,14 +91,14 @@ def test_one_object_on_one_line_is_a_wrapper_exactly_when_its_items_sit_where_a_
     assert [v["pk"] for v in values(path)] == pks
     if shape.startswith("object:"):
         key = shape.partition(":")[2]
-        assert dump.note == (
+        assert spelled(dump.note) == (
             f"dump.json is one JSON object on one line: reading the items under {key!r} "
             "(--format jsonl reads the line as one item instead)"
         )
         (whole,) = values(path, fmt="jsonl")  # the other reading, when asked for
         assert list(whole) == list(json.loads(text))
     elif "[{" in text:  # the note names the array, and --items-path reads it
-        path_to = re.search(r"--items-path (\S+)", dump.note or "")
+        path_to = re.search(r"--items-path (\S+)", spelled(dump.note or ""))
         assert path_to, dump.note
         assert [r.value["pk"] for r in Dump.open(path, items_path=path_to[1]).items()] == ["x"]
     else:
@@ -141,7 +142,7 @@ def test_a_one_line_wrapper_of_dynamodb_json_reads_with_its_format(tmp_path: Pat
     assert [r.value for r in dump.items()] == [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}]
     with pytest.raises(InputError, match="DynamoDB's own JSON") as e:
         Dump.open(path)
-    assert "--format ddb-json" in (e.value.hint or "")
+    assert "--format ddb-json" in spelled(e.value.hint or "")
 
 
 def test_numbers_keep_every_digit(tmp_path: Path) -> None:
@@ -386,7 +387,7 @@ def test_a_dump_of_dynamodb_json_must_be_named_as_such(tmp_path: Path) -> None:
     path = write(tmp_path, '[{"pk": {"S": "a"}, "n": {"N": "1"}}]')
     with pytest.raises(InputError, match="both as plain JSON and as DynamoDB's own JSON") as e:
         Dump.open(path)
-    assert "--format ddb-json" in (e.value.hint or "")
+    assert "--format ddb-json" in spelled(e.value.hint or "")
     assert Dump.open(path, "ddb-json").items_as == "ddb-json"
     assert values(path, fmt="json") == [{"pk": {"S": "a"}, "n": {"N": "1"}}]
 
@@ -395,7 +396,7 @@ def test_export_lines_must_be_named_as_such(tmp_path: Path) -> None:
     path = write(tmp_path, '{"Item": {"pk": {"S": "a"}}}\n{"Item": {"pk": {"S": "b"}}}\n')
     with pytest.raises(InputError, match="DynamoDB's own JSON") as e:
         Dump.open(path)
-    assert "--format ddb-export" in (e.value.hint or "")
+    assert "--format ddb-export" in spelled(e.value.hint or "")
     dump = Dump.open(path, "ddb-export")
     assert (dump.shape, dump.items_as) == (Shape("jsonl"), "ddb-export")
 
@@ -417,7 +418,7 @@ def test_a_wrong_format_is_named_before_anything_is_read(
     path = write(tmp_path, text)
     with pytest.raises(InputError, match=message) as e:
         Dump.open(path, fmt)
-    assert str(path) in e.value.message and hint in (e.value.hint or "")
+    assert str(path) in e.value.message and hint in spelled(e.value.hint or "")
 
 
 @pytest.mark.parametrize(
@@ -444,7 +445,7 @@ def test_every_refusal_names_an_option_that_reads_the_file(
     path = write(tmp_path, text)
     with pytest.raises(InputError) as e:
         Dump.open(path, fmt)
-    option = re.search(r"--(format|items-path) ([\w.-]+)", e.value.hint or "")
+    option = re.search(r"--(format|items-path) ([\w.-]+)", spelled(e.value.hint or ""))
     assert option, e.value.hint
     works = (option[2], None) if option[1] == "format" else (fmt, option[2])
     assert [r.value for r in Dump.open(path, *works).items()]
@@ -473,5 +474,6 @@ def test_a_missing_items_path_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, NESTED)
     with pytest.raises(InputError, match="no key 'rows' in data at byte"):
         Dump.open(path, items_path="data.rows")
-    with pytest.raises(InputError, match="does not go with --format jsonl"):
+    with pytest.raises(InputError, match="does not go with format='jsonl'") as e:
         Dump.open(path, "jsonl", items_path="data")
+    assert spelled(e.value.message) == "--items-path does not go with --format jsonl"

@@ -27,6 +27,7 @@ from resumable_import import (
     retry_failed,
     run_status,
 )
+from resumable_import.cli.hints import spelled
 
 # Budgets of no time at all: a stubborn item gives up after its 3 attempts, and the run
 # stops once nothing has answered for half a second.
@@ -319,7 +320,7 @@ def test_lines_appended_while_a_dump_is_read_are_reported_not_taken_in(
         f"{path}: the file grew from {size:,} to {grown:,} bytes while it was read; only its "
         f"first {size:,} bytes were imported"
     )
-    assert "rimport start" in (changed.value.hint or "")
+    assert "rimport start" in spelled(changed.value.hint or "")
     assert sorted(fake.items) == sorted((f"k{i}",) for i in range(2000))
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert (run.state, run.items_committed, run.file_size) == ("completed", 2000, size)
@@ -373,7 +374,7 @@ def test_credentials_that_cannot_be_refreshed_stop_the_run_resumably(tmp_path: P
     path = write_dump(tmp_path / "d.json", 200)
     with pytest.raises(CredentialsError) as stopped:
         import_file(path, "t", ledger=tmp_path / "l.db", client=fake, retry=FAST)
-    assert "rimport resume" in (stopped.value.hint or "")
+    assert "rimport resume" in spelled(stopped.value.hint or "")
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert run.state == "failed" and "TokenRetrievalError" in (run.error or "")
     expired["now"] = None  # fresh credentials

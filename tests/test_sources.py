@@ -25,6 +25,7 @@ import moto_server
 import pytest
 from conftest import RIMPORT, assert_table_equals, dump_items, kill_when, rimport
 
+from resumable_import.cli.hints import spelled
 from resumable_import.errors import InputError
 from resumable_import.ledger import Ledger
 from resumable_import.options import Recorded, WriteSettings
@@ -102,7 +103,7 @@ def test_a_stream_goes_back_to_its_start_while_its_head_is_kept_and_refuses_afte
     assert r.hash.hexdigest() == hashlib.sha256(data).hexdigest()
     with pytest.raises(InputError, match="cannot be read twice") as e:
         r.seek(0)
-    assert "--format jsonl, or --items-path" in str(e.value.hint)
+    assert "--format jsonl, or --items-path" in spelled(e.value.hint)
 
 
 def test_the_prefix_hash_is_the_sha256_of_the_bytes_before_each_checkpoint() -> None:

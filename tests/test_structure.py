@@ -9,6 +9,7 @@ what a reader can hold in mind.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import resumable_import
@@ -165,3 +166,40 @@ def test_no_module_is_too_long() -> None:
     assert cli == {}, f"CLI modules over {MAX_LINES} lines"
     library = {p.name: n for p, n in lines.items() if p.parent == PACKAGE and n > MAX_LINES}
     assert set(library) <= KNOWN_LARGE, f"library modules over {MAX_LINES} lines: {library}"
+
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+COMMAND = re.compile(
+    r"\brimport (?:start|resume|status|retry-failed|dead-letters|validate|forget|ledger)\b"
+)
+
+
+def _spelled_for_the_cli(path: Path) -> list[str]:
+    """Each string of `path` (docstrings aside) that spells a flag or a `rimport` command."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and (FLAG.search(node.value) or COMMAND.search(node.value))
+        ):
+            found.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_the_library_says_remedies_as_data_and_only_the_cli_spells_them() -> None:
+    """A flag or a `rimport ...` line in the library would be wrong for a Python caller
+    and could drift from the commands the CLI has: the library says `Arg("format",
+    "jsonl")` or `Command("resume", (run_id,))`, and `cli.hints.spelled` says it here."""
+    found = [line for path in sorted(PACKAGE.glob("*.py")) for line in _spelled_for_the_cli(path)]
+    assert not found, "\n".join(found)

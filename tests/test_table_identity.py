@@ -14,6 +14,7 @@ import pytest
 from conftest import assert_table_equals, dump_items, rimport
 
 from resumable_import import Hooks, ImportOptions, RunInterrupted, import_file
+from resumable_import.cli.hints import spelled
 from resumable_import.dynamo import connect, ensure_table, resolve_endpoint
 from resumable_import.keys import KeySpec
 from resumable_import.ledger import Ledger
@@ -115,7 +116,7 @@ def test_a_table_deleted_mid_run_is_named_and_resume_is_not_suggested(
             dump, table, ImportOptions(endpoint=endpoint), Hooks(progress=delete_it), ledger=ledger
         )
     assert f"(table {table!r} no longer exists)" in stopped.value.message  # type: ignore[attr-defined]
-    hint = stopped.value.hint  # type: ignore[attr-defined]
+    hint = spelled(stopped.value.hint)  # type: ignore[attr-defined]
     assert "rimport resume" not in hint
     (again,) = commands(hint)
     fresh = rimport(*again[1:])

@@ -37,6 +37,7 @@ from faultproxy import FaultProxy, Faults
 
 import resumable_import.transport as transport_module
 from resumable_import.attributes import to_item
+from resumable_import.cli.hints import spelled
 from resumable_import.dynamo import connect
 from resumable_import.errors import CredentialsError
 from resumable_import.transport import HttpTransport, SyncTransport, open_transport
@@ -462,5 +463,5 @@ def test_credentials_that_cannot_be_refreshed_stop_at_start() -> None:
         transport.start("t", ITEM)
     assert "TokenRetrievalError" in caught.value.message
     assert "the SSO session has expired" in caught.value.message
-    assert caught.value.hint is not None and "rimport resume" in caught.value.hint
+    assert caught.value.hint is not None and "rimport resume" in spelled(caught.value.hint)
     transport.close()

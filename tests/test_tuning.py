@@ -28,6 +28,7 @@ from resumable_import import (
     run_status,
     validate_file,
 )
+from resumable_import.cli.hints import spelled
 
 FAST = RetryPolicy(
     max_attempts=3, base_delay=0.0001, max_delay=0.001, item_timeout=0.0, max_outage=0.5
@@ -59,7 +60,7 @@ def stopped_by_an_outage(tmp_path: Path, fake: FakeDynamo, n: int = 300) -> tupl
             client=fake,
             retry=FAST,
         )
-    assert "--max-outage 600" in str(stopped.value.hint), "waiting longer is offered"
+    assert "--max-outage 600" in spelled(stopped.value.hint), "waiting longer is offered"
     assert "max_outage" in str(stopped.value.hint)
     fake.on_call, fake.down = None, None
     (run,) = run_status(ledger=ledger)
@@ -155,7 +156,7 @@ def test_a_throttled_run_that_stops_names_the_resume_that_asks_less(tmp_path: Pa
         )
     (run,) = run_status(ledger=tmp_path / "l.db")
     assert "DynamoDB throttled 1 of its requests: " in str(stopped.value.hint)
-    assert f"`rimport resume {run.id} --concurrency 2" in str(stopped.value.hint)
+    assert f"`rimport resume {run.id} --concurrency 2" in spelled(stopped.value.hint)
 
 
 # -- a key mistake shared by the first items --------------------------------------------
@@ -172,7 +173,7 @@ def test_a_table_keyed_otherwise_stops_the_run_before_anything_is_sent(tmp_path:
         "key attribute 'pk' is a number in each of the first 100 items, but the key is pk:S"
     )
     assert e.exit_code == 2
-    assert "--table NEW_TABLE --create-table --key pk:N" in str(e.hint)
+    assert "--table NEW_TABLE --create-table --key pk:N" in spelled(e.hint)
     assert fake.calls == 0
     (run,) = run_status(ledger=ledger)
     assert (run.state, run.items_committed, run.dead_letters) == ("failed", 0, 0)

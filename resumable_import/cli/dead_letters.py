@@ -22,9 +22,9 @@ from resumable_import import (
     run_status,
     sidecar_path,
 )
-from resumable_import import rimport_command as command
 
 from .app import app, guard
+from .hints import command, spelled
 from .options import LedgerOpt
 from .render import EXIT_DEAD_LETTERS, count, say
 
@@ -84,7 +84,7 @@ def _said_retried(
     if after["not retryable"]:
         export, load = fix_commands(run)
         which = "the others" if after["retryable"] else "them"
-        say(f"fix {which} with {export}, then {load}")
+        say(f"fix {which} with {spelled(export)}, then {spelled(load)}")
 
 
 @app.command("dead-letters")
@@ -151,7 +151,7 @@ def dead_letters_cmd(
         say(f"left out {count(n, 'item')}: {why}")
     if out is not None and result.written:
         _, load = fix_commands(run, str(out), result.format)
-        say(f"once fixed, import them with {load}; then {command(run, 'forget', run.id)} "
+        say(f"once fixed, import them with {spelled(load)}; then {command(run, 'forget', run.id)} "
              "drops the old run and its dead letters")  # fmt: skip
     if result.left_out:
         raise typer.Exit(EXIT_DEAD_LETTERS)

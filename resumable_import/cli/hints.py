@@ -7,7 +7,16 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from resumable_import import Arg, Command, KeyMismatchError, RimportError, TableMissingError, Text
+from resumable_import import (
+    Arg,
+    Command,
+    KeyMismatchError,
+    RimportError,
+    Run,
+    TableMissingError,
+    Text,
+    rimport_command,
+)
 
 # The library's arguments (its options' fields) as the commands' flags say them.
 OPTION_FLAGS = {
@@ -23,6 +32,8 @@ OPTION_FLAGS = {
 def spelled(text: Any) -> str:
     """Library text in this command's words: each Arg as its flag, each Command as the
     `rimport ...` line to type, quoted for the shell."""
+    if isinstance(text, Arg | Command):
+        text = Text(text)
     if not isinstance(text, Text):
         return str(text)
     return "".join(
@@ -31,6 +42,11 @@ def spelled(text: Any) -> str:
         else p
         for p in text.parts
     )  # fmt: skip
+
+
+def command(run: Run, verb: str, *words: str) -> str:
+    """A command about `run` as typed here, naming its ledger when it is not the default."""
+    return _command(rimport_command(run, verb, *words))
 
 
 def _command(c: Command) -> str:

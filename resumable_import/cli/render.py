@@ -24,9 +24,8 @@ from resumable_import import (
     redacted,
     settings_of,
 )
-from resumable_import import rimport_command as command
 
-from .hints import in_flags, spelled
+from .hints import command, in_flags, spelled
 
 # Exit codes besides 0 and those the errors carry (2 for usage and input, 1 otherwise).
 EXIT_ERROR, EXIT_DEAD_LETTERS = 1, 3
