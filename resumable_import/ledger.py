@@ -4,12 +4,9 @@ The schema lives in numbered files in `migrations/`, applied in order inside one
 transaction each and recorded in `PRAGMA user_version`. A ledger written by a newer rimport
 is refused rather than rewritten.
 
-Whether a run is alive is not written anywhere: the process that runs it holds an
-exclusive `flock` on a lock file beside the ledger, which the kernel drops however the
-process dies, so a run marked `running` whose lock is free is shown as `interrupted`.
-
-Dead letters hold whole items, so the ledger, its WAL and its locks are the user's alone
-(0600 files in a 0700 folder rimport creates). Whatever SQLite or the file system says
+Whether a run is alive is not written anywhere (`locks.py`); what the ledger holds is read
+as values (`records.py`), and its files are its user's alone (`ledgerfiles.py`). Whatever
+SQLite or the file system says
 (read-only, a full disk, a damaged file) leaves as a LedgerError that names the file and
 what to do.
 """
@@ -17,146 +14,51 @@ what to do.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
 import secrets
 import sqlite3
-import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .endpoint import redacted
 from .errors import Arg, Command, LedgerError, RunBusyError, Text, UsageError
+from .ledgerfiles import (
+    check_version,
+    damaged_hint,
+    default_path,
+    migrations,
+    open_read_only,
+    private_file,
+    private_folder,
+    sqlite_error,
+    statements,
+)
+from .locks import RunLocks
 from .options import Recorded, WriteSettings
+from .records import (
+    COMPLETED,
+    COMPLETED_WITH_FAILURES,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    DeadLetter,
+    Run,
+)
+
+__all__ = [
+    "COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "INTERRUPTED", "RUNNING", "DeadLetter",
+    "Ledger", "Run", "default_path", "private_file",
+]  # fmt: skip
 
 T = TypeVar("T")
-
-_PATH = Arg("ledger", "PATH")
-_ELSEWHERE = Text("pass ", _PATH, " (or set RIMPORT_LEDGER) to put the ledger elsewhere")
-_LOCK_PATIENCE = 0.5  # seconds a taken run lock is tried again before the run counts as busy
-
-RUNNING = "running"
-INTERRUPTED = "interrupted"
-COMPLETED = "completed"
-COMPLETED_WITH_FAILURES = "completed_with_failures"
-FAILED = "failed"
-
-
-def default_path() -> Path:
-    """`$RIMPORT_LEDGER`, else the per-user state file."""
-    if env := os.environ.get("RIMPORT_LEDGER"):
-        return Path(env)
-    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(state) / "rimport" / "ledger.sqlite"
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-@dataclass
-class Run:
-    id: str
-    file: str
-    file_size: int
-    file_hash: str
-    table: str
-    endpoint: str
-    region: str
-    format: str
-    shape: str
-    options: dict[str, Any]  # as stored, for `status --json`; read as values by `recorded`
-    state: str
-    items_committed: int
-    byte_offset: int
-    items_written: int
-    error: str | None
-    prefix_hash: str | None
-    started_at: str
-    updated_at: str
-    finished_at: str | None
-    block_hashes: list[str] | None
-    folder: str | None  # the folder it was started from, with others; None for a single file
-    table_identity: str | None  # DynamoDB's TableId, or ARN@creation time; None: not recorded
-    dead_letters: int = 0  # pending ones
-    ledger: str | None = None  # the ledger it is recorded in, for commands that name it
-    active_seconds: float = 0.0  # time its ended stints ran
-    running_since: str | None = None  # when its current stint began; None while stopped
-    source: str | None = None  # 'stream' or 's3'; None for a local file
-    checkpoint_hash: str | None = None  # a stream's: hash of its text before byte_offset
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
-        del d["active_seconds"], d["running_since"]  # in elapsed_seconds
-        del d["checkpoint_hash"]
-        d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
-        d["elapsed_seconds"] = self.elapsed
-        rate = self.rate
-        d["items_per_second"] = None if rate is None else round(rate, 1)
-        return {"run_id": d.pop("id"), **d}
-
-    @property
-    def recorded(self) -> Recorded:
-        """Its options as values, read from the JSON each time: `options` stays the one
-        record, so a `resume` that changes settings cannot leave two that disagree."""
-        return Recorded.read(self.options)
-
-    @property
-    def settings(self) -> WriteSettings:
-        """What it writes with: as started, or as the last `resume` changed it."""
-        return self.recorded.settings
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds it has run: its ended stints, and the current one (or the last one of a
-        process that died) up to its last checkpoint. Pauses between stints do not count.
-        For a run recorded before stints were, the wall time from its start to its end."""
-        try:
-            if self.running_since is not None:
-                stint = _parse_time(self.updated_at) - _parse_time(self.running_since)
-                return self.active_seconds + max(0.0, stint.total_seconds())
-            if self.active_seconds:
-                return self.active_seconds
-            end = _parse_time(self.finished_at or self.updated_at)
-            return max(0.0, (end - _parse_time(self.started_at)).total_seconds())
-        except ValueError:
-            return 0.0
-
-    @property
-    def rate(self) -> float | None:
-        """Items read per second of `elapsed`; None before a second has passed."""
-        elapsed = self.elapsed  # from timestamps: worked out once
-        return self.items_committed / elapsed if elapsed >= 1 else None
-
-
-@dataclass
-class DeadLetter:
-    index: int
-    item: dict[str, Any]
-    code: str
-    message: str
-    attempts: int
-    retryable: bool
-    id: int | None = field(default=None)
-
-    @property
-    def refused_before_sending(self) -> bool:
-        """Refused by rimport's own checks, never sent: its `item` is then the element of
-        the dump as an attribute value (`items.kept`), not the item as DynamoDB JSON."""
-        return self.attempts == 0
 
 
 class Ledger:
@@ -164,22 +66,21 @@ class Ledger:
         """Open (creating and migrating) the ledger; `readonly` opens it for reading only,
         which is how `status` still reads a ledger it may not write."""
         self.path = Path(path) if path else default_path()
-        self._locks_dir = self.path.with_name(self.path.name + ".locks")
-        self._held: dict[str, int] = {}
+        self._locks = RunLocks(self.path.with_name(self.path.name + ".locks"))
         self.unreadable: list[str] = []  # runs `runs()` found but could not read
         if not readonly:
-            _private_folder(self.path.parent)
+            private_folder(self.path.parent)
             private_file(self.path)
         try:
             if readonly:
-                self._db = self._read_only()
+                self._db = open_read_only(self.path)
             else:
                 self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.isolation_level = None
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
             if readonly:
-                self._check_version(read_only=True)
+                check_version(self._db, self.path, migrations()[-1][0], read_only=True)
                 return
             self._db.execute("PRAGMA journal_mode = WAL")
             # NORMAL loses at most the last commits on power loss, never on a process crash;
@@ -187,25 +88,9 @@ class Ledger:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.Error as e:
-            raise self._error(e, "open") from None
+            raise sqlite_error(self.path, e, "open") from None
         for suffix in ("-wal", "-shm"):  # SQLite gives them the ledger's mode; an older
             private_file(Path(f"{self.path}{suffix}"), create=False)  # rimport did not
-
-    def _read_only(self) -> sqlite3.Connection:
-        """A connection that writes nothing. A WAL ledger still needs its `-shm` file, which
-        a full disk may not let SQLite create: with an empty or no `-wal` file there is
-        nothing the main file lacks, and `immutable` reads it as it is."""
-        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
-        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        try:
-            db.execute("PRAGMA user_version").fetchone()
-            return db
-        except sqlite3.OperationalError:
-            db.close()
-            wal = Path(f"{self.path}-wal")
-            if wal.exists() and wal.stat().st_size:
-                raise
-        return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
 
     def close(self) -> None:
         self._db.close()
@@ -218,28 +103,12 @@ class Ledger:
 
     # -- schema ---------------------------------------------------------------------------
 
-    def _check_version(self, *, read_only: bool = False) -> int:
-        latest = _migrations()[-1][0]
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > latest:
-            raise LedgerError(
-                f"the ledger {self.path} has schema version {version}, newer than this "
-                f"rimport knows ({latest})",
-                Text("upgrade rimport, or pass ", _PATH, " to start a separate ledger"),
-            )
-        if read_only and version < latest:
-            raise LedgerError(
-                f"the ledger {self.path} is read-only and was written by an older rimport",
-                "make it writable once (chmod u+w) so that rimport can bring it up to date",
-            )
-        return version
-
     def _migrate(self) -> None:
         with self._transaction("BEGIN IMMEDIATE"):
-            version = self._check_version()
-            for number, sql in _migrations():
+            version = check_version(self._db, self.path, migrations()[-1][0])
+            for number, sql in migrations():
                 if number > version:
-                    for statement in _statements(sql):
+                    for statement in statements(sql):
                         self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version = {number}")
 
@@ -256,7 +125,7 @@ class Ledger:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
             if isinstance(e, sqlite3.Error):
-                raise self._error(e, "write to") from None
+                raise sqlite_error(self.path, e, "write to") from None
             raise
 
     @property
@@ -557,7 +426,7 @@ class Ledger:
         """Remove the run and all its dead letters in one transaction, holding its lock so
         that no process runs it meanwhile (RunBusyError if one does). Returns how many of
         its dead letters were still pending, which went with it."""
-        if run_id in self._held:
+        if self._locks.holds(run_id):
             raise RunBusyError(f"run {run_id} is being run by this process")
         with self.lock(run_id):
             with self._transaction("BEGIN IMMEDIATE"):
@@ -568,9 +437,17 @@ class Ledger:
                 # By the index on (run_id, status, item_index): no scan of other runs' rows.
                 self._db.execute("DELETE FROM dead_letters WHERE run_id = ?", (run_id,))
                 self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-            with contextlib.suppress(OSError):
-                (self._locks_dir / f"{run_id}.lock").unlink()
+            self._locks.remove(run_id)
         return int(pending)
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def lock(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the run for this process; a second holder gets RunBusyError (`locks.py`)."""
+        return self._locks.hold(run_id)
+
+    def is_locked(self, run_id: str) -> bool:
+        return self._locks.is_held(run_id)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -581,15 +458,10 @@ class Ledger:
         if problems := self.check():
             raise LedgerError(
                 f"the ledger {self.path} is damaged ({problems[0]}); no new run is recorded in it",
-                self._damaged_hint(),
+                damaged_hint(self.path),
             )
         with self._transaction("BEGIN IMMEDIATE"):  # a write that changes nothing
             self._db.execute(f"PRAGMA user_version = {self.schema_version}")
-
-    def _damaged_hint(self) -> Text:
-        check = Command("ledger check", (), (Arg("ledger", str(self.path)),))
-        return Text(check, " says which runs it still holds; pass ", _PATH,
-                    " to record new runs in a new file")  # fmt: skip
 
     def check(self) -> list[str]:
         """What SQLite's quick check finds wrong with the file; empty when it is sound."""
@@ -604,90 +476,7 @@ class Ledger:
         try:
             return read()
         except sqlite3.Error as e:
-            raise self._error(e, "read") from None
-
-    def _error(self, e: sqlite3.Error, doing: str) -> LedgerError:
-        """One line for what SQLite said, by its error code, with what to do."""
-        name = getattr(e, "sqlite_errorname", "")
-        other = Text("pass ", _PATH, " (or set RIMPORT_LEDGER) to use another file")
-        if name.startswith("SQLITE_READONLY"):
-            return LedgerError(
-                f"the ledger {self.path} is read-only ({e})",
-                Text("make it and its folder writable (chmod u+w), or ", other),
-            )
-        if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
-            return LedgerError(
-                f"cannot {doing} the ledger {self.path}: {e} (is the disk full?)",
-                "free some space on that disk; what was committed before is kept",
-            )
-        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):
-            return LedgerError(
-                f"the ledger {self.path} is damaged ({e})",
-                self._damaged_hint(),
-            )
-        if name.startswith("SQLITE_CANTOPEN"):
-            return LedgerError(
-                f"cannot open the ledger {self.path} ({e})", Text("check the path, or ", other)
-            )
-        return LedgerError(f"cannot {doing} the ledger {self.path}: {e}", other)
-
-    # -- ownership ------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
-        """Hold the run for this process; a second holder gets RunBusyError.
-
-        `is_locked` (every `status`, every look at a run) takes the lock for a moment to
-        test it, so a lock found taken is tried again for a while: a prober lets go within
-        microseconds, a process running the run holds it to the end.
-        """
-        try:
-            self._locks_dir.mkdir(exist_ok=True, mode=0o700)
-            fd = os.open(self._locks_dir / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            raise LedgerError(
-                f"cannot lock run {run_id} in {self._locks_dir}: {e.strerror.lower()}",
-                Text("make the ledger's folder writable, or pass ", _PATH, " to use another file"),
-            ) from None
-        deadline = time.monotonic() + _LOCK_PATIENCE
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.005)
-                    continue
-                os.close(fd)
-                raise RunBusyError(
-                    f"run {run_id} is being run by another rimport process right now",
-                    Text(
-                        "wait for it to finish, or stop it first; ",
-                        Command("status"),
-                        " shows its progress",
-                    ),
-                ) from None
-        self._held[run_id] = fd
-        try:
-            yield
-        finally:
-            del self._held[run_id]
-            os.close(fd)
-
-    def is_locked(self, run_id: str) -> bool:
-        if run_id in self._held:
-            return True
-        try:
-            fd = os.open(self._locks_dir / f"{run_id}.lock", os.O_RDWR)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+            raise sqlite_error(self.path, e, "read") from None
 
 
 _COUNT = (
@@ -705,62 +494,3 @@ _SELECT_RUNS = (
 
 def _item_text(item: dict[str, Any]) -> str:
     return json.dumps(item)
-
-
-def _private_folder(folder: Path) -> None:
-    """Create the ledger's folder for this user alone; say clearly why it cannot be."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except FileExistsError:
-        raise LedgerError(
-            f"cannot create the ledger's folder {folder}: a file is in the way",
-            _ELSEWHERE,
-        ) from None
-    except OSError as e:
-        raise LedgerError(
-            f"cannot create the ledger's folder {folder}: {e.strerror.lower()}",
-            _ELSEWHERE,
-        ) from None
-
-
-def private_file(path: Path, *, create: bool = True) -> None:
-    """Make `path` readable by this user alone (creating it if asked): it holds items."""
-    try:
-        if create and not path.exists():
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        elif path.exists() and path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
-            path.chmod(0o600)
-    except OSError as e:
-        if create and not path.exists():
-            raise LedgerError(
-                f"cannot create the ledger {path}: {e.strerror.lower()}",
-                _ELSEWHERE,
-            ) from None
-        # An existing file we may not change (another owner, a read-only folder): SQLite
-        # says what matters when it opens it.
-
-
-def _migrations() -> list[tuple[int, str]]:
-    """The numbered SQL files, in order: shipped in the installed package as
-    `resumable_import.migrations`, or in `migrations/` beside a source checkout."""
-    try:
-        folder: Any = resources.files("resumable_import.migrations")
-    except ModuleNotFoundError:
-        folder = Path(__file__).resolve().parent.parent / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if m := re.fullmatch(r"(\d{4})_\w+\.sql", entry.name):
-            found.append((int(m.group(1)), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a script into statements, so a migration can run inside our own transaction."""
-    current: list[str] = []
-    for line in script.splitlines(keepends=True):
-        current.append(line)
-        text = "".join(current)
-        if sqlite3.complete_statement(text):
-            if text.strip().strip(";").strip():
-                yield text
-            current = []

@@ -27,7 +27,7 @@ def new_run(book: Ledger, **overrides: object):
 
 def test_a_new_ledger_has_every_migration_applied_and_recorded(tmp_path: Path) -> None:
     with Ledger(tmp_path / "a" / "l.db") as book:
-        assert book.schema_version == max(n for n, _ in ledger_module._migrations())
+        assert book.schema_version == max(n for n, _ in ledger_module.migrations())
     db = sqlite3.connect(tmp_path / "a" / "l.db")
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"runs", "dead_letters"} <= tables
@@ -38,11 +38,11 @@ def test_a_new_ledger_has_every_migration_applied_and_recorded(tmp_path: Path) -
 def test_a_later_migration_is_applied_once_in_order(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "l.db"
     Ledger(path).close()
-    shipped = ledger_module._migrations()
+    shipped = ledger_module.migrations()
     assert [n for n, _ in shipped] == list(range(1, len(shipped) + 1))  # numbered, no gaps
     nxt = len(shipped) + 1
     steps = [*shipped, (nxt, "ALTER TABLE runs ADD COLUMN note TEXT;\n")]
-    monkeypatch.setattr(ledger_module, "_migrations", lambda: steps)
+    monkeypatch.setattr(ledger_module, "migrations", lambda: steps)
     with Ledger(path) as book:
         assert book.schema_version == nxt
         book._db.execute("UPDATE runs SET note = 'x'")  # the new column exists
