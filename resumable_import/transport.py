@@ -1,33 +1,26 @@
 """How BatchWriteItem requests travel: started now, answered later, several at once.
 
-`HttpTransport` is the fast path. Profiling the plain boto3 client showed most of its CPU
-per item going to botocore's parameter validation, serialization and response parsing, not
-to the network. Here each item arrives already serialized by orjson (where it was read, see
-`pipeline`), the body is those bytes joined, botocore's SigV4Auth signs it with botocore's
-credentials for the endpoint botocore resolved, and it goes out on one of a few persistent
-HTTP/1.1 connections, watched with a selector so that one thread keeps them all busy.
+`HttpTransport` is the fast path: each request, built and signed by `signing` from items
+already serialized, goes out on one of a few persistent HTTP/1.1 connections, watched with
+a selector so that one thread keeps them all busy.
 
 The HTTP protocol itself is h11's job (a maintained sans-IO implementation): keep-alive
 rules of HTTP/1.0 and 1.1, 1xx answers, chunked bodies with extensions and trailers, the
 Content-Length/Transfer-Encoding rules. This module only moves bytes, never blocking: it
-connects, shakes hands (TLS, verified as botocore's client was configured to verify) and
-reads each socket as bytes come, so one slow answer or one slow connect never holds up the
-others. A connection is reused only when h11 says the exchange ended cleanly; one the server
-closed while idle is dropped, and a request that meets such a closed connection is sent once
-more on a new one, as urllib3 does, instead of counting as a failed attempt.
+connects, shakes hands (TLS, see `connections`) and reads each socket as bytes come, so one
+slow answer or one slow connect never holds up the others. A connection is reused only
+when h11 says the exchange ended cleanly; one the server closed while idle is dropped, and
+a request that meets such a closed connection is sent once more on a new one, as urllib3
+does, instead of counting as a failed attempt.
 
 `SyncTransport` wraps anything with botocore's `batch_write_item(RequestItems=)` method (a
 botocore client, the test fakes); its `_BotocoreSender` form sends the same signed body
 through botocore's own HTTP session when a proxy is configured for the endpoint (so proxy
 settings keep working, one request at a time).
 
-Error contract, shared by every transport: a request's outcome is the parsed JSON answer of
-a 200, or the exception botocore would have raised, so the writer cannot tell them apart:
-`ClientError` (status in ResponseMetadata; code `HTTP<status>` when the body is not
-DynamoDB's JSON), `EndpointConnectionError` (no connection), `SSLError` (the endpoint's
-certificate or TLS handshake was refused), `ConnectionClosedError` (closed or garbled after
-the request went out), `ReadTimeoutError` (no complete answer in time). `start` raises only
-`CredentialsError`, when the credentials cannot be refreshed to sign with.
+Every transport keeps the error contract `answers` describes: an outcome is a 200's JSON
+or the exception botocore would have raised. `start` raises only `CredentialsError`, when
+the credentials cannot be refreshed to sign with.
 """
 
 from __future__ import annotations
@@ -39,27 +32,32 @@ import selectors
 import socket
 import ssl
 import time
-import zlib
-from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import h11
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
     ConnectionClosedError,
     EndpointConnectionError,
     ReadTimeoutError,
     SSLError,
 )
-from botocore.httpsession import get_cert_path
 from botocore.utils import get_environ_proxies
 
-from .errors import Command, CredentialsError, RimportError, Text
+from . import answers
+from .connections import (
+    BUSY,
+    CLOSED,
+    CONNECTING,
+    HANDSHAKE,
+    IDLE,
+    Connection,
+    Request,
+    still_open,
+    tls_context,
+)
+from .errors import RimportError
+from .signing import Signer
 
 IDLE_LIMIT = 30.0  # seconds an unused connection is kept; servers drop theirs after 60 or so
 _BUFFER = 1 << 16
@@ -110,81 +108,20 @@ class SyncTransport:
         pass
 
 
-class _Signer:
-    """Builds and signs BatchWriteItem requests for one endpoint, and reads their answers."""
-
-    def __init__(self, client: Any, credentials: Any) -> None:
-        self.url = client.meta.endpoint_url
-        self._region = client.meta.region_name
-        self._credentials = credentials
-        parts = urlsplit(self.url)
-        self.https = parts.scheme == "https"
-        self.host, self.port, self.path = parts.hostname or "", parts.port, parts.path or "/"
-        self._host_header = parts.netloc.removesuffix(":443" if self.https else ":80")
-
-    def request(self, table: str, items: list[bytes]) -> tuple[bytes, dict[str, str], AWSRequest]:
-        """The body, the signed headers, and botocore's request object for botocore's session.
-
-        Raises CredentialsError when the credentials cannot be had (a refresh that failed,
-        an expired SSO token): no request can be signed until the user renews them.
-        """
-        body = b"".join((
-            b'{"RequestItems":{', orjson.dumps(table), b':[{"PutRequest":{"Item":',
-            b'}},{"PutRequest":{"Item":'.join(items), b"}}]}}",
-        ))  # fmt: skip
-        request = AWSRequest(
-            method="POST",
-            url=self.url,
-            data=body,
-            headers={
-                "Host": self._host_header,  # signed as is, and sent as is
-                "Content-Type": "application/x-amz-json-1.0",
-                "X-Amz-Target": "DynamoDB_20120810.BatchWriteItem",
-            },
-        )
-        try:
-            # Frozen per request, as botocore does, so a refresh never mixes two key pairs.
-            frozen = self._credentials.get_frozen_credentials()
-            SigV4Auth(frozen, "dynamodb", self._region).add_auth(request)
-        except BotoCoreError as e:
-            raise CredentialsError(
-                f"cannot sign requests to DynamoDB: {type(e).__name__}: {e}",
-                Text(
-                    "refresh your AWS credentials (aws sso login, a new AWS_SESSION_TOKEN, ...),"
-                    " then ",
-                    Command("resume"),
-                    " continues",
-                ),
-            ) from e
-        return body, dict(request.headers.items()), request
-
-    def outcome(self, status: int, body: bytes, crc: str | None = None, reason: str = "") -> Any:
-        """The answer as the writer takes it: a 200's JSON, else the error botocore raises."""
-        if crc is not None and zlib.crc32(body) != int(crc):
-            return ConnectionClosedError(endpoint_url=self.url)  # corrupted: send again
-        if status == 200:
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                payload = None
-            if isinstance(payload, dict):
-                return payload
-        return _client_error(status, body, reason)
-
-
 class _BotocoreSender(SyncTransport):
     """Signed requests sent through botocore's HTTP session (proxies, custom TLS), one at a
     time; the items' bytes go into the body as they are."""
 
     def __init__(self, client: Any, credentials: Any) -> None:
         super().__init__(client)
-        self._signer = _Signer(client, credentials)
+        self._signer = Signer(client, credentials)
         self._http = client._endpoint.http_session  # configured like the client itself
 
     def _send(self, table: str, items: list[bytes]) -> Any:
         *_, request = self._signer.request(table, items)
         response = self._http.send(request.prepare())
-        outcome = self._signer.outcome(
+        outcome = answers.outcome(
+            self._signer.url,
             response.status_code,
             response.content,
             response.headers.get("x-amz-crc32"),
@@ -195,61 +132,20 @@ class _BotocoreSender(SyncTransport):
         return outcome
 
 
-# The phases of a connection.
-_CONNECTING, _HANDSHAKE, _BUSY, _IDLE, _CLOSED = "connecting", "handshake", "busy", "idle", "closed"
-
-
-class _Request:
-    """One BatchWriteItem on its way, which may move to a new connection once."""
-
-    __slots__ = ("body", "headers", "resent", "token")
-
-    def __init__(self, token: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.token, self.headers, self.body = token, headers, body
-        self.resent = False  # sent again already, after a reused connection turned out dead
-
-
-class _Connection:
-    """One HTTP/1.1 connection: a non-blocking socket, the h11 state of its exchanges, and
-    the one request it carries (None while idle)."""
-
-    __slots__ = (
-        "address", "addresses", "answered", "chunks", "crc", "deadline", "events", "http",
-        "out", "phase", "reason", "request", "sent", "served", "since", "sock", "status",
-    )  # fmt: skip
-
-    def __init__(self, request: _Request) -> None:
-        self.sock: socket.socket | None = None
-        self.http = h11.Connection(h11.CLIENT)
-        self.phase = _CONNECTING
-        self.request: _Request | None = request
-        self.out = memoryview(b"")
-        self.sent = 0
-        self.deadline = 0.0
-        self.served = 0  # exchanges completed on it: a dead reused connection is not a failure
-        self.answered = False  # a byte of the current answer arrived
-        self.status, self.reason, self.crc = 0, "", None
-        self.chunks: list[bytes] = []
-        self.since = 0.0  # idle since
-        self.events = 0  # what the selector watches it for
-        self.addresses: list[Any] = []  # still to try while connecting
-        self.address: Any = None  # the one it connects to
-
-
 class HttpTransport:
     """Many requests in flight on persistent connections, one request per connection at a
     time, all in the caller's thread; see the module docstring."""
 
     def __init__(self, client: Any, credentials: Any) -> None:
-        self._signer = _Signer(client, credentials)
+        self._signer = Signer(client, credentials)
         config = client.meta.config
         self._connect_timeout = float(config.connect_timeout or 60)
         self._read_timeout = float(config.read_timeout or 60)
-        self._tls = _tls_context(client) if self._signer.https else None
+        self._tls = tls_context(client) if self._signer.https else None
         self._port = self._signer.port or (443 if self._signer.https else 80)
         self._addresses: list[Any] = []  # resolved on the first connect (see _resolve)
-        self._idle: list[_Connection] = []  # most recently used last
-        self._busy: set[_Connection] = set()
+        self._idle: list[Connection] = []  # most recently used last
+        self._busy: set[Connection] = set()
         self._selector = selectors.DefaultSelector()
         self._done: list[tuple[Any, Any]] = []
         self._tokens = itertools.count()
@@ -260,7 +156,7 @@ class HttpTransport:
     def start(self, table: str, items: list[bytes]) -> Any:
         token = next(self._tokens)
         body, headers, _ = self._signer.request(table, items)
-        request = _Request(token, [*headers.items(), ("Content-Length", str(len(body)))], body)
+        request = Request(token, [*headers.items(), ("Content-Length", str(len(body)))], body)
         conn = self._reusable()
         if conn is None:
             self._connect(request)
@@ -299,12 +195,12 @@ class HttpTransport:
 
     # -- connections -----------------------------------------------------------------------
 
-    def _reusable(self) -> _Connection | None:
+    def _reusable(self) -> Connection | None:
         """An idle connection still open at the server's end, or None."""
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if now - conn.since < IDLE_LIMIT and _still_open(conn.sock):
+            if now - conn.since < IDLE_LIMIT and still_open(conn.sock):
                 return conn
             self._close(conn)
         return None
@@ -315,9 +211,9 @@ class HttpTransport:
         while self._idle and now - self._idle[0].since >= IDLE_LIMIT:
             self._close(self._idle.pop(0))
 
-    def _connect(self, request: _Request) -> None:
+    def _connect(self, request: Request) -> None:
         """Start a new connection for `request`; it is sent once connected."""
-        conn = _Connection(request)
+        conn = Connection(request)
         conn.deadline = time.monotonic() + self._connect_timeout
         self._busy.add(conn)
         try:
@@ -336,7 +232,7 @@ class HttpTransport:
             )
         return self._addresses
 
-    def _next_address(self, conn: _Connection, error: BaseException | None) -> None:
+    def _next_address(self, conn: Connection, error: BaseException | None) -> None:
         """Connect to the next address not tried yet; fail the request when none is left."""
         if conn.sock is not None:
             self._close_socket(conn)
@@ -349,7 +245,7 @@ class HttpTransport:
         sock = socket.socket(family, kind, proto)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sock, conn.phase = sock, _CONNECTING
+        conn.sock, conn.phase = sock, CONNECTING
         code = sock.connect_ex(address)
         if code == 0:
             self._connected(conn)
@@ -358,7 +254,7 @@ class HttpTransport:
         else:
             self._next_address(conn, OSError(code, os.strerror(code)))
 
-    def _connected(self, conn: _Connection) -> None:
+    def _connected(self, conn: Connection) -> None:
         assert conn.sock is not None
         code = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
@@ -373,10 +269,10 @@ class HttpTransport:
         conn.sock = self._tls.wrap_socket(
             conn.sock, server_hostname=self._signer.host, do_handshake_on_connect=False
         )
-        conn.phase = _HANDSHAKE
+        conn.phase = HANDSHAKE
         self._handshake(conn)
 
-    def _handshake(self, conn: _Connection) -> None:
+    def _handshake(self, conn: Connection) -> None:
         assert isinstance(conn.sock, ssl.SSLSocket)
         try:
             conn.sock.do_handshake()
@@ -395,7 +291,7 @@ class HttpTransport:
 
     # -- one exchange ----------------------------------------------------------------------
 
-    def _begin(self, conn: _Connection) -> None:
+    def _begin(self, conn: Connection) -> None:
         """Send the connection's request (as much as the socket takes now)."""
         request = conn.request
         assert request is not None
@@ -406,13 +302,13 @@ class HttpTransport:
         http.send_with_data_passthrough(h11.Data(data=request.body))
         http.send(h11.EndOfMessage())
         conn.out, conn.sent = memoryview(head + request.body), 0
-        conn.phase, conn.answered, conn.chunks = _BUSY, False, []
+        conn.phase, conn.answered, conn.chunks = BUSY, False, []
         conn.status, conn.reason, conn.crc = 0, "", None
         self._busy.add(conn)
         conn.deadline = time.monotonic() + self._read_timeout
         self._flush(conn)
 
-    def _flush(self, conn: _Connection) -> None:
+    def _flush(self, conn: Connection) -> None:
         """Write what the socket takes of the request; watch for the rest and the answer."""
         assert conn.sock is not None
         try:
@@ -425,16 +321,16 @@ class HttpTransport:
         except OSError as e:
             self._watch(conn, _READ)
             self._read(conn)  # an early answer (a 413 before the body was read) wins
-            if conn.phase is _BUSY and conn.request is not None:
+            if conn.phase is BUSY and conn.request is not None:
                 self._lost(conn, e)
             return
         self._watch(conn, _READ)
 
-    def _read(self, conn: _Connection) -> None:
+    def _read(self, conn: Connection) -> None:
         """Take in what arrived and hand it to h11; finish the request at its answer's end."""
         sock = conn.sock
         assert sock is not None
-        while conn.phase is _BUSY:
+        while conn.phase is BUSY:
             try:
                 data = sock.recv(_BUFFER)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -457,7 +353,7 @@ class HttpTransport:
             if len(data) < _BUFFER and not (self._tls and sock.pending()):  # type: ignore[attr-defined]
                 return
 
-    def _events(self, conn: _Connection) -> None:
+    def _events(self, conn: Connection) -> None:
         http = conn.http
         while True:
             event = http.next_event()
@@ -477,11 +373,11 @@ class HttpTransport:
                 raise h11.RemoteProtocolError("closed before the answer ended")
             # h11.InformationalResponse (100 Continue and the like): the answer follows
 
-    def _answered(self, conn: _Connection) -> None:
+    def _answered(self, conn: Connection) -> None:
         request = conn.request
         assert request is not None
         body = b"".join(conn.chunks)
-        outcome = self._signer.outcome(conn.status, body, conn.crc, conn.reason)
+        outcome = answers.outcome(self._signer.url, conn.status, body, conn.crc, conn.reason)
         http = conn.http
         # Answered before all of the request went out (a 413 say): the rest cannot follow.
         sent_all = conn.sent == len(conn.out)
@@ -496,10 +392,10 @@ class HttpTransport:
             self._close(conn)
             return
         conn.served += 1
-        conn.phase, conn.since = _IDLE, time.monotonic()
+        conn.phase, conn.since = IDLE, time.monotonic()
         self._idle.append(conn)
 
-    def _lost(self, conn: _Connection, error: BaseException, garbled: bool = False) -> None:
+    def _lost(self, conn: Connection, error: BaseException, garbled: bool = False) -> None:
         """The connection died under a request. On a reused connection, before any byte of
         an answer, it is most likely one the server had closed while idle: the request goes
         again at once on a new connection (once), as urllib3 does."""
@@ -513,7 +409,7 @@ class HttpTransport:
             return
         self._finish(conn, ConnectionClosedError(endpoint_url=self._signer.url, error=error))
 
-    def _finish(self, conn: _Connection, outcome: Exception) -> None:
+    def _finish(self, conn: Connection, outcome: Exception) -> None:
         """End the connection's request with a failure, and the connection with it."""
         if conn.request is not None:
             self._done.append((conn.request.token, outcome))
@@ -524,7 +420,7 @@ class HttpTransport:
     def _expire(self, now: float) -> None:
         """Requests past their deadline: a connect that took too long, or no answer in time."""
         for conn in [c for c in self._busy if c.deadline <= now]:
-            if conn.phase is _BUSY:
+            if conn.phase is BUSY:
                 outcome: Exception = ReadTimeoutError(endpoint_url=self._signer.url)
             else:
                 error = TimeoutError(f"connect timed out after {self._connect_timeout:g} s")
@@ -533,22 +429,22 @@ class HttpTransport:
 
     # -- the selector ----------------------------------------------------------------------
 
-    def _on_event(self, conn: _Connection, mask: int) -> None:
+    def _on_event(self, conn: Connection, mask: int) -> None:
         phase = conn.phase
-        if phase is _BUSY:
+        if phase is BUSY:
             if conn.sent < len(conn.out):
                 self._flush(conn)
-            if mask & _READ and conn.phase is _BUSY:
+            if mask & _READ and conn.phase is BUSY:
                 self._read(conn)
-        elif phase is _IDLE and not _still_open(conn.sock):  # closed by the server, or junk
+        elif phase is IDLE and not still_open(conn.sock):  # closed by the server, or junk
             self._idle.remove(conn)
             self._close(conn)
-        elif phase is _CONNECTING:
+        elif phase is CONNECTING:
             self._connected(conn)
-        elif phase is _HANDSHAKE:
+        elif phase is HANDSHAKE:
             self._handshake(conn)
 
-    def _watch(self, conn: _Connection, events: int) -> None:
+    def _watch(self, conn: Connection, events: int) -> None:
         if conn.events == events:
             return
         if conn.events:
@@ -557,61 +453,20 @@ class HttpTransport:
             self._selector.register(conn.sock, events, conn)  # type: ignore[arg-type]
         conn.events = events
 
-    def _unwatch(self, conn: _Connection) -> None:
+    def _unwatch(self, conn: Connection) -> None:
         if conn.events:
             self._selector.unregister(conn.sock)  # type: ignore[arg-type]
             conn.events = 0
 
-    def _close_socket(self, conn: _Connection) -> None:
+    def _close_socket(self, conn: Connection) -> None:
         self._unwatch(conn)
         if conn.sock is not None:
             conn.sock.close()
             conn.sock = None
 
-    def _close(self, conn: _Connection) -> None:
+    def _close(self, conn: Connection) -> None:
         self._close_socket(conn)
-        conn.phase = _CLOSED
-
-
-def _still_open(sock: socket.socket | None) -> bool:
-    """Whether an idle connection may carry another request: nothing to read on it. The
-    server's FIN, its TLS close alert or bytes nobody asked for all mean it may not (a TLS
-    record that is only a session ticket is taken in, and the connection stays)."""
-    if sock is None:
-        return False
-    try:
-        sock.recv(1)
-    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _tls_context(client: Any) -> ssl.SSLContext:
-    """A TLS context that verifies as the client's own HTTP session does.
-
-    botocore resolved `verify` from the client's `verify=` argument, AWS_CA_BUNDLE or the
-    profile's `ca_bundle` (and REQUESTS_CA_BUNDLE): False (no verification), True (its
-    bundled CAs) or a CA bundle path; its URLLib3Session keeps that as `_verify`, and a
-    client certificate as `_cert_file`/`_key_file`.
-    """
-    http = client._endpoint.http_session
-    verify = getattr(http, "_verify", True)
-    if verify is False:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        where = get_cert_path(verify)
-        if os.path.isdir(where):
-            context = ssl.create_default_context(capath=where)
-        else:
-            context = ssl.create_default_context(cafile=where)
-    cert = getattr(http, "_cert_file", None)
-    if cert:
-        context.load_cert_chain(cert, getattr(http, "_key_file", None))
-    return context
+        conn.phase = CLOSED
 
 
 def open_transport(client: Any, credentials: Any) -> Transport:
@@ -619,28 +474,3 @@ def open_transport(client: Any, credentials: Any) -> Transport:
     if get_environ_proxies(client.meta.endpoint_url):
         return _BotocoreSender(client, credentials)
     return HttpTransport(client, credentials)
-
-
-def _client_error(status: int, body: bytes, reason: str = "") -> ClientError:
-    """DynamoDB's error as botocore reports it; for an answer that is not DynamoDB's JSON
-    (a proxy's HTML page), code `HTTP<status>` and a one-line summary instead of the page."""
-    try:
-        payload = orjson.loads(body)
-        code = str(payload.get("__type", "")).rpartition("#")[2]
-        message = payload.get("message") or payload.get("Message") or ""
-    except (orjson.JSONDecodeError, AttributeError):
-        code, message = "", ""
-        if not reason:
-            try:
-                reason = HTTPStatus(status).phrase
-            except ValueError:
-                reason = ""
-        what = f"{status} {reason}".strip()
-        message = f"{what} from something between rimport and DynamoDB (a proxy?)"
-        if status == 200:
-            message = f"{what} with an answer that is not DynamoDB's, from something between"
-            message += " rimport and DynamoDB (a proxy?)"
-    error = {"Code": code or f"HTTP{status}", "Message": message}
-    return ClientError(
-        {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, "BatchWriteItem"
-    )
