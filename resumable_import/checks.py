@@ -13,6 +13,7 @@ size; at most 32 levels of nesting; numbers of at most 38 significant digits wit
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -227,8 +228,8 @@ def key_mistake_in(
             if apply is None:
                 yield raw.value
                 continue
-            try:
-                yield from apply(raw.value)
+            try:  # a copy: a transform that changes its argument must see it whole again
+                yield from apply(copy.deepcopy(raw.value))
             except ItemError as e:
                 yield e
 

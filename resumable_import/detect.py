@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -59,12 +60,14 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
     return detect(path, fmt)[0]
 
 
-def detect(path: Path, fmt: str) -> tuple[Shape, str | None]:
+def detect(path: Path, fmt: str, source: Source | None = None) -> tuple[Shape, str | None]:
     """The shape, and for a file that is one JSON object on one line (which reads both as
-    a wrapper of items and as one JSON Lines item) a line saying which reading was taken."""
-    with Source(path) as f:
+    a wrapper of items and as one JSON Lines item) a line saying which reading was taken.
+    `source`, when given, is read from its start and left there, for the items."""
+    with nullcontext(source) if source else Source(path) as f:
         head = f.read(_PEEK)
         whole = len(f.read(1)) == 0  # the head is the whole (decompressed) file
+        f.seek(0)
     body = head[3:] if head.startswith(BOM) else head
     stripped = body.lstrip()
     start = len(head) - len(stripped)  # where the first value begins, blank lines skipped

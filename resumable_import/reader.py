@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .detect import FORMATS, Shape, check_ion, check_typing, detect, items_as
-from .errors import Arg, FileChangedError, InputError, Text
+from .errors import SAMPLE_ITEMS, Arg, FileChangedError, InputError, Text
 from .items import IonLine, Unparsed
 from .jsontext import (
     DECODER,
@@ -35,6 +35,7 @@ from .sources import Location, PrefixHash, Source
 __all__ = ["FORMATS", "Dump", "Position", "RawItem", "Shape", "items_as"]
 
 _MAX_LINE = 64 << 20
+HEAD_ITEMS = SAMPLE_ITEMS  # the first items kept: the key sample, and the import's start
 _SAME_BYTES = Text("give ", Arg("source"), " the same bytes as the run was started with")
 
 
@@ -83,9 +84,13 @@ class Dump:
         self._codec: str | None = None
         # A stream's text up to each checkpoint is hashed, since it cannot be read again.
         self._prefix = PrefixHash() if checkpoints and self.location.kind == "stream" else None
-        self._parked: Source | None = None  # a stream read up to the checkpoint by `skip_to`
+        # Opened already: a file by `open`, a stream read up to the checkpoint by `skip_to`.
+        self._parked: Source | None = None
         self._last_read = 0  # bytes of the file the last reader took
-        # A stream's first items, read once (to check them) and given again by `items`.
+        # The first items, read once (to check them) and given again by `items`: a
+        # file's as a list (with what they broke on and whether the file ended there), a
+        # stream's with the rest of its reading, which cannot start again.
+        self._head: tuple[list[RawItem], InputError | None, bool] | None = None
         self._started: tuple[list[RawItem], Iterator[RawItem]] | None = None
         self._failed: InputError | None = None  # what reading them stopped on
 
@@ -157,12 +162,22 @@ class Dump:
         if items_path is not None and fmt not in ("auto", "json", "ddb-json"):
             raise InputError(Text(Arg("items_path"), " does not go with ", Arg("format", fmt)))
         p = path if isinstance(path, Location) else Location(path)
+        source, dump = None, None  # a file is opened once: shape, key sample, first items
         try:
-            shape, note = (Shape("path", items_path), None) if items_path else detect(p, fmt)
+            source = Source(p, p.size()) if p.kind == "file" else None
+            shape, note = (
+                (Shape("path", items_path), None) if items_path else detect(p, fmt, source)
+            )
             dump = cls(p, shape, items_as=items_as(fmt), checkpoints=checkpoints)
             dump.note = note
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
+        finally:
+            if source is not None and dump is None:
+                source.close()
+        if source is not None:
+            dump._parked = source
+            dump._read_head()  # reads with it, and closes it
         if shape.kind == "ion" or fmt not in ("json", "jsonl"):
             for first in dump.head(1):
                 if shape.kind == "ion":
@@ -172,18 +187,18 @@ class Dump:
         return dump
 
     def head(self, n: int) -> list[RawItem]:
-        """The first `n` items, to judge the dump by: fewer if it breaks before, and the
-        InputError if it breaks at the first. A stream is read once: its items are kept,
-        and `items` begins with them (and stops where they broke)."""
+        """The first `n` items (at most HEAD_ITEMS), to judge the dump by: fewer if it breaks
+        before, and the InputError if it breaks at the first. They are read once and kept,
+        and `items` begins with them (and stops where they broke): a stream cannot be read
+        again, and a file need not be."""
         if self.location.kind != "stream":
-            kept: list[RawItem] = []
-            with closing(self.items()) as items:
-                try:
-                    kept.extend(itertools.islice(items, n))
-                except InputError:
-                    if not kept:
-                        raise
-            return kept
+            if self._head is None:
+                self._read_head()
+            assert self._head is not None
+            kept, failed, _ = self._head
+            if not kept and failed is not None:
+                raise failed
+            return kept[:n]
         if self._started is None:
             self._started = ([], self._read(None))
         kept, rest = self._started
@@ -196,9 +211,28 @@ class Dump:
             raise self._failed
         return kept[:n]
 
+    def _read_head(self) -> None:
+        """Read and keep a file's first HEAD_ITEMS items, the error they broke on, and
+        whether the file ended among them."""
+        kept: list[RawItem] = []
+        failed = None
+        with closing(self._read(None)) as items:
+            try:
+                kept.extend(itertools.islice(items, HEAD_ITEMS))
+            except InputError as e:  # said again when the items are read in earnest
+                failed = e
+        self._head = (kept, failed, failed is None and len(kept) < HEAD_ITEMS)
+
     def items(self, start: Position | None = None) -> Iterator[RawItem]:
         """Yield every item after `start` (None: from the beginning of the file)."""
-        if self._started is not None and start is None:
+        if self._head is not None and start is None:
+            kept, failed, ended = self._head
+            yield from kept
+            if failed is not None:
+                raise failed
+            if not ended:  # the rest, from where the kept items end, as a resume reads it
+                yield from self._read(Position(kept[-1].index + 1, kept[-1].end))
+        elif self._started is not None and start is None:
             (kept, rest), self._started = self._started, None
             yield from kept
             if self._failed is not None:
