@@ -52,6 +52,7 @@ class Run:
     running_since: str | None = None  # when its current stint began; None while stopped
     source: str | None = None  # 'stream' or 's3'; None for a local file
     checkpoint_hash: str | None = None  # a stream's: hash of its text before byte_offset
+    items_deleted: int = 0  # keys deleted: a request file's DeleteRequests (apart from puts)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
