@@ -23,8 +23,8 @@ _names = count()
 
 
 def _put(n: int, title: str) -> dict[str, Any]:
-    return {"PutRequest": {"Item": {"Id": {"N": str(n)}, "Title": {"S": title},
-                                    "Tags": {"SS": ["a", "b"]}, "Price": {"N": "1.5"}}}}  # fmt: skip
+    item = {"Id": {"N": str(n)}, "Title": {"S": title}, "Tags": {"SS": ["a", "b"]}}
+    return {"PutRequest": {"Item": {**item, "Price": {"N": "1.5"}}}}
 
 
 def _delete(n: int) -> dict[str, Any]:
@@ -61,8 +61,10 @@ def _scan(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
 
 # Eight requests, as ProductCatalog.json has eight: a put then a delete of one key (101
 # must end deleted), a delete then a put of another (103 must end present).
-CATALOG = [_put(101, "Book 101"), _put(102, "Book 102"), _delete(101), _delete(103),
-           _put(103, "Book 103"), _put(104, "Bicycle"), _put(105, "Bicycle 2"), _delete(999)]  # fmt: skip
+CATALOG = [
+    _put(101, "Book 101"), _put(102, "Book 102"), _delete(101), _delete(103),
+    _put(103, "Book 103"), _put(104, "Bicycle"), _put(105, "Bicycle 2"), _delete(999),
+]  # fmt: skip
 
 
 def test_auto_reads_a_request_file_as_its_table(tmp_path: Path) -> None:
@@ -84,7 +86,7 @@ def test_a_request_file_is_written_and_deleted_in_order(
     status = rimport("status", "--json", "--ledger", ledger)
     (run,) = json.loads(status.stdout)
     assert (run["items_committed"], run["items_written"], run["items_deleted"]) == (8, 5, 3)
-    text = rimport("status", run["id"], "--ledger", ledger).stdout
+    text = rimport("status", run["run_id"], "--ledger", ledger).stdout
     assert "items deleted" in text and "3" in text.split("items deleted")[1].splitlines()[0]
     again = rimport("start", path, "--endpoint", endpoint, "--ledger", ledger)
     assert again.returncode == 0 and "skipped" in again.stdout + again.stderr
