@@ -250,9 +250,8 @@ class Ledger:
         checkpoint_hash: str | None = None,
         deleted: int = 0,
     ) -> None:
-        """Record a batch DynamoDB acknowledged: its dead letters and the new checkpoint
-        (for a stream, with the hash of its text up to there); `written` items put and
-        `deleted` keys deleted (a request file's)."""
+        """Record a batch DynamoDB acknowledged: its dead letters, the new checkpoint (for a
+        stream, with its text's hash), `written` items put and `deleted` keys deleted."""
         now = _now()
         with self._transaction():
             if dead:
@@ -405,11 +404,9 @@ class Ledger:
             counts["retryable" if retryable else "not retryable"][code] = n
         return counts
 
-    def settle(
-        self, run_id: str, written: list[DeadLetter], failed: list[DeadLetter], deleted: int = 0
-    ) -> None:
-        """Record a retry: `written` ones are done (`deleted` of them deletes, in a request
-        file's run), `failed` ones carry their new error."""
+    def settle(self, run_id: str, written: list[Any], failed: list[Any], deleted: int = 0) -> None:
+        """Record a retry: `written` ones are done (`deleted` of them deletes), `failed`
+        ones carry their new error."""
         now = _now()
         with self._transaction():
             self._db.executemany(
@@ -423,8 +420,8 @@ class Ledger:
                 [(d.code, d.message, d.attempts, int(d.retryable), now, d.id) for d in failed],
             )
             self._db.execute(
-                "UPDATE runs SET items_written = items_written + ?,"
-                " items_deleted = items_deleted + ?, updated_at = ? WHERE id = ?",
+                "UPDATE runs SET items_written = items_written + ?, items_deleted ="
+                " items_deleted + ?, updated_at = ? WHERE id = ?",
                 (len(written) - deleted, deleted, now, run_id),
             )
 

@@ -59,6 +59,8 @@ class Run:
         del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
         del d["active_seconds"], d["running_since"]  # in elapsed_seconds
         del d["checkpoint_hash"]
+        if not self.shape.startswith("table:"):  # only a request file's run deletes: the
+            del d["items_deleted"]  # JSON of every other run stays as it was
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
         d["elapsed_seconds"] = self.elapsed
         rate = self.rate
