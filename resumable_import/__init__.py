@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         WriteSettings,
     )
     from .progress import Figures
+    from .requestruns import import_requests, request_tables
     from .run import (
         LedgerHealth,
         check_ledger,
@@ -92,6 +93,7 @@ _HOMES = {
     "options": ["DEFAULT_CONCURRENCY", "ImportOptions", "ResumeOptions", "SettingsChange",
                 "WriteSettings"],
     "progress": ["Figures"],
+    "requestruns": ["import_requests", "request_tables"],
     "loop": ["ImportResult"],
     "run": ["LedgerHealth", "check_ledger", "dead_letter_counts", "import_file", "resume_run",
             "retry_failed", "run_status", "settings_of"],
@@ -160,10 +162,12 @@ __all__ = [
     "forget_runs",
     "import_file",
     "import_folder",
+    "import_requests",
     "is_loopback",
     "load_transform",
     "plan",
     "redacted",
+    "request_tables",
     "resume_run",
     "retry_failed",
     "rimport_command",

@@ -23,7 +23,17 @@ import orjson
 
 from .attributes import to_item
 from .errors import SAMPLE_ITEMS, InputError, KeyMistake
-from .items import Item, ItemError, check_number, export_item, item_size, typed_item, write_units
+from .items import (
+    Item,
+    ItemError,
+    check_number,
+    export_item,
+    item_size,
+    request_entry,
+    request_item,
+    typed_item,
+    write_units,
+)
 from .keys import KEY_TYPES, Key, KeySpec, part_of_attribute, part_of_value
 
 if TYPE_CHECKING:
@@ -45,7 +55,11 @@ _PLAIN_TYPES: dict[str, tuple[type, ...]] = {
 _AS_IS: dict[str, tuple[type, ...]] = {"S": (str,), "N": (int, Decimal), "B": ()}
 # How the elements of a dump become items, by `--format`: plain JSON is converted;
 # DynamoDB's own JSON is only checked.
-CONVERTERS = {"json": to_item, "ddb-json": typed_item, "ddb-export": export_item}
+# A BatchWriteItem request file's entries hold DynamoDB JSON: a put's item, a delete's key.
+CONVERTERS = {
+    "json": to_item, "ddb-json": typed_item, "ddb-export": export_item,
+    "request-items": request_item,
+}  # fmt: skip
 
 
 class Prepare:
@@ -58,9 +72,18 @@ class Prepare:
     Unicode does not) cannot be sent.
     """
 
+    def __new__(cls, keys: tuple[KeySpec, ...], items_as: str = "json", **_: Any) -> Prepare:
+        # A request file's entries are made ready by their own class, so that every caller
+        # (batching, validate, the key check) takes them and plain items pay nothing for it.
+        if cls is Prepare and items_as == "request-items":
+            cls = PrepareRequest
+        return object.__new__(cls)
+
     def __init__(
         self, keys: tuple[KeySpec, ...], items_as: str = "json", *, units: bool = False
     ) -> None:
+        if items_as == "request-items":
+            items_as = "ddb-json"  # a put's item, once out of its entry
         self.keys = keys
         self._units = units
         self._convert = converter(items_as)
@@ -136,6 +159,31 @@ class Prepare:
                     "KeyType", f"key attribute {spec.name!r} is not a DynamoDB {kind} value"
                 ) from None
         return tuple(key)
+
+
+class PrepareRequest(Prepare):
+    """`Prepare` for an entry of a BatchWriteItem request file: `{"PutRequest": {"Item":
+    ...}}` or `{"DeleteRequest": {"Key": ...}}`, in DynamoDB JSON. What goes in the request
+    is the whole entry, so the writer sends a delete as a delete; its key is the one the
+    item or the deleted key has, so batching keeps a put and a delete of one key apart as
+    it keeps two puts."""
+
+    def __call__(self, value: Any, span: int) -> tuple[bytes, Key, int]:
+        kind, inner = request_entry(value)
+        if kind == "PutRequest":
+            body, key, wcu = super().__call__(inner, span)
+            return b'{"PutRequest":{"Item":' + body + b"}}", key, wcu
+        key_map = typed_item(inner)
+        key = self._typed_key(key_map)
+        if len(key_map) != len(self.keys):
+            names = {k.name for k in self.keys}
+            others = ", ".join(repr(n) for n in key_map if n not in names)
+            raise ItemError(
+                "DeleteKey",
+                f"the key of a DeleteRequest holds {others} besides the table's key attributes; "
+                "DynamoDB takes only those",
+            )
+        return b'{"DeleteRequest":{"Key":' + _dumps(key_map) + b"}}", key, 1 if self._units else 0
 
 
 def converter(items_as: str) -> Callable[[Any], Item]:

@@ -30,7 +30,7 @@ from .items import looks_exported, looks_typed
 from .jsontext import BOM, Scanner, data_start, next_key, skip_value
 from .sources import Location, Source
 
-FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion")
+FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion", "request-items")
 ITEMS_KEYS = ("Items", "items", "Records")
 
 _PEEK = 4 << 20
@@ -43,6 +43,7 @@ class Shape:
     """How items sit in the file; stored with the run so `resume` reads the same way."""
 
     kind: str  # "array" | "object" (detected) | "path" (named by --items-path) | "jsonl"
+    # | "table" (a BatchWriteItem request file's table: `requestitems`)
     key: str | None = None  # for "object" and "path": the dotted keys down to the items array
 
     def __str__(self) -> str:
@@ -231,7 +232,7 @@ def _ion_shape(path: Path, fmt: str, text: bytes, at: int) -> Shape | None:
 
 def items_as(fmt: str) -> str:
     """What the elements of a dump in format `fmt` are: plain JSON, or DynamoDB's own."""
-    return fmt if fmt in ("ddb-json", "ddb-export", "ion") else "json"
+    return fmt if fmt in ("ddb-json", "ddb-export", "ion", "request-items") else "json"
 
 
 def check_ion(path: Path, first_line: bytes) -> None:

@@ -151,6 +151,26 @@ def typed_item(value: Any) -> Item:
     return value
 
 
+def request_item(value: Any) -> Item:
+    """An entry of a BatchWriteItem request file: a put's item, or a delete's key (what a
+    key mistake is described by), in DynamoDB JSON."""
+    return typed_item(request_entry(value)[1])
+
+
+def request_entry(value: Any) -> tuple[str, Any]:
+    """(PutRequest or DeleteRequest, the item or the key) of a request file's entry, as
+    `aws dynamodb batch-write-item --request-items` takes them."""
+    if type(value) is dict and len(value) == 1:
+        ((kind, body),) = value.items()
+        inner = "Item" if kind == "PutRequest" else "Key" if kind == "DeleteRequest" else None
+        if inner and type(body) is dict and list(body) == [inner]:
+            return kind, body[inner]
+    raise ItemError(
+        "NotAWriteRequest",
+        'the entry is not {"PutRequest": {"Item": {...}}} or {"DeleteRequest": {"Key": {...}}}',
+    )
+
+
 def export_item(value: Any) -> Item:
     """A line of DynamoDB's export to S3, `{"Item": {...typed...}}`: the item inside."""
     if type(value) is Unparsed:

@@ -105,6 +105,16 @@ def key_of(item: Mapping[str, Any], key_names: tuple[str, ...]) -> Key | None:
         return None
 
 
+def key_of_request(request: Mapping[str, Any], key_names: tuple[str, ...]) -> Key | None:
+    """The key of a write request DynamoDB handed back unprocessed: a put's item's, or a
+    delete's `Key`'s; None when it has none."""
+    if put := request.get("PutRequest"):
+        return key_of(put.get("Item") or {}, key_names)
+    if delete := request.get("DeleteRequest"):
+        return key_of(delete.get("Key") or {}, key_names)
+    return None
+
+
 def canonical(key: Key) -> bytes:
     """The key as bytes that are equal exactly when the keys are, the same in every process
     (Python's own hash of a string changes from one to the next, and hashes the ints -1

@@ -248,9 +248,10 @@ class Ledger:
         written: int,
         dead: list[DeadLetter],
         checkpoint_hash: str | None = None,
+        deleted: int = 0,
     ) -> None:
-        """Record a batch DynamoDB acknowledged: its dead letters and the new checkpoint
-        (for a stream, with the hash of its text up to there)."""
+        """Record a batch DynamoDB acknowledged: its dead letters, the new checkpoint (for a
+        stream, with its text's hash), `written` items put and `deleted` keys deleted."""
         now = _now()
         with self._transaction():
             if dead:
@@ -263,9 +264,9 @@ class Ledger:
                 )  # fmt: skip
             self._db.execute(  # a stream's hash of its text so far; a file has none
                 "UPDATE runs SET items_committed = ?, byte_offset = ?,"
-                " items_written = items_written + ?, updated_at = ?,"
-                " checkpoint_hash = COALESCE(?, checkpoint_hash) WHERE id = ?",
-                (items_committed, byte_offset, written, now, checkpoint_hash, run_id),
+                " items_written = items_written + ?, items_deleted = items_deleted + ?,"
+                " updated_at = ?, checkpoint_hash = COALESCE(?, checkpoint_hash) WHERE id = ?",
+                (items_committed, byte_offset, written, deleted, now, checkpoint_hash, run_id),
             )
 
     def set_state(
@@ -403,8 +404,9 @@ class Ledger:
             counts["retryable" if retryable else "not retryable"][code] = n
         return counts
 
-    def settle(self, run_id: str, written: list[DeadLetter], failed: list[DeadLetter]) -> None:
-        """Record a retry: `written` ones are done, `failed` ones carry their new error."""
+    def settle(self, run_id: str, written: list[Any], failed: list[Any], deleted: int = 0) -> None:
+        """Record a retry: `written` ones are done (`deleted` of them deletes), `failed`
+        ones carry their new error."""
         now = _now()
         with self._transaction():
             self._db.executemany(
@@ -418,8 +420,9 @@ class Ledger:
                 [(d.code, d.message, d.attempts, int(d.retryable), now, d.id) for d in failed],
             )
             self._db.execute(
-                "UPDATE runs SET items_written = items_written + ?, updated_at = ? WHERE id = ?",
-                (len(written), now, run_id),
+                "UPDATE runs SET items_written = items_written + ?, items_deleted ="
+                " items_deleted + ?, updated_at = ? WHERE id = ?",
+                (len(written) - deleted, deleted, now, run_id),
             )
 
     def forget(self, run_id: str) -> int:
@@ -488,7 +491,7 @@ _SELECT_RUNS = (
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
-    " r.source, r.checkpoint_hash, " + _COUNT + " FROM runs r"
+    " r.source, r.checkpoint_hash, r.items_deleted, " + _COUNT + " FROM runs r"
 )
 
 

@@ -50,6 +50,7 @@ from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position
+from .requestitems import FORMAT as REQUESTS
 from .runlog import event, log_retry, log_to, outage_notice
 from .transform import Apply, Check, Transform
 from .transport import Transport
@@ -81,6 +82,7 @@ class ImportResult:
     dead_letters: int
     elapsed: float
     retryable: int = 0  # of the dead letters, those `retry_failed` may yet write
+    items_deleted: int = 0  # keys deleted (a request file's DeleteRequests), apart from puts
 
 
 def finished(run: Run) -> bool:
@@ -95,7 +97,7 @@ def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportRes
         retryable = sum(book.dead_letter_counts(run.id)["retryable"].values())
     return ImportResult(
         run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed,
-        retryable,
+        retryable, run.items_deleted,
     )  # fmt: skip
 
 
@@ -161,7 +163,7 @@ def execute(
             transport, run.table, tuple(k.name for k in keys), retry,
             max_inflight=settings.concurrency, max_wcu=settings.max_wcu,
             on_retry=log_retry(run.id, committer.retried),
-            on_outage=outage_notice(run.id, hooks.notice),
+            on_outage=outage_notice(run.id, hooks.notice), entries=dump.items_as == REQUESTS,
         )  # fmt: skip
         committer.throttled = lambda: writer.throttled
         start = Position(run.items_committed, run.byte_offset) if resuming else None
@@ -305,6 +307,7 @@ class _Committer:
         self._book = book
         self._run_id = run.id
         self._dump = dump
+        self._requests = dump.items_as == REQUESTS
         self._progress = progress
         self._on_progress = on_progress
         self._batches = 0
@@ -333,6 +336,14 @@ class _Committer:
             for index, item, code, message in batch.rejected
         ]  # fmt: skip
         written = len(batch.items) - len(failures)
+        deleted = 0
+        if self._requests:  # a request file's deletes, counted apart from its puts
+            failed = {f.position for f in failures}
+            deleted = sum(
+                1 for p, entry in enumerate(batch.items)
+                if entry.startswith(b'{"DeleteRequest"') and p not in failed
+            )  # fmt: skip
+            written -= deleted
         if not batch.whole:
             self._held += dead
             self._held_written += written
@@ -349,6 +360,7 @@ class _Committer:
             written=written,
             dead=dead,
             checkpoint_hash=self._dump.prefix_hash(batch.end),
+            deleted=deleted,
         )
         self._checkpoint = (batch.last + 1, batch.end)
         self._position = batch.position

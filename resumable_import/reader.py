@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .detect import FORMATS, Shape, check_ion, check_typing, detect, items_as
-from .errors import SAMPLE_ITEMS, Arg, FileChangedError, InputError, Text
+from .errors import SAMPLE_ITEMS, Arg, Command, FileChangedError, InputError, Text
 from .items import IonLine, Unparsed
 from .jsontext import (
     DECODER,
@@ -30,6 +30,8 @@ from .jsontext import (
     next_key,
     skip_value,
 )
+from .requestitems import FORMAT as REQUESTS
+from .requestitems import looks_like_requests, tables_in
 from .sources import Location, PrefixHash, Source
 
 __all__ = ["FORMATS", "Dump", "Position", "RawItem", "Shape", "items_as"]
@@ -78,6 +80,8 @@ class Dump:
         self.items_as = items_as  # json, or DynamoDB's own: ddb-json, ddb-export, ion
         if shape.kind == "ion":  # also when `auto` found Ion: a resumed run reads it alike
             self.items_as = "ion"
+        elif shape.kind == "table":  # and a request file's entries
+            self.items_as = REQUESTS
         self.size: int | None = self.location.size()  # None: a stream, size unknown
         self._source: Source | None = None
         self._compressed = False
@@ -159,15 +163,20 @@ class Dump:
     ) -> Dump:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
-        if items_path is not None and fmt not in ("auto", "json", "ddb-json"):
+        if items_path is not None and fmt not in ("auto", "json", "ddb-json", REQUESTS):
             raise InputError(Text(Arg("items_path"), " does not go with ", Arg("format", fmt)))
         p = path if isinstance(path, Location) else Location(path)
         source, dump = None, None  # a file is opened once: shape, key sample, first items
         try:
             source = Source(p, p.size()) if p.kind == "file" else None
-            shape, note = (
-                (Shape("path", items_path), None) if items_path else detect(p, fmt, source)
-            )
+            if fmt == "auto" and source is not None and _requests(source):
+                fmt = REQUESTS
+            if fmt == REQUESTS:  # its items under a table's name, the one given or its only
+                shape, note = Shape("table", items_path or _only_table(p)), None
+            else:
+                shape, note = (
+                    (Shape("path", items_path), None) if items_path else detect(p, fmt, source)
+                )
             dump = cls(p, shape, items_as=items_as(fmt), checkpoints=checkpoints)
             dump.note = note
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
@@ -178,7 +187,7 @@ class Dump:
         if source is not None:
             dump._parked = source
             dump._read_head()  # reads with it, and closes it
-        if shape.kind == "ion" or fmt not in ("json", "jsonl"):
+        if shape.kind == "ion" or fmt not in ("json", "jsonl", REQUESTS):
             for first in dump.head(1):
                 if shape.kind == "ion":
                     check_ion(dump.path, first.value.line)  # type: ignore[arg-type]
@@ -257,7 +266,8 @@ class Dump:
         t = Scanner(f, start.offset if start else data_start(f), self.path)
         resuming = start is not None
         # The keys from the top-level object down to the items array (none for an array).
-        path = self.shape.key.split(".") if self.shape.key else []
+        key = self.shape.key
+        path = ([key] if self.shape.kind == "table" else key.split(".")) if key else []
         if not resuming:
             for depth, part in enumerate(path):
                 t.expect("{", "'{'")
@@ -362,3 +372,28 @@ class Dump:
                 continue
             yield RawItem(index, IonLine(value, line), offset)
             index += 1
+
+
+def _requests(source: Source) -> bool:
+    """Whether the file is a BatchWriteItem request file; `source` is left at its start."""
+    head = source.read(1 << 16)
+    source.seek(0)
+    return looks_like_requests(head)
+
+
+def _only_table(location: Location) -> str:
+    """The table of a request file read as one run: refused when it names several."""
+    if location.kind != "file":
+        raise InputError(
+            f"{location}: a BatchWriteItem request file is read from a file, not a stream",
+            "save it to a file and import that",
+        )
+    names = tables_in(location)
+    if len(names) > 1:
+        raise InputError(
+            f"{location} holds write requests for {len(names)} tables "
+            f"({', '.join(names)}): each is a run of its own",
+            Text("name one with ", Arg("items_path", names[0]), " or import them all with ",
+                 Command("start", (str(location),))),
+        )  # fmt: skip
+    return names[0]

@@ -52,12 +52,15 @@ class Run:
     running_since: str | None = None  # when its current stint began; None while stopped
     source: str | None = None  # 'stream' or 's3'; None for a local file
     checkpoint_hash: str | None = None  # a stream's: hash of its text before byte_offset
+    items_deleted: int = 0  # keys deleted: a request file's DeleteRequests (apart from puts)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         del d["block_hashes"], d["table_identity"], d["ledger"]  # for resume's checks only
         del d["active_seconds"], d["running_since"]  # in elapsed_seconds
         del d["checkpoint_hash"]
+        if not self.shape.startswith("table:"):  # only a request file's run deletes: the
+            del d["items_deleted"]  # JSON of every other run stays as it was
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
         d["elapsed_seconds"] = self.elapsed
         rate = self.rate

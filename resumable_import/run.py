@@ -26,7 +26,7 @@ from .endpoint import Endpoint
 from .errors import Arg, InputError, LedgerError, Text, UsageError
 from .hints import command, spelled
 from .hooks import Hooks
-from .keys import key_of
+from .keys import key_of, key_of_request
 from .ledger import Ledger, Run
 from .loop import ImportResult, execute, finished, refuse_a_wrong_key, result_of
 from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
@@ -209,12 +209,15 @@ def retry_failed(
             if first:
                 client, transport = reconnect(run, client)
                 info = same_table(book, run, client)
+                requests = Shape.parse(run.shape).kind == "table"  # its letters: whole requests
                 writer: BatchWriter = Writer(
-                    transport, run.table, info.key_names, retry, on_retry=log_retry(run.id)
-                )
+                    transport, run.table, info.key_names, retry, on_retry=log_retry(run.id),
+                    entries=requests,
+                )  # fmt: skip
                 event(logging.INFO, run.id, "retry_failed", "retrying its retryable dead letters")
                 pending = itertools.chain(first, *pages)
-                keyed = ((d, key_of(d.item, info.key_names)) for d in pending)
+                key = key_of_request if requests else key_of
+                keyed = ((d, key(d.item, info.key_names)) for d in pending)
                 with closing(writer):  # its connections, once the dead letters are sent
                     for group in groups(keyed):
                         items = [orjson.dumps(d.item) for d, _ in group]
@@ -230,7 +233,8 @@ def retry_failed(
                             else:
                                 letter.attempts += 1
                                 written.append(letter)
-                        book.settle(run.id, written, failed)
+                        deleted = sum("DeleteRequest" in d.item for d in written) if requests else 0
+                        book.settle(run.id, written, failed, deleted)
             run = book.run(run.id)
             if finished(run):
                 state = states.COMPLETED if not run.dead_letters else states.COMPLETED_WITH_FAILURES

@@ -34,16 +34,26 @@ class Signer:
         self.host, self.port, self.path = parts.hostname or "", parts.port, parts.path or "/"
         self._host_header = parts.netloc.removesuffix(":443" if self.https else ":80")
 
-    def request(self, table: str, items: list[bytes]) -> tuple[bytes, dict[str, str], AWSRequest]:
+    def request(
+        self, table: str, items: list[bytes], entries: bool = False
+    ) -> tuple[bytes, dict[str, str], AWSRequest]:
         """The body, the signed headers, and botocore's request object for botocore's session.
+
+        `entries`: each of `items` is a whole write request already (`{"PutRequest": ...}`
+        or `{"DeleteRequest": ...}`, from a BatchWriteItem request file), not an item.
 
         Raises CredentialsError when the credentials cannot be had (a refresh that failed,
         an expired SSO token): no request can be signed until the user renews them.
         """
-        body = b"".join((
-            b'{"RequestItems":{', orjson.dumps(table), b':[{"PutRequest":{"Item":',
-            b'}},{"PutRequest":{"Item":'.join(items), b"}}]}}",
-        ))  # fmt: skip
+        if entries:
+            body = b"".join((
+                b'{"RequestItems":{', orjson.dumps(table), b":[", b",".join(items), b"]}}"
+            ))  # fmt: skip
+        else:
+            body = b"".join((
+                b'{"RequestItems":{', orjson.dumps(table), b':[{"PutRequest":{"Item":',
+                b'}},{"PutRequest":{"Item":'.join(items), b"}}]}}",
+            ))  # fmt: skip
         request = AWSRequest(
             method="POST",
             url=self.url,

@@ -65,9 +65,10 @@ _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
 class Transport(Protocol):
-    def start(self, table: str, items: list[bytes]) -> Any:
-        """Send a BatchWriteItem of `items` (attribute maps as JSON); return a token its
-        answer will carry. Raises only CredentialsError: network faults are answers."""
+    def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
+        """Send a BatchWriteItem of `items` (attribute maps as JSON, or with `entries`
+        whole write requests: puts and deletes); return a token its answer will carry.
+        Raises only CredentialsError: network faults are answers."""
 
     def wait(self, timeout: float | None) -> list[tuple[Any, Any]]:
         """Answers that arrived within `timeout`: (token, response dict or exception)."""
@@ -84,10 +85,10 @@ class SyncTransport:
         self._done: list[tuple[Any, Any]] = []
         self._tokens = itertools.count()
 
-    def start(self, table: str, items: list[bytes]) -> Any:
+    def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
         token = next(self._tokens)
         try:
-            outcome: Any = self._send(table, items)
+            outcome: Any = self._send(table, items, entries)
         except RimportError:
             raise
         except Exception as e:  # delivered as the answer, like a network failure would be
@@ -95,7 +96,10 @@ class SyncTransport:
         self._done.append((token, outcome))
         return token
 
-    def _send(self, table: str, items: list[bytes]) -> Any:
+    def _send(self, table: str, items: list[bytes], entries: bool) -> Any:
+        if entries:
+            requests = [orjson.loads(i) for i in items]
+            return self._client.batch_write_item(RequestItems={table: requests})
         return self._client.batch_write_item(
             RequestItems={table: [{"PutRequest": {"Item": orjson.loads(i)}} for i in items]}
         )
@@ -117,8 +121,8 @@ class _BotocoreSender(SyncTransport):
         self._signer = Signer(client, credentials)
         self._http = client._endpoint.http_session  # configured like the client itself
 
-    def _send(self, table: str, items: list[bytes]) -> Any:
-        *_, request = self._signer.request(table, items)
+    def _send(self, table: str, items: list[bytes], entries: bool) -> Any:
+        *_, request = self._signer.request(table, items, entries)
         response = self._http.send(request.prepare())
         outcome = answers.outcome(
             self._signer.url,
@@ -153,9 +157,9 @@ class HttpTransport:
 
     # -- the Transport interface -----------------------------------------------------------
 
-    def start(self, table: str, items: list[bytes]) -> Any:
+    def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
         token = next(self._tokens)
-        body, headers, _ = self._signer.request(table, items)
+        body, headers, _ = self._signer.request(table, items, entries)
         request = Request(token, [*headers.items(), ("Content-Length", str(len(body)))], body)
         conn = self._reusable()
         if conn is None:

@@ -53,7 +53,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .errors import ServiceError
 from .flow import Flow
 from .items import write_units
-from .keys import Key, key_of
+from .keys import Key, key_of_request
 from .outcomes import WRITTEN, Kind, Verdict, classify
 from .transport import Transport
 
@@ -222,8 +222,12 @@ class Writer:
         on_outage: OutageHook | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        entries: bool = False,
     ) -> None:
+        """`entries`: the items given are whole write requests (puts and deletes, from a
+        BatchWriteItem request file), sent as they are."""
         self._transport = transport
+        self._entries = entries
         self._table = table
         self._key_names = key_names
         self._policy = policy or RetryPolicy()
@@ -312,7 +316,11 @@ class Writer:
             part.sends += 1
             items = [part.job.items[p] for p in part.positions]
             part.number = flow.sent(len(items), now)
-            self._inflight[self._transport.start(self._table, items)] = part
+            if self._entries:
+                token = self._transport.start(self._table, items, True)
+            else:
+                token = self._transport.start(self._table, items)
+            self._inflight[token] = part
 
     def _later(self, part: _Part, code: str) -> None:
         delay = self._policy.delay(part.fruitless)
@@ -334,7 +342,8 @@ class Writer:
         if kind is Kind.PARTIAL:
             self._flow.answered()
             self._answered()
-            keys = {key_of(r["PutRequest"]["Item"], self._key_names) for r in verdict.left}
+            names = self._key_names
+            keys = {key_of_request(r, names) for r in verdict.left}
             still = [p for p in part.positions if job.keys[p] in keys]
             if len(still) != len(verdict.left):
                 # The service may write an item back differently (a number normalised): when

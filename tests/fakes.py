@@ -46,6 +46,7 @@ class FakeDynamo:
       poison           partition-key values whose presence fails the whole request with
                        ValidationException, as an item over 400 KB does
       unprocessed      partition-key value -> how many more times to hand it back unprocessed
+                       (a put or a delete alike)
       hot              partition-key value -> until when (clock) to hand it back unprocessed
       unprocessed_share  each item is handed back with this probability, whatever the rate
       capacity         items per second the table takes (a one-second token bucket, as
@@ -117,7 +118,9 @@ class FakeDynamo:
         (table, requests), *_ = RequestItems.items()
         if self.max_body is not None and len(orjson.dumps(RequestItems)) > self.max_body:
             raise client_error("HTTP413", TOO_LARGE_PAGE, status=413)
-        items = [r["PutRequest"]["Item"] for r in requests]
+        # A delete is checked and keyed by its Key, as a put by its item.
+        items = [r["PutRequest"]["Item"] if "PutRequest" in r else r["DeleteRequest"]["Key"]
+                 for r in requests]  # fmt: skip
         if self.on_call:
             self.on_call(items)
         if refused := self._refusal(table, items):
@@ -139,7 +142,10 @@ class FakeDynamo:
                 if n >= fits or refused:
                     if n < fits and self.unprocessed.get(key[0], 0) > 0:
                         self.unprocessed[key[0]] -= 1
-                    left.append({"PutRequest": {"Item": item}})
+                    left.append(requests[n])
+                    continue
+                if "DeleteRequest" in requests[n]:
+                    self.items.pop(key, None)
                     continue
                 self.items[key] = item
                 self.log.append(key)

@@ -33,10 +33,12 @@ from resumable_import import (
     folder_of,
     import_file,
     import_folder,
+    import_requests,
     is_loopback,
     load_transform,
     plan,
     redacted,
+    request_tables,
     resume_run,
     table_for,
     table_keys,
@@ -134,6 +136,8 @@ def start(
                 return import_folder(file, table, options, hooks, pattern=pattern, ledger=ledger)
             if pattern:
                 raise UsageError("--pattern goes with a folder")
+            if request_tables(file, format) is not None:  # each table a run, as in a folder
+                return import_requests(file, table, options, hooks, ledger=ledger)
             return import_file(file, table or _table_for(file), options, hooks, ledger=ledger)
 
     result = guard(work)

@@ -71,7 +71,8 @@ def finish_folder(result: FolderResult) -> None:
         if f.action == "skipped" and r is not None:
             line = f"skipped: imported by run {r.run_id} ({r.items_committed:,} items)"
         elif r is not None:
-            line = (f"{f.action}: run {r.run_id} {r.state}, {r.items_written:,} written, "
+            deleted = f", {r.items_deleted:,} deleted" if r.items_deleted else ""
+            line = (f"{f.action}: run {r.run_id} {r.state}, {r.items_written:,} written{deleted}, "
                     f"{r.dead_letters:,} dead-lettered")  # fmt: skip
         elif f.action == "empty":
             line = "empty: an empty partition of the export (its manifest lists no items)"
@@ -211,7 +212,9 @@ def print_run(run: Run, ledger: Path | None) -> None:
         ("shape", run.shape), ("table", run.table),
         ("endpoint", f"{redacted(run.endpoint)} ({run.region})"),
         ("items committed", f"{run.items_committed:,} (byte {run.byte_offset:,})"),
-        ("items written", f"{run.items_written:,}"), ("dead letters", f"{run.dead_letters:,}"),
+        ("items written", f"{run.items_written:,}"),
+        *([("items deleted", f"{run.items_deleted:,}")] if run.shape.startswith("table:") else []),
+        ("dead letters", f"{run.dead_letters:,}"),
         ("started", run.started_at), ("updated", run.updated_at),
         ("finished", run.finished_at or "-"),
         ("elapsed", f"{_duration(run.elapsed)} (running, pauses not counted)"),

@@ -1,0 +1,160 @@
+"""BatchWriteItem request files (AWS's developer-guide sample data shape): puts and
+deletes in file order, each table a run, against DynamoDB Local; unprocessed deletes
+against the fake."""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+from conftest import kill_when, rimport
+from fakes import FakeDynamo
+from test_crash import spawn
+
+from resumable_import.ledger import Ledger
+from resumable_import.reader import Dump
+from resumable_import.transport import SyncTransport
+from resumable_import.writer import RetryPolicy, Writer
+
+_names = count()
+
+
+def _put(n: int, title: str) -> dict[str, Any]:
+    item = {"Id": {"N": str(n)}, "Title": {"S": title}, "Tags": {"SS": ["a", "b"]}}
+    return {"PutRequest": {"Item": {**item, "Price": {"N": "1.5"}}}}
+
+
+def _delete(n: int) -> dict[str, Any]:
+    return {"DeleteRequest": {"Key": {"Id": {"N": str(n)}}}}
+
+
+def _write(path: Path, tables: dict[str, list[dict[str, Any]]]) -> Path:
+    path.write_text(json.dumps(tables, indent=4))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _replay(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the table must hold: the requests applied one by one, independently of rimport."""
+    table: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if "PutRequest" in e:
+            item = e["PutRequest"]["Item"]
+            table[item["Id"]["N"]] = item
+        else:
+            table.pop(e["DeleteRequest"]["Key"]["Id"]["N"], None)
+    return table
+
+
+def _scan(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
+    items: dict[str, dict[str, Any]] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if "SS" in item.get("Tags", {}):
+                item["Tags"]["SS"] = sorted(item["Tags"]["SS"])
+            items[item["Id"]["N"]] = item
+    return items
+
+
+# Eight requests, as ProductCatalog.json has eight: a put then a delete of one key (101
+# must end deleted), a delete then a put of another (103 must end present).
+CATALOG = [
+    _put(101, "Book 101"), _put(102, "Book 102"), _delete(101), _delete(103),
+    _put(103, "Book 103"), _put(104, "Bicycle"), _put(105, "Bicycle 2"), _delete(999),
+]  # fmt: skip
+
+
+def test_auto_reads_a_request_file_as_its_table(tmp_path: Path) -> None:
+    dump = Dump.open(_write(tmp_path / "ProductCatalog.json", {"ProductCatalog": CATALOG}))
+    assert str(dump.shape) == "table:ProductCatalog" and dump.items_as == "request-items"
+    assert [raw.value for raw in dump.items()] == CATALOG
+
+
+def test_a_request_file_is_written_and_deleted_in_order(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    table = f"ProductCatalog{next(_names)}"
+    path = _write(tmp_path / "ProductCatalog.json", {table: CATALOG})
+    done = rimport("start", path, "--create-table", "--key", "Id:N", "--endpoint", endpoint,
+                   "--ledger", ledger)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _scan(ddb, table) == _replay(CATALOG)
+    assert set(_scan(ddb, table)) == {"102", "103", "104", "105"}
+    status = rimport("status", "--json", "--ledger", ledger)
+    (run,) = json.loads(status.stdout)
+    assert (run["items_committed"], run["items_written"], run["items_deleted"]) == (8, 5, 3)
+    text = rimport("status", run["run_id"], "--ledger", ledger).stdout
+    assert "items deleted" in text and "3" in text.split("items deleted")[1].splitlines()[0]
+    again = rimport("start", path, "--endpoint", endpoint, "--ledger", ledger)
+    assert again.returncode == 0 and "skipped" in again.stdout + again.stderr
+
+
+def test_each_table_of_a_file_is_a_run_of_its_own(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    n = next(_names)
+    forum, thread = f"Forum{n}", f"Thread{n}"
+    tables = {forum: [_put(1, "DynamoDB"), _put(2, "S3"), _delete(2)],
+              thread: [_delete(7), _put(7, "a thread"), _put(8, "another")]}  # fmt: skip
+    path = _write(tmp_path / "Forum.json", tables)
+    refused = rimport("start", path, "--table", "Other", "--endpoint", endpoint,
+                      "--ledger", ledger)  # fmt: skip
+    assert refused.returncode == 2 and "holds write requests for 2 tables" in refused.stderr
+    done = rimport("start", path, "--create-table", "--key", "Id:N", "--endpoint", endpoint,
+                   "--ledger", ledger)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for name, entries in tables.items():
+        assert _scan(ddb, name) == _replay(entries)
+    runs = json.loads(rimport("status", "--json", "--ledger", ledger).stdout)
+    assert sorted((r["table"], r["items_deleted"]) for r in runs) == [(forum, 1), (thread, 1)]
+
+
+def test_table_renames_a_one_table_file(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    table = f"Renamed{next(_names)}"
+    path = _write(tmp_path / "ProductCatalog.json", {"ProductCatalog": CATALOG})
+    done = rimport("start", path, "--table", table, "--create-table", "--key", "Id:N",
+                   "--endpoint", endpoint, "--ledger", ledger)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _scan(ddb, table) == _replay(CATALOG)
+
+
+def test_killed_and_resumed_a_request_file_ends_as_the_file_says(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    table = f"Big{next(_names)}"
+    entries: list[dict[str, Any]] = []
+    for n in range(30_000):  # every key put, a third deleted later, some put again after
+        entries.append(_put(n % 12_000, f"v{n}"))
+        if n % 3 == 0:
+            entries.append(_delete((n * 7) % 12_000))
+    path = _write(tmp_path / "big.json", {table: entries})
+    proc = spawn("start", path, "--create-table", "--key", "Id:N", "--endpoint", endpoint,
+                 "--ledger", ledger, "--batch-size", "5")  # fmt: skip
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert run_id, proc.communicate()[1]
+    with Ledger(ledger) as book:
+        at = kill_when(proc, book, run_id, 5_000)
+        assert 0 < at < len(entries)
+    done = rimport("start", path, "--endpoint", endpoint, "--ledger", ledger)
+    assert done.returncode == 0, done.stderr
+    assert "resumed" in done.stdout + done.stderr
+    assert _scan(ddb, table) == _replay(entries)
+
+
+def test_deletes_handed_back_unprocessed_are_sent_again() -> None:
+    fake = FakeDynamo("t")
+    fake.items[("1",)] = {"pk": {"S": "1"}}
+    fake.items[("2",)] = {"pk": {"S": "2"}}
+    fake.unprocessed["2"] = 2  # the delete of 2 comes back twice, then goes through
+    writer = Writer(SyncTransport(fake), "t", ("pk",), RetryPolicy(base_delay=0), entries=True)
+    entries = [b'{"DeleteRequest":{"Key":{"pk":{"S":"2"}}}}',
+               b'{"PutRequest":{"Item":{"pk":{"S":"3"}}}}']  # fmt: skip
+    assert writer.write(entries, [("2",), ("3",)]) == []
+    assert set(fake.items) == {("1",), ("3",)}
+    assert fake.calls == 3
