@@ -18,6 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -49,7 +50,7 @@ from .keys import Key, KeySpec
 from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
-from .reader import Dump, Position
+from .reader import Dump, Position, describe_reading
 from .runlog import event, log_retry, log_to, outage_notice
 from .transform import Apply, Check, Transform
 from .transport import Transport
@@ -109,9 +110,54 @@ def key_mistake_of(
     return key_mistake_in(dump, keys, Apply(transform, dump.items_as), Check(keys))
 
 
+def settle_reading(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None) -> None:
+    """When every first item of the reading taken (of a file that is one object on one
+    line) lacks the table's key, try the file's other readings on their first items: the
+    one reading whose items fit is taken, and said with how to ask for it; several that
+    fit are refused, naming each. None that fits leaves the key mistake to be said."""
+    if not dump.others or not key_mistake_of(dump, keys, transform):
+        return
+    fits = []
+    for shape in dump.others:
+        trial = Dump(dump.location, shape, items_as=dump.items_as)
+        try:
+            if trial.head(1) and not key_mistake_of(trial, keys, transform):
+                fits.append(shape)
+        except InputError:
+            continue
+    name = Path(str(dump.path)).name
+    key = ", ".join(k.name for k in keys)
+    if len(fits) > 1:
+        readings = [describe_reading(shape) for shape in fits]
+        raise InputError(
+            Text(
+                f"{name}: the items read first ({describe_reading(dump.shape)}) lack the "
+                f"table's key {key}, and {len(fits)} other readings have it: ",
+                *_joined(readings),
+            ),
+            Text("say which with one of them"),
+        )
+    if fits:
+        first = describe_reading(dump.shape)
+        dump.read_as(fits[0])
+        dump.note = Text(
+            f"{name}: the items of {first} lack the table's key {key}; reading "
+            f"{describe_reading(fits[0])} instead, the one reading whose items have it"
+        )
+
+
+def _joined(parts: list[Text]) -> list[Any]:
+    out: list[Any] = []
+    for n, part in enumerate(parts):
+        out.extend([", "] if n else [])
+        out.append(part)
+    return out
+
+
 def refuse_a_wrong_key(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None) -> None:
     """Refuse to create a table with a key that every one of the dump's first items fails
     the same way: the table would stay behind, empty, with the wrong key."""
+    settle_reading(dump, keys, transform)
     if mistake := key_mistake_of(dump, keys, transform):
         if mistake.fitting_keys:
             hint = f"the table was not created; pass create_keys={mistake.fitting_keys}"

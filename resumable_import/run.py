@@ -28,7 +28,14 @@ from .hints import command, spelled
 from .hooks import Hooks
 from .keys import key_of
 from .ledger import Ledger, Run
-from .loop import ImportResult, execute, finished, refuse_a_wrong_key, result_of
+from .loop import (
+    ImportResult,
+    execute,
+    finished,
+    refuse_a_wrong_key,
+    result_of,
+    settle_reading,
+)
 from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
 from .reader import Dump, Shape, items_as
 from .runlog import event, log, log_retry, log_to
@@ -94,6 +101,7 @@ def import_file(
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
+        settle_reading(dump, info.keys, loaded)  # before the run records how it is read
         digest, blocks = identity_of(dump)
         run = book.create_run(
             file=file,
