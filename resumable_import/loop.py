@@ -131,8 +131,9 @@ def settle_reading(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform |
         readings = [describe_reading(shape) for shape in fits]
         raise InputError(
             Text(
-                f"{name}: the items read first ({describe_reading(dump.shape)}) lack the "
-                f"table's key {key}, and {len(fits)} other readings have it: ",
+                f"{name}: the items read first, ",
+                describe_reading(dump.shape),
+                f", lack the table's key {key}, and {len(fits)} other readings have it: ",
                 *_joined(readings),
             ),
             Text("say which with one of them"),
@@ -141,9 +142,9 @@ def settle_reading(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform |
         first = describe_reading(dump.shape)
         dump.read_as(fits[0])
         dump.note = Text(
-            f"{name}: the items of {first} lack the table's key {key}; reading "
-            f"{describe_reading(fits[0])} instead, the one reading whose items have it"
-        )
+            f"{name}: the items of ", first, f" lack the table's key {key}; reading ",
+            describe_reading(fits[0]), " instead, the one reading whose items have it",
+        )  # fmt: skip
 
 
 def _joined(parts: list[Text]) -> list[Any]:

@@ -176,3 +176,119 @@ def test_create_table_without_a_key_is_only_for_a_backup(
                   "--ledger", ledger)  # fmt: skip
     assert out.returncode == 2
     assert "--create-table needs --key (only a dynamodump backup" in out.stderr
+
+
+# -- one-line wrappers, GetItem's answer, a page of a scan ------------------------------
+
+
+def geojson(n: int) -> dict[str, Any]:
+    """A USGS feed as it is served: one line, the features among other keys."""
+    return {
+        "type": "FeatureCollection",
+        "metadata": {"generated": 1700000000000, "title": "USGS All Earthquakes", "count": n},
+        "features": [{"type": "Feature", "id": f"ak{i:04d}",
+                      "properties": {"mag": Decimal(f"{i % 5}.{i % 10}"), "place": f"{i} km N",
+                                     "tsunami": 0, "alert": None},
+                      "geometry": {"type": "Point", "coordinates": [Decimal("-150.5"), 61, 12]}}
+                     for i in range(n)],
+        "bbox": [-179.9, -60.1, -3.1, 179.9, 71.2, 600.3],
+    }  # fmt: skip
+
+
+def _pk_table(ddb: Any, name: str, key: str) -> str:
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    return name
+
+
+def test_a_one_line_feed_is_read_where_its_items_have_the_key(
+    ddb: Any, endpoint: str, ledger: Path, tmp_path: Path
+) -> None:
+    feed = tmp_path / "quakes.json"
+    feed.write_text(json.dumps(geojson(40), default=str, separators=(",", ":")))
+    feed.chmod(0o600)
+    name = f"quakes-{next(_names)}"
+    out = rimport("start", feed, "--table", name, "--create-table", "--key", "id:S",
+                  "--endpoint", endpoint, "--ledger", ledger)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "reading the array under 'features' (--items-path features) instead" in out.stderr
+    pages = ddb.get_paginator("scan").paginate(TableName=name)
+    got = {i["id"]["S"]: {k: _from.deserialize(v) for k, v in i.items()}
+           for p in pages for i in p["Items"]}  # fmt: skip
+    want = json.loads(feed.read_text(), parse_float=Decimal)["features"]
+    assert sorted(got) == sorted(f["id"] for f in want)
+    for f in want:
+        assert got[f["id"]] == f
+
+    # An existing table: the same reading; validate reads so too.
+    again = _pk_table(ddb, f"quakes-{next(_names)}", "id")
+    checked = rimport("validate", feed, "--table", again, "--endpoint", endpoint)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    out = rimport("start", feed, "--table", again, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert ddb.scan(TableName=again, Select="COUNT")["Count"] == 40
+
+
+def test_two_readings_with_the_key_are_refused_naming_each(
+    ddb: Any, endpoint: str, ledger: Path, tmp_path: Path
+) -> None:
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"kind": "x", "a": [{"id": "1"}], "b": [{"id": "2"}]}))
+    name = _pk_table(ddb, f"both-{next(_names)}", "id")
+    out = rimport("start", both, "--table", name, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 2, out.stderr
+    assert "--items-path a" in out.stderr and "--items-path b" in out.stderr
+    assert ddb.scan(TableName=name, Select="COUNT")["Count"] == 0
+
+
+def test_get_items_answer_is_one_typed_item(
+    ddb: Any, endpoint: str, ledger: Path, tmp_path: Path
+) -> None:
+    item = {"id": {"S": "g1"}, "n": {"N": "10.5"},
+            "mixedList": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"x": {"BOOL": True}}},
+                                {"NULL": True}, {"B": "AAEC"}]},
+            "set": {"SS": ["p", "q"]}}  # fmt: skip
+    answer = tmp_path / "item.json"
+    answer.write_text(json.dumps({"Item": item}, indent=4))
+    name = _pk_table(ddb, f"one-{next(_names)}", "id")
+    checked = rimport("validate", answer, "--table", name, "--endpoint", endpoint)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "items-path" not in checked.stdout + checked.stderr
+    out = rimport("start", answer, "--table", name, "--endpoint", endpoint, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert "reading it as that one item" in out.stderr
+    assert ddb.get_item(TableName=name, Key={"id": {"S": "g1"}})["Item"] == {
+        **item, "mixedList": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"x": {"BOOL": True}}},
+                                    {"NULL": True}, {"B": b"\x00\x01\x02"}]},
+    }  # fmt: skip
+
+
+def test_a_schema_file_is_not_taken_for_items(tmp_path: Path, endpoint: str) -> None:
+    write_backup(tmp_path / "dump", "schemas", people(3), simple_schema())
+    out = rimport("validate", tmp_path / "dump" / "schemas" / "schema.json", "--key", "pk:S")
+    assert out.returncode == 2
+    assert "describes a table" in out.stderr and "items-path" not in out.stderr
+    assert f"rimport start {tmp_path / 'dump' / 'schemas'}" in out.stderr
+
+
+def test_one_page_of_a_scan_says_so(
+    ddb: Any, endpoint: str, ledger: Path, tmp_path: Path, table: str
+) -> None:
+    items = people(9)
+    for marker, value in (("LastEvaluatedKey", typed({"pk": "p008"})), ("NextToken", "eyJ4")):
+        page = tmp_path / f"page-{marker}.json"
+        body = {"Items": [typed(i) for i in items], "Count": 9, "ScannedCount": 9, marker: value}
+        page.write_text(json.dumps(body, indent=2, default=_json))
+        out = rimport("start", page, "--table", table, "--format", "ddb-json", "--endpoint",
+                      endpoint, "--ledger", ledger)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        said = [line for line in out.stderr.splitlines() if "one page" in line]
+        assert len(said) == 1 and f"(it has {marker})" in said[0], out.stderr
+        assert "the rest of the table is not in this file" in said[0]
+        assert_items_equal(scan(ddb, table), items)
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps({"Items": [typed(i) for i in items], "Count": 9}, default=_json))
+    out = rimport("start", whole, "--table", table, "--format", "ddb-json", "--endpoint",
+                  endpoint, "--ledger", ledger)  # fmt: skip
+    assert out.returncode == 0 and "one page" not in out.stderr, out.stderr
