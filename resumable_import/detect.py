@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Arg, Command, InputError, Text
-from .items import looks_exported, looks_typed
+from .items import is_attribute, looks_exported, looks_typed
 from .jsontext import BOM, Scanner, data_start, next_key, skip_value
 from .sources import Location, Source
 
 FORMATS = ("auto", "json", "jsonl", "ddb-json", "ddb-export", "ion", "request-items")
 ITEMS_KEYS = ("Items", "items", "Records")
+PAGE_KEYS = ("LastEvaluatedKey", "NextToken")  # a page of a larger answer names the next
 
 _PEEK = 4 << 20
 _ION_MARKER = b"$ion_1_0"  # how every line of DynamoDB's Ion export begins
@@ -42,8 +43,10 @@ _ION_LIKE = re.compile(rb"\{\s*Item\s*:")  # `{Item:` unquoted: Ion text, not JS
 class Shape:
     """How items sit in the file; stored with the run so `resume` reads the same way."""
 
-    kind: str  # "array" | "object" (detected) | "path" (named by --items-path) | "jsonl"
-    # | "table" (a BatchWriteItem request file's table: `requestitems`)
+    # "array" | "object" (detected) | "path" (named by --items-path) | "jsonl" | "ion" |
+    # "item" (GetItem's answer: the one typed item under `key`) | "table" (a BatchWriteItem
+    # request file's table: `requestitems`)
+    kind: str
     key: str | None = None  # for "object" and "path": the dotted keys down to the items array
 
     def __str__(self) -> str:
@@ -61,14 +64,62 @@ def detect_shape(path: Path, fmt: str = "auto") -> Shape:
     return detect(path, fmt)[0]
 
 
-def detect(path: Path, fmt: str, source: Source | None = None) -> tuple[Shape, str | None]:
-    """The shape, and for a file that is one JSON object on one line (which reads both as
-    a wrapper of items and as one JSON Lines item) a line saying which reading was taken.
-    `source`, when given, is read from its start and left there, for the items."""
+def detect(
+    path: Path, fmt: str, source: Source | None = None
+) -> tuple[Shape, str | None, tuple[Shape, ...]]:
+    """The shape; for a file that is one JSON object on one line (which reads both as
+    a wrapper of items and as one JSON Lines item) a line saying which reading was taken,
+    and the other readings, to try when the items of the one taken lack the table's key;
+    for a page of a paginated answer, a line saying so. `source`, when given, is read from
+    its start and left there, for the items."""
     with nullcontext(source) if source else Source(path) as f:
         head = f.read(_PEEK)
         whole = len(f.read(1)) == 0  # the head is the whole (decompressed) file
         f.seek(0)
+    others: list[Shape] = []  # filled where a one-line object's reading is chosen
+    shape, note = _detect(path, fmt, head, whole, others)
+    if shape.kind == "object" and whole:
+        page = _one_page(path, head[3:] if head.startswith(BOM) else head)
+        if page:
+            note = page if note is None else note + "; " + page
+    return shape, note, tuple(others)
+
+
+def describe_reading(shape: Shape) -> Text:
+    """A reading in words, with how to ask for it."""
+    if shape.kind == "jsonl":
+        return Text("the line as one item (", Arg("format", "jsonl"), ")")
+    return Text(f"the array under {shape.key!r} (", Arg("items_path", shape.key), ")")
+
+
+def _one_typed_item(obj: Any) -> bool:
+    """GetItem's answer: `{"Item": {...DynamoDB JSON...}}`, perhaps with what it says
+    beside it about the request."""
+    return (
+        isinstance(obj, dict)
+        and looks_typed(obj.get("Item"))
+        and set(obj) <= {"Item", "ConsumedCapacity", "ResponseMetadata"}
+    )
+
+
+def _one_page(path: Path, body: bytes) -> str | None:
+    """A line saying that the wrapper is one page of a paginated answer (it names where
+    the next page begins), so the rest of the table is not in it."""
+    obj = _loads_or_none(body)
+    if not isinstance(obj, dict):
+        return None
+    marker = next((k for k in PAGE_KEYS if obj.get(k)), None)
+    if marker is None:
+        return None
+    return (
+        f"{_short(path)} holds one page of a scan or query (it has {marker}): its items are "
+        "imported, but the rest of the table is not in this file"
+    )
+
+
+def _detect(
+    path: Path, fmt: str, head: bytes, whole: bool, others: list[Shape]
+) -> tuple[Shape, str | None]:
     body = head[3:] if head.startswith(BOM) else head
     stripped = body.lstrip()
     start = len(head) - len(stripped)  # where the first value begins, blank lines skipped
@@ -109,9 +160,15 @@ def detect(path: Path, fmt: str, source: Source | None = None) -> tuple[Shape, s
         if fmt == "json":
             return Shape("object", _find_items_key(path)), None
         with Source(path) as f:
-            return _one_object(path, _walk_keys(Scanner(f, start, path), nested), nested)
+            keys = _walk_keys(Scanner(f, start, path), nested)
+            return _one_object(path, keys, nested, others)
     obj = _loads_or_none(line)
     if not isinstance(obj, dict):  # an object written over several lines: a wrapper
+        if whole and fmt in ("auto", "ddb-json") and _one_typed_item(_loads_or_none(body)):
+            return Shape("item", "Item"), (
+                f"{_short(path)} is one item in DynamoDB JSON under 'Item', as "
+                "`aws dynamodb get-item` writes it: reading it as that one item"
+            )
         return Shape("object", _find_items_key(path)), None
     if rest.strip() or not whole:  # one object per line
         if fmt == "json":
@@ -128,11 +185,15 @@ def detect(path: Path, fmt: str, source: Source | None = None) -> tuple[Shape, s
         return Shape("object", _find_items_key(path, one_line=True)), None
     for k, v in obj.items():
         _arrays_within(v, k, nested)
-    return _one_object(path, ((k, _is_object_array(k, v)) for k, v in obj.items()), nested)
+    keys = ((k, _is_object_array(k, v)) for k, v in obj.items())
+    return _one_object(path, keys, nested, others)
 
 
 def _one_object(
-    path: Path, keys: Iterator[tuple[str, bool]], nested: list[str] | None = None
+    path: Path,
+    keys: Iterator[tuple[str, bool]],
+    nested: list[str] | None = None,
+    found: list[Shape] | None = None,
 ) -> tuple[Shape, str | None]:
     """Read a file that is one JSON object on one line as a wrapper exactly when its items
     sit where a wrapper's do: an array of objects under Items, items or Records, or under
@@ -141,18 +202,30 @@ def _one_object(
 
     `keys` yields each top-level key with whether its value is an array of objects; it is
     consumed only as far as needed, as walking a one-line wrapper costs a read of it.
-    `nested`: arrays of objects deeper down (as --items-path names them), for the note."""
+    `nested`: arrays of objects deeper down (as --items-path names them), for the note;
+    `found` gets the readings not taken."""
     names: list[str] = []
     arrays: list[str] = []
+
+    def others(but: str | None) -> None:
+        """The readings not taken, into `found`: the line as one item (when the items
+        under `but` are read instead) and every other array of objects seen."""
+        if found is not None:
+            found.extend([Shape("jsonl")] if but else [])
+            found.extend(Shape("path", k) for k in [*arrays, *(nested or [])] if k != but)
+
     for key, objects in keys:
         if objects and key in ITEMS_KEYS:
+            others(key)
             return _wrapper(path, key)
         names.append(key)
         if objects:
             arrays.append(key)
     if len(names) == 1 and arrays:
+        others(arrays[0])
         return _wrapper(path, arrays[0])
     named = [*arrays, *(nested or [])]
+    others(None)
     if not named:
         return Shape("jsonl"), None
     return Shape("jsonl"), Text(
@@ -312,7 +385,15 @@ def _find_items_key(path: Path, *, one_line: bool = False) -> str:
                     return key
                 skip_value(t)
             else:
-                _arrays_within(t.value(), key, nested)
+                value = t.value()
+                if key == "Table" and isinstance(value, dict) and "KeySchema" in value:
+                    raise InputError(
+                        f"{path} describes a table (DescribeTable's answer, as a dynamodump "
+                        "backup's schema.json holds it): it holds no items",
+                        Text("import the backup's table folder: ",
+                             Command("start", (str(Path(str(path)).parent),))),
+                    )  # fmt: skip
+                _arrays_within(value, key, nested)
     if nested:
         others = f" (or {', '.join(nested[1:])})" if nested[1:] else ""
         hint = Text("name the array to import with ", Arg("items_path", nested[0]), others)
@@ -326,9 +407,15 @@ def _find_items_key(path: Path, *, one_line: bool = False) -> str:
     raise InputError(f"{path}: the top-level object holds no array of objects to import", hint)
 
 
+def _typed(value: dict[str, Any]) -> bool:
+    """An item in DynamoDB JSON, or one of its attribute values: what is inside is the
+    item's, not an array of items."""
+    return looks_typed(value) or (len(value) == 1 and is_attribute(value))
+
+
 def _arrays_within(value: Any, path: str, found: list[str], depth: int = 3) -> None:
     """Add the dotted paths of the arrays of objects inside `value` (a few levels down)."""
-    if not isinstance(value, dict) or not depth or len(found) >= 3:
+    if not isinstance(value, dict) or not depth or len(found) >= 3 or _typed(value):
         return
     for key, v in value.items():
         if "." in key:

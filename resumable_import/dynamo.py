@@ -192,16 +192,32 @@ def ensure_table(
     return info
 
 
-def _create(client: Any, name: str, keys: tuple[KeySpec, ...]) -> None:
+def create_as(client: Any, request: dict[str, Any], where: Endpoint) -> TableInfo:
+    """The table `request` (CreateTable's arguments: a backup's schema) names, created so
+    if missing, ACTIVE. An existing table is taken as it is: its key is checked where the
+    items are."""
+    if describe_table(client, request["TableName"]) is None:
+        _create(client, request["TableName"], (), request)
+    return ensure_table(client, request["TableName"], None, where)
+
+
+def _create(
+    client: Any, name: str, keys: tuple[KeySpec, ...], request: dict[str, Any] | None = None
+) -> None:
     try:
         client.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": k.name, "KeyType": kt}
-                for k, kt in zip(keys, ("HASH", "RANGE"), strict=False)
-            ],
-            AttributeDefinitions=[{"AttributeName": k.name, "AttributeType": k.type} for k in keys],
-            BillingMode="PAY_PER_REQUEST",
+            **request
+            or dict(
+                TableName=name,
+                KeySchema=[
+                    {"AttributeName": k.name, "KeyType": kt}
+                    for k, kt in zip(keys, ("HASH", "RANGE"), strict=False)
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": k.name, "AttributeType": k.type} for k in keys
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
         )
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") != "ResourceInUseException":

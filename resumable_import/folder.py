@@ -5,7 +5,8 @@ file already has, and `status` shows each file's progress.
 
 Table names, when no --table is given: the file name up to its first dot, without a
 trailing `-dump` or `_dump` (`messages-dump.json.gz` -> `messages`, `users.2024-06.jsonl`
--> `users`). An export folder names its table in `manifest-summary.json`.
+-> `users`). An export folder names its table in `manifest-summary.json`, a dynamodump
+backup each table by its folder (`backup.py`).
 
 A folder may also be an S3 prefix (`s3://BUCKET/PREFIX/`): its objects stand where a local
 folder's files stand (`S3Key`), and each is read from S3 as a single `s3://` dump is.
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import backup
+from .dynamo import connect, create_as, resolve_endpoint
+from .endpoint import check as check_endpoint
 from .errors import (
     Arg,
     Command,
@@ -87,6 +91,8 @@ class Plan:
     entries: list[Entry]
     fmt: str  # the format to read every file in: ddb-export or ion for an export
     expected_items: int | None = None  # the export's total, from manifest-summary.json
+    items_path: str | None = None  # where every file holds its items: a backup's pages
+    schemas: dict[str, backup.TableSchema] = field(default_factory=dict)  # a backup's tables
 
 
 @dataclass
@@ -144,6 +150,14 @@ def plan(folder: Path | S3Key, table: str | None, pattern: str | None, fmt: str 
             raise UsageError(Text(Arg("pattern"), " does not go with an export folder: its "
                                   "manifest lists the files"))  # fmt: skip
         return _export(folder, table, fmt, objects)
+    if objects is None and backup.table_folders(folder):  # type: ignore[arg-type]
+        if pattern:
+            raise UsageError(Text(Arg("pattern"), " does not go with a dynamodump backup: its "
+                                  "pages are data/*.json"))  # fmt: skip
+        tables = backup.read_backup(folder, table, fmt)  # type: ignore[arg-type]
+        entries = [Entry(page, t.table) for t in tables for page in t.pages]
+        schemas = {t.table: t.schema for t in tables if t.schema}
+        return Plan(folder, entries, backup.FORMAT, items_path=backup.ITEMS, schemas=schemas)
 
     def wanted(p: Path | S3Key) -> bool:
         return bool(fnmatch.fnmatch(p.name, pattern) if pattern else DUMP_NAME.fullmatch(p.name))
@@ -262,6 +276,29 @@ def _missing_or_damaged(
     return None
 
 
+def _create_described(todo: Plan, options: ImportOptions, client: Any) -> None:
+    """`create_table` without keys: the tables a backup describes, created as its
+    schema.json says if missing; anything else needs the key to create a table with."""
+    if not options.create_table or options.create_keys:
+        return
+    if not todo.schemas:
+        raise UsageError(
+            Text(
+                Arg("create_table"),
+                " needs ",
+                Arg("key"),
+                " (only a dynamodump backup's schema.json says the key itself)",
+            ),
+            Text("name the key the items have, e.g. ", Arg("key", "id:S")),
+        )
+    where = resolve_endpoint(options.endpoint)
+    check_endpoint(where, options.allow_remote)
+    client = client or connect(where, options.region).client
+    for name in dict.fromkeys(e.table for e in todo.entries):
+        if schema := todo.schemas.get(name):
+            create_as(client, backup.create_request(name, schema.description), where)
+
+
 def import_folder(
     folder: str | Path,
     table: str | None = None,
@@ -287,9 +324,11 @@ def import_folder(
     todo = plan(folder, table, pattern, options.format)
     folder = todo.folder
     outcome = FolderResult(todo)
+    _create_described(todo, options, client)
     if options.transform is not None:  # once, and refused before any file is touched
         options = replace(options, transform=load(options.transform))
-    each = replace(options, format=todo.fmt, new=True)
+    each = replace(options, format=todo.fmt, new=True,
+                   items_path=todo.items_path or options.items_path)  # fmt: skip
     again = ResumeOptions(transform=options.transform)
     with using_ledger(ledger) as book:
         for entry in todo.entries:

@@ -24,18 +24,17 @@ import orjson
 
 from . import endpoint as endpoints
 from . import ledger as states
-from .checks import key_mistake_in
 from .errors import (
     FileChangedError,
     InputError,
     KeyMismatchError,
-    KeyMistake,
     LedgerError,
     RunInterrupted,
     ServiceError,
     Text,
 )
 from .fingerprint import file_hash
+from .firstitems import key_mistake_of
 from .hints import (
     after_service_error,
     gentler,
@@ -52,7 +51,7 @@ from .progress import Figures, OnProgress, Progress, known
 from .reader import Dump, Position
 from .requestitems import FORMAT as REQUESTS
 from .runlog import event, log_retry, log_to, outage_notice
-from .transform import Apply, Check, Transform
+from .transform import Transform
 from .transport import Transport
 from .unchanged import changed_while_read, file_exists
 from .writer import BatchWriter, Failure, Job, RetryPolicy, Writer
@@ -99,30 +98,6 @@ def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportRes
         run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed,
         retryable, run.items_deleted,
     )  # fmt: skip
-
-
-def key_mistake_of(
-    dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None
-) -> KeyMistake | None:
-    """The key mistake all of the dump's first items share, judged on what the transform
-    makes of them when there is one."""
-    if transform is None:
-        return key_mistake_in(dump, keys)
-    return key_mistake_in(dump, keys, Apply(transform, dump.items_as), Check(keys))
-
-
-def refuse_a_wrong_key(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None) -> None:
-    """Refuse to create a table with a key that every one of the dump's first items fails
-    the same way: the table would stay behind, empty, with the wrong key."""
-    if mistake := key_mistake_of(dump, keys, transform):
-        if mistake.fitting_keys:
-            hint = f"the table was not created; pass create_keys={mistake.fitting_keys}"
-        else:
-            hint = (
-                "the table was not created; name in create_keys an attribute the items have, "
-                "or check that the file is the dump you mean"
-            )
-        raise KeyMismatchError(mistake, "create", hint)
 
 
 # -- the loop ---------------------------------------------------------------------------

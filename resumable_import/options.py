@@ -86,6 +86,9 @@ class ImportOptions:
     format: str = "auto"
     items_path: str | None = None
     create_keys: tuple[KeySpec, ...] | None = None  # create the table, keyed so, if missing
+    # Create a missing table even without create_keys: as a dynamodump backup's
+    # schema.json describes it (create_keys alone also creates, as it always has).
+    create_table: bool = False
     endpoint: str | None = None
     region: str | None = None
     allow_remote: bool = False

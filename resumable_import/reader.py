@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .detect import FORMATS, Shape, check_ion, check_typing, detect, items_as
+from .detect import (
+    FORMATS,
+    Shape,
+    check_ion,
+    check_typing,
+    describe_reading,
+    detect,
+    items_as,
+)
 from .errors import SAMPLE_ITEMS, Arg, Command, FileChangedError, InputError, Text
 from .items import IonLine, Unparsed
 from .jsontext import (
@@ -34,7 +42,7 @@ from .requestitems import FORMAT as REQUESTS
 from .requestitems import looks_like_requests, tables_in
 from .sources import Location, PrefixHash, Source
 
-__all__ = ["FORMATS", "Dump", "Position", "RawItem", "Shape", "items_as"]
+__all__ = ["FORMATS", "Dump", "Position", "RawItem", "Shape", "describe_reading", "items_as"]
 
 _MAX_LINE = 64 << 20
 HEAD_ITEMS = SAMPLE_ITEMS  # the first items kept: the key sample, and the import's start
@@ -60,6 +68,9 @@ class Dump:
 
     # How a file that reads two ways (one JSON object on one line) is read, for the user.
     note: str | None = None
+    # The other readings of a file that is one object on one line, to try when the items
+    # of the one taken lack the table's key (`firstitems.settle_reading`).
+    others: tuple[Shape, ...] = ()
 
     def __init__(
         self,
@@ -82,6 +93,8 @@ class Dump:
             self.items_as = "ion"
         elif shape.kind == "table":  # and a request file's entries
             self.items_as = REQUESTS
+        elif shape.kind == "item":  # GetItem's answer holds DynamoDB JSON, whatever the format
+            self.items_as = "ddb-json"
         self.size: int | None = self.location.size()  # None: a stream, size unknown
         self._source: Source | None = None
         self._compressed = False
@@ -172,13 +185,14 @@ class Dump:
             if fmt == "auto" and source is not None and _requests(source):
                 fmt = REQUESTS
             if fmt == REQUESTS:  # its items under a table's name, the one given or its only
-                shape, note = Shape("table", items_path or _only_table(p)), None
+                shape, note, others = Shape("table", items_path or _only_table(p)), None, ()
             else:
-                shape, note = (
-                    (Shape("path", items_path), None) if items_path else detect(p, fmt, source)
+                shape, note, others = (
+                    (Shape("path", items_path), None, ()) if items_path else detect(p, fmt, source)
                 )
             dump = cls(p, shape, items_as=items_as(fmt), checkpoints=checkpoints)
             dump.note = note
+            dump.others = others if p.kind != "stream" else ()
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InputError(f"{p}: {e.strerror.lower()}", "check the path") from None
         finally:
@@ -187,13 +201,20 @@ class Dump:
         if source is not None:
             dump._parked = source
             dump._read_head()  # reads with it, and closes it
-        if shape.kind == "ion" or fmt not in ("json", "jsonl", REQUESTS):
+        if shape.kind == "ion" or (fmt not in ("json", "jsonl", REQUESTS) and shape.kind != "item"):
             for first in dump.head(1):
                 if shape.kind == "ion":
                     check_ion(dump.path, first.value.line)  # type: ignore[arg-type]
                 else:
                     check_typing(dump.path, fmt, first.value, shape)  # type: ignore[arg-type]
         return dump
+
+    def read_as(self, shape: Shape) -> None:
+        """Read the file in another shape from now on (before any run records it)."""
+        if self._parked is not None:
+            self._parked.close()
+            self._parked = None
+        self.shape, self._head, self.others = shape, None, ()
 
     def head(self, n: int) -> list[RawItem]:
         """The first `n` items (at most HEAD_ITEMS), to judge the dump by: fewer if it breaks
@@ -259,6 +280,8 @@ class Dump:
                 yield from self._lines(f, start or Position(0, data_start(f)))
             elif self.shape.kind == "ion":
                 yield from self._ion_lines(f, start or Position(0, data_start(f)))
+            elif self.shape.kind == "item":
+                yield from self._one_item(f, start)
             else:
                 yield from self._json(f, start)
 
@@ -292,6 +315,18 @@ class Dump:
                         hint=Text("name the one to import with ", Arg("items_path")),
                     )
         expect_end(t)
+
+    def _one_item(self, f: Source, start: Position | None) -> Iterator[RawItem]:
+        """The one item of GetItem's answer, which a checkpoint can only follow."""
+        if start is not None and start.index > 0:
+            return
+        f.seek(data_start(f))
+        data = f.read(1 << 30)  # GetItem answers an item of 400 KB at most
+        try:
+            value = fast_decode(data)
+        except REFUSED:
+            value = DECODER.decode(data.decode("utf-8"))
+        yield RawItem(0, value[self.shape.key or "Item"], f.bytes_read)
 
     def _text_lines(self, f: Source, offset: int) -> Iterator[tuple[int, int, bytes]]:
         """(start, end, line) of each line from `offset` on that is not blank: an item per

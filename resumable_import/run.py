@@ -24,11 +24,12 @@ from .batching import groups
 from .dynamo import connect, ensure_table, resolve_endpoint
 from .endpoint import Endpoint
 from .errors import Arg, InputError, LedgerError, Text, UsageError
+from .firstitems import refuse_a_wrong_key, settle_reading
 from .hints import command, spelled
 from .hooks import Hooks
 from .keys import key_of, key_of_request
 from .ledger import Ledger, Run
-from .loop import ImportResult, execute, finished, refuse_a_wrong_key, result_of
+from .loop import ImportResult, execute, finished, result_of
 from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
 from .reader import Dump, Shape, items_as
 from .runlog import event, log, log_retry, log_to
@@ -94,6 +95,7 @@ def import_file(
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
+        settle_reading(dump, info.keys, loaded)  # before the run records how it is read
         digest, blocks = identity_of(dump)
         run = book.create_run(
             file=file,

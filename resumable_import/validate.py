@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .checks import Prepare, key_mistake_in
 from .errors import InputError, KeyMismatchError, RimportError
+from .firstitems import settle_reading
 from .items import ItemError
 from .keys import Key, KeySpec, canonical
 from .progress import Figures, OnProgress, Progress, known
@@ -85,6 +86,7 @@ def validate_file(
     dump = Dump.open(path, fmt, items_path)
     apply = Apply(loaded, dump.items_as) if loaded is not None else None
     check = Check(keys)
+    settle_reading(dump, keys, loaded)
     if mistake := key_mistake_in(dump, keys, apply, check if apply else None):
         if mistake.fitting_keys:
             hint = f"the items fit keys={mistake.fitting_keys}"

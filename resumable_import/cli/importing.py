@@ -119,7 +119,7 @@ def start(
 
     def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
-        if create_table and not keys:
+        if create_table and not keys and not _is_folder(file):  # a backup says its keys
             raise UsageError("--create-table needs --key NAME:S|N|B")
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
@@ -127,6 +127,7 @@ def start(
             settings = WriteSettings(batch_size, concurrency, max_wcu, max_outage)
             options = ImportOptions(
                 format=format, items_path=items_path, create_keys=keys, endpoint=endpoint,
+                create_table=create_table,
                 region=region, allow_remote=allow_remote, transform=transform,
                 settings=settings, new=new,
             )  # fmt: skip
@@ -249,7 +250,8 @@ def _validate(
         todo = plan(folder_of(path), table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
-            keys = given or table_keys(entry.table, endpoint, region)
+            schema = todo.schemas.get(entry.table)  # a backup's: its schema.json says the key
+            keys = given or (schema.keys if schema else table_keys(entry.table, endpoint, region))
             try:
                 if entry.problem:
                     raise entry.problem
@@ -261,7 +263,7 @@ def _validate(
                         entry.path,
                         keys,
                         fmt=todo.fmt,
-                        items_path=items_path,
+                        items_path=todo.items_path or items_path,
                         on_progress=bar,
                         transform=transform,
                     )
