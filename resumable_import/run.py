@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,15 @@ from .hints import command, spelled
 from .hooks import Hooks
 from .keys import key_of
 from .ledger import Ledger, Run
-from .loop import ImportResult, execute, finished, refuse_a_wrong_key, result_of
+from .loop import (
+    ImportResult,
+    execute,
+    finished,
+    refuse_a_wrong_key,
+    result_of,
+    stopped_before_writing,
+    superseded_notice,
+)
 from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
 from .reader import Dump, Shape, items_as
 from .runlog import event, log, log_retry, log_to
@@ -42,6 +50,7 @@ from .unchanged import (
     same_table,
     same_transform,
     stream_again,
+    unchanged,
 )
 from .writer import BatchWriter, RetryPolicy, Writer, wait_for
 
@@ -60,7 +69,12 @@ def import_file(
     """Import a dump into `table` as a new run, recorded in the ledger.
 
     An unfinished run of the same file into the same table is refused unless
-    `options.new`: importing twice is rarely meant, and resuming costs a fraction.
+    `options.new`: importing twice is rarely meant, and resuming costs a fraction. But a
+    run that stopped before writing anything (a wrong key, a refused format at item 0)
+    blocks nothing: the corrected command starts anew, and `hooks.notice` says what became
+    of the old run (it stays in the ledger as it stopped). A file a run already imported
+    completely, unchanged since, is not imported again: the result is that run's, with
+    `imported_before` set.
     `folder` records the folder the file was started from. The write settings are
     recorded for `resume`, and so is the transform: `resume` refuses to go on with
     different code. `client` and `retry` stand in for the endpoint's client and the
@@ -75,7 +89,9 @@ def import_file(
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         last = None if options.new or origin.kind == "stream" else book.latest_run(file, table)
-        if last and not finished(last):
+        done = last if last and finished(last) and unchanged(last) else None
+        superseded = last if last and stopped_before_writing(last) else None
+        if last and not finished(last) and not superseded:
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
                 f"({last.state} at item {last.items_committed:,})",
@@ -94,6 +110,10 @@ def import_file(
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
+        if done and done.table_identity in (None, info.identity):  # not a table made since
+            said = f"{file} was imported into {table} by run {done.id}: not imported again"
+            event(logging.INFO, done.id, "imported_before", said)
+            return replace(result_of(done, 0.0, book), imported_before=True)
         digest, blocks = identity_of(dump)
         run = book.create_run(
             file=file,
@@ -118,6 +138,8 @@ def import_file(
         with book.lock(run.id):
             if hooks.on_start:
                 hooks.on_start(run)
+            if hooks.notice and superseded:
+                hooks.notice(superseded_notice(superseded))
             if hooks.notice and dump.note:
                 hooks.notice(dump.note)
             with closing(dump.location):  # a FIFO opened for the run

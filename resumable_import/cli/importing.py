@@ -64,7 +64,14 @@ from .options import (
     TableOpt,
     TransformOpt,
 )
-from .render import EXIT_DEAD_LETTERS, finish, finish_folder, print_report, say
+from .render import (
+    EXIT_DEAD_LETTERS,
+    finish,
+    finish_folder,
+    imported_before,
+    print_report,
+    say,
+)
 
 
 @app.command()
@@ -139,6 +146,10 @@ def start(
     result = guard(work)
     if isinstance(result, FolderResult):
         finish_folder(result)
+    elif result.imported_before:
+        typer.echo(result.run_id)
+        if not flags.quiet:
+            say(imported_before(file, table or _table_for(file), result))
     else:
         finish(result, ledger)
 
