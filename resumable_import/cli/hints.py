@@ -25,7 +25,7 @@ OPTION_FLAGS = {
     "table": "--table", "transform": "--transform", "ledger": "--ledger", "source": "--from",
     "batch_size": "--batch-size", "concurrency": "--concurrency", "max_wcu": "--max-wcu",
     "max_outage": "--max-outage", "pattern": "--pattern", "force": "--force", "out": "--out",
-    "key": "--key", "sort_key": "--sort-key",
+    "key": "--key", "sort_key": "--sort-key", "profile": "--profile",
 }  # fmt: skip
 
 
