@@ -116,10 +116,9 @@ def _session(profile: str | None) -> boto3.session.Session:
             f"the AWS profile {name!r} {where} is not configured (in ~/.aws/config or "
             "~/.aws/credentials)",
             Text(
-                "name one that `aws configure list-profiles` lists, or set it up with "
-                f"`aws configure --profile {name}`; ",
                 Arg("profile", "NAME"),
-                " selects it",
+                " takes one of those `aws configure list-profiles` lists (`aws configure` "
+                "sets one up)",
             ),
         ) from None
 

@@ -163,8 +163,8 @@ def test_a_missing_profile_is_one_line_and_a_hint(tmp_path: Path, endpoint: str,
         assert out.stderr.splitlines() == [
             "error: the AWS profile 'nosuch' given is not configured (in ~/.aws/config or "
             "~/.aws/credentials)",
-            "hint: name one that `aws configure list-profiles` lists, or set it up with "
-            "`aws configure --profile nosuch`; --profile NAME selects it",
+            "hint: --profile NAME takes one of those `aws configure list-profiles` lists "
+            "(`aws configure` sets one up)",
         ]
     assert json.loads(rimport("status", "--json", "--ledger", ledger).stdout) == []
 
