@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         WriteSettings,
     )
     from .progress import Figures
+    from .progressbar import progress_bar
     from .run import (
         LedgerHealth,
         check_ledger,
@@ -92,6 +93,7 @@ _HOMES = {
     "options": ["DEFAULT_CONCURRENCY", "ImportOptions", "ResumeOptions", "SettingsChange",
                 "WriteSettings"],
     "progress": ["Figures"],
+    "progressbar": ["progress_bar"],
     "loop": ["ImportResult"],
     "run": ["LedgerHealth", "check_ledger", "dead_letter_counts", "import_file", "resume_run",
             "retry_failed", "run_status", "settings_of"],
@@ -163,6 +165,7 @@ __all__ = [
     "is_loopback",
     "load_transform",
     "plan",
+    "progress_bar",
     "redacted",
     "resume_run",
     "retry_failed",
