@@ -290,7 +290,7 @@ def import_folder(
     if options.transform is not None:  # once, and refused before any file is touched
         options = replace(options, transform=load(options.transform))
     each = replace(options, format=todo.fmt, new=True)
-    again = ResumeOptions(transform=options.transform)
+    again = ResumeOptions(transform=options.transform, profile=options.profile)
     with using_ledger(ledger) as book:
         for entry in todo.entries:
             if hooks.on_file:
