@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         WriteSettings,
     )
     from .progress import Figures
+    from .progressbar import progress_bar
     from .requestruns import import_requests, request_tables
     from .run import (
         LedgerHealth,
@@ -94,6 +95,7 @@ _HOMES = {
                 "WriteSettings"],
     "progress": ["Figures"],
     "requestruns": ["import_requests", "request_tables"],
+    "progressbar": ["progress_bar"],
     "loop": ["ImportResult"],
     "run": ["LedgerHealth", "check_ledger", "dead_letter_counts", "import_file", "resume_run",
             "retry_failed", "run_status", "settings_of"],
@@ -166,6 +168,7 @@ __all__ = [
     "is_loopback",
     "load_transform",
     "plan",
+    "progress_bar",
     "redacted",
     "request_tables",
     "resume_run",

@@ -15,11 +15,19 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from . import endpoint
 from .endpoint import AWS, Endpoint
-from .errors import ServiceError, TableError, TableMissingError, UsageError, hint_for
+from .errors import (
+    Arg,
+    ServiceError,
+    TableError,
+    TableMissingError,
+    Text,
+    UsageError,
+    hint_for,
+)
 from .keys import KeySpec
 
 
@@ -40,8 +48,13 @@ class Connection:
     credentials: Any  # botocore credentials, for the fast write path to sign with
 
 
-def connect(where: Endpoint | str, region: str | None, *, pool_size: int = 10) -> Connection:
+def connect(
+    where: Endpoint | str, region: str | None, *, pool_size: int = 10, profile: str | None = None
+) -> Connection:
     """A DynamoDB client for the endpoint, with the region and credentials it uses.
+
+    `profile` names the AWS profile to take credentials and region from, as the aws cli's
+    `--profile` does (else AWS_PROFILE, else the default one).
 
     Against a local endpoint, missing credentials and region get harmless defaults so that
     DynamoDB Local works out of the box. botocore's own retries are off: the writer retries,
@@ -53,7 +66,7 @@ def connect(where: Endpoint | str, region: str | None, *, pool_size: int = 10) -
     if local:
         # Looking for instance credentials on a laptop only waits for a timeout.
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    session = boto3.session.Session()
+    session = _session(profile)
     region = region or session.region_name or ("us-east-1" if local else None)
     if not region:
         raise UsageError(
@@ -89,6 +102,25 @@ def connect(where: Endpoint | str, region: str | None, *, pool_size: int = 10) -
         **dummy,
     )
     return Connection(client, region, credentials)
+
+
+def _session(profile: str | None) -> boto3.session.Session:
+    """A boto3 session on `profile` (or AWS_PROFILE); one that names no configured profile
+    is a usage error, not botocore's traceback."""
+    try:
+        return boto3.session.Session(profile_name=profile)
+    except ProfileNotFound:
+        name = profile or os.environ.get("AWS_PROFILE", "")
+        where = "given" if profile else "named by AWS_PROFILE"
+        raise UsageError(
+            f"the AWS profile {name!r} {where} is not configured (in ~/.aws/config or "
+            "~/.aws/credentials)",
+            Text(
+                Arg("profile", "NAME"),
+                " takes one of those `aws configure list-profiles` lists (`aws configure` "
+                "sets one up)",
+            ),
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -134,14 +166,14 @@ def describe_table(client: Any, name: str) -> TableInfo | None:
 
 
 def table_keys(
-    table: str, where: str | None = None, region: str | None = None
+    table: str, where: str | None = None, region: str | None = None, profile: str | None = None
 ) -> tuple[KeySpec, ...]:
     """The key of an existing table, for checking a dump against it without writing.
 
     Only reads the table's description, so any endpoint is fine without --allow-remote.
     """
     at = resolve_endpoint(where)
-    info = describe_table(connect(at, region).client, table)
+    info = describe_table(connect(at, region, profile=profile).client, table)
     if info is None:
         raise TableMissingError(table, str(at), param="keys")
     return info.keys

@@ -39,7 +39,7 @@ from .errors import (
 )
 from .hooks import Hooks
 from .ledger import Ledger
-from .loop import ImportResult, finished, result_of
+from .loop import ImportResult, finished, result_of, stopped_before_writing, superseded_notice
 from .options import ImportOptions, ResumeOptions
 from .run import import_file, resume_run, using_ledger
 from .sources import Location, Source
@@ -329,7 +329,7 @@ def import_folder(
         options = replace(options, transform=load(options.transform))
     each = replace(options, format=todo.fmt, new=True,
                    items_path=todo.items_path or options.items_path)  # fmt: skip
-    again = ResumeOptions(transform=options.transform)
+    again = ResumeOptions(transform=options.transform, profile=options.profile)
     with using_ledger(ledger) as book:
         for entry in todo.entries:
             if hooks.on_file:
@@ -346,11 +346,13 @@ def import_folder(
                 last = None if options.new else book.latest_run(path, entry.table)
                 if last and finished(last) and unchanged(last):
                     done.action, done.result = "skipped", result_of(last, 0.0)
-                elif last and not finished(last):
+                elif last and not finished(last) and not stopped_before_writing(last):
                     done.result = resume_run(last.id, again, hooks, ledger=book, client=client,
                                              retry=retry)  # fmt: skip
                     done.action = "resumed"
                 else:
+                    if last and stopped_before_writing(last) and hooks.notice:
+                        hooks.notice(superseded_notice(last))
                     done.result = import_file(
                         entry.path, entry.table, each, hooks, ledger=book, client=client,
                         retry=retry, folder=str(folder.resolve()),

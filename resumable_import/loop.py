@@ -82,11 +82,29 @@ class ImportResult:
     elapsed: float
     retryable: int = 0  # of the dead letters, those `retry_failed` may yet write
     items_deleted: int = 0  # keys deleted (a request file's DeleteRequests), apart from puts
+    finished_at: str | None = None  # when it completed (UTC, ISO 8601); None if it has not
+    imported_before: bool = False  # `start` found the file imported by this run already
 
 
 def finished(run: Run) -> bool:
     """Read to the end of its file; only `retry-failed` has anything left to do."""
     return run.state in (states.COMPLETED, states.COMPLETED_WITH_FAILURES)
+
+
+def stopped_before_writing(run: Run) -> bool:
+    """Failed or stopped at item 0 with nothing written nor dead-lettered: a wrong key or a
+    refused format. Starting anew loses nothing, so such a run blocks no corrected
+    command."""
+    stopped = run.state in (states.FAILED, states.INTERRUPTED)
+    return stopped and run.items_committed == 0 and not run.items_written and not run.dead_letters
+
+
+def superseded_notice(run: Run) -> str:
+    """What a new run says of the one it takes over from (see `stopped_before_writing`)."""
+    return (
+        f"run {run.id} stopped before writing anything ({run.state} at item 0); starting "
+        f"anew (run {run.id} stays in the ledger as it stopped)"
+    )
 
 
 def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportResult:
@@ -96,7 +114,7 @@ def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportRes
         retryable = sum(book.dead_letter_counts(run.id)["retryable"].values())
     return ImportResult(
         run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed,
-        retryable, run.items_deleted,
+        retryable, run.items_deleted, run.finished_at,
     )  # fmt: skip
 
 

@@ -95,17 +95,25 @@ class ImportOptions:
     transform: TransformSpec | None = None
     settings: WriteSettings = WriteSettings()
     new: bool = False
+    profile: str | None = None  # the AWS profile for credentials and region; not recorded
 
 
 @dataclass(frozen=True)
 class ResumeOptions:
     """What `resume` may be told: where to read a run started on a stream again, the
-    transform when the run cannot load it itself (a function defined in a script), and
-    settings that replace the run's own for the rest of it."""
+    transform when the run cannot load it itself (a function defined in a script),
+    settings that replace the run's own for the rest of it, and the AWS profile to take
+    credentials from. The profile is not recorded with a run: it names credentials, which
+    belong to whoever resumes, while the endpoint and region the run writes to are
+    recorded and never switch (`endpoint` and `region`, when given, are checked against
+    them, so that a shell alias with shared flags works, and a wrong one is refused)."""
 
     source: str | Path | None = None
     transform: TransformSpec | None = None
     settings: SettingsChange = SettingsChange()
+    profile: str | None = None  # credentials: the resumer's own, never recorded
+    endpoint: str | None = None  # if given, must be the run's own: a resume never switches
+    region: str | None = None  # likewise
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,14 @@ from .hints import command, spelled
 from .hooks import Hooks
 from .keys import key_of, key_of_request
 from .ledger import Ledger, Run
-from .loop import ImportResult, execute, finished, result_of
+from .loop import (
+    ImportResult,
+    execute,
+    finished,
+    result_of,
+    stopped_before_writing,
+    superseded_notice,
+)
 from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
 from .reader import Dump, Shape, items_as
 from .runlog import event, log, log_retry, log_to
@@ -43,6 +50,7 @@ from .unchanged import (
     same_table,
     same_transform,
     stream_again,
+    unchanged,
 )
 from .writer import BatchWriter, RetryPolicy, Writer, wait_for
 
@@ -61,7 +69,12 @@ def import_file(
     """Import a dump into `table` as a new run, recorded in the ledger.
 
     An unfinished run of the same file into the same table is refused unless
-    `options.new`: importing twice is rarely meant, and resuming costs a fraction.
+    `options.new`: importing twice is rarely meant, and resuming costs a fraction. But a
+    run that stopped before writing anything (a wrong key, a refused format at item 0)
+    blocks nothing: the corrected command starts anew, and `hooks.notice` says what became
+    of the old run (it stays in the ledger as it stopped). A file a run already imported
+    completely, unchanged since, is not imported again: the result is that run's, with
+    `imported_before` set.
     `folder` records the folder the file was started from. The write settings are
     recorded for `resume`, and so is the transform: `resume` refuses to go on with
     different code. `client` and `retry` stand in for the endpoint's client and the
@@ -76,7 +89,9 @@ def import_file(
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         last = None if options.new or origin.kind == "stream" else book.latest_run(file, table)
-        if last and not finished(last):
+        done = last if last and finished(last) and unchanged(last) else None
+        superseded = last if last and stopped_before_writing(last) else None
+        if last and not finished(last) and not superseded:
             raise UsageError(
                 f"{file} already has an unfinished run {last.id} into table {table!r} "
                 f"({last.state} at item {last.items_committed:,})",
@@ -87,7 +102,7 @@ def import_file(
                 ),
                 param="new=True",
             )
-        client, transport, region = connect_to(where, options.region, client)
+        client, transport, region = connect_to(where, options.region, client, options.profile)
         info = ensure_table(
             client,
             table,
@@ -95,6 +110,10 @@ def import_file(
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
+        if done and done.table_identity in (None, info.identity):  # not a table made since
+            said = f"{file} was imported into {table} by run {done.id}: not imported again"
+            event(logging.INFO, done.id, "imported_before", said)
+            return replace(result_of(done, 0.0, book), imported_before=True)
         settle_reading(dump, info.keys, loaded)  # before the run records how it is read
         digest, blocks = identity_of(dump)
         run = book.create_run(
@@ -120,6 +139,8 @@ def import_file(
         with book.lock(run.id):
             if hooks.on_start:
                 hooks.on_start(run)
+            if hooks.notice and superseded:
+                hooks.notice(superseded_notice(superseded))
             if hooks.notice and dump.note:
                 hooks.notice(dump.note)
             with closing(dump.location):  # a FIFO opened for the run
@@ -161,6 +182,7 @@ def resume_run(
                     ),
                     Text("resume it with ", command(run, "resume", run.id)),
                 )
+            _same_place(run, options.endpoint, options.region)
             if finished(run):
                 return result_of(run, 0.0, book)
             run = _retune(book, run, options.settings)
@@ -180,7 +202,7 @@ def resume_run(
                 check_unchanged(book, run, dump)
                 run = book.run(run.id)  # with the size and hashes of a file fixed since
                 dump.size = run.file_size  # read what was hashed, not what was appended since
-            client, transport = reconnect(run, client)
+            client, transport = reconnect(run, client, options.profile)
             info = same_table(book, run, client)
             if hooks.on_start:
                 hooks.on_start(run)
@@ -195,21 +217,27 @@ def retry_failed(
     ledger: str | Path | Ledger | None = None,
     client: Any = None,
     retry: RetryPolicy | None = None,
+    profile: str | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
 ) -> ImportResult:
     """Replay a run's retryable dead letters; those that fail again keep their new error.
 
     Dead letters that DynamoDB refused as invalid are left alone: sending them again
-    cannot succeed, and they stay visible in `status` until the data is fixed.
+    cannot succeed, and they stay visible in `status` until the data is fixed. As for
+    `resume_run`: `profile` gives the credentials; `endpoint` and `region`, if given, must
+    be the run's own.
     """
     started = time.monotonic()
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         run = book.run(run_id)
+        _same_place(run, endpoint, region)
         with book.lock(run.id), log_to(book):
             pages = book.pages_of_dead_letters(run.id, retryable_only=True)
             first = next(pages, [])
             if first:
-                client, transport = reconnect(run, client)
+                client, transport = reconnect(run, client, profile)
                 info = same_table(book, run, client)
                 requests = Shape.parse(run.shape).kind == "table"  # its letters: whole requests
                 writer: BatchWriter = Writer(
@@ -248,6 +276,23 @@ def retry_failed(
             return result_of(run, time.monotonic() - started, book)
 
 
+def _same_place(run: Run, endpoint: str | None, region: str | None) -> None:
+    """Refuse an endpoint or region given to a resume that is not the run's own: a run
+    continues where it started, and a given one that matches is only a shared flag."""
+    if endpoint is not None and resolve_endpoint(endpoint).url != run.endpoint:
+        there, given = endpoints.redacted(run.endpoint), endpoints.redacted(endpoint)
+        raise UsageError(
+            f"run {run.id} writes to {there}, not {given}: a run continues where it started",
+            Text("leave out ", Arg("endpoint"), f": the run's own ({there}) is used"),
+        )
+    if region is not None and run.region and region != run.region:
+        raise UsageError(
+            f"run {run.id} writes to region {run.region}, not {region}: a run continues "
+            "where it started",
+            Text("leave out ", Arg("region"), f": the run's own ({run.region}) is used"),
+        )
+
+
 def _retune(book: Ledger, run: Run, change: SettingsChange) -> Run:
     """The run with the settings given to `resume`, recorded with those they replace."""
     changed = book.change_settings(run, run.settings.changed_by(change))
@@ -275,14 +320,30 @@ class RunList(list[Run]):
     """Runs, and the ids of those that a damaged ledger would not give up."""
 
     unreadable: list[str]
+    hidden: int = 0  # runs left out for writing to another endpoint or region
 
 
-def run_status(run_id: str | None = None, *, ledger: str | Path | Ledger | None = None) -> RunList:
+def run_status(
+    run_id: str | None = None,
+    *,
+    ledger: str | Path | Ledger | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
+) -> RunList:
     """Every run in the ledger (or the one named), oldest first; in a damaged ledger, every
-    run that can still be read. A ledger that cannot be written to is still read."""
+    run that can still be read. A ledger that cannot be written to is still read.
+
+    `endpoint` and `region` keep only the runs that write there (`hidden` counts the
+    others); the run named by `run_id` is given whatever they say."""
+    at = resolve_endpoint(endpoint).url if endpoint is not None else None
     with for_reading(ledger) as book:
-        runs = RunList([book.run(run_id)] if run_id else book.runs())
+        every = [book.run(run_id)] if run_id else book.runs()
+        runs = RunList(
+            r for r in every
+            if run_id or ((at is None or r.endpoint == at) and region in (None, r.region))
+        )  # fmt: skip
         runs.unreadable = list(book.unreadable)
+        runs.hidden = len(every) - len(runs)
         return runs
 
 
@@ -326,22 +387,24 @@ def for_reading(ledger: str | Path | Ledger | None) -> Iterator[Ledger]:
         yield book
 
 
-def connect_to(where: Endpoint, region: str | None, client: Any) -> tuple[Any, Transport, str]:
+def connect_to(
+    where: Endpoint, region: str | None, client: Any, profile: str | None = None
+) -> tuple[Any, Transport, str]:
     """(client for table calls, transport for writes, region).
 
     A client given by the caller (a test fake, a preconfigured botocore client) does both.
     """
     if client is not None:
         return client, SyncTransport(client), region or ""
-    conn = connect(where, region)
+    conn = connect(where, region, profile=profile)
     return conn.client, open_transport(conn.client, conn.credentials), conn.region
 
 
-def reconnect(run: Run, client: Any) -> tuple[Any, Transport]:
+def reconnect(run: Run, client: Any, profile: str | None = None) -> tuple[Any, Transport]:
     """The client and transport of a recorded run, at its endpoint, judged again."""
     where = endpoints.parse(run.endpoint)
     endpoints.check(where, run.recorded.allow_remote)
-    client, transport, _ = connect_to(where, run.region, client)
+    client, transport, _ = connect_to(where, run.region, client, profile)
     return client, transport
 
 

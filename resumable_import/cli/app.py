@@ -141,7 +141,8 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_like_ctrl_c)
     try:
-        app(prog_name="rimport", args=_global_flags_first(sys.argv[1:]))
+        args = _global_flags_first(_command_options_after_command(sys.argv[1:]))
+        app(prog_name="rimport", args=args)
     except Exception:
         if flags.debug:
             raise
@@ -171,6 +172,53 @@ def _global_flags_first(args: list[str]) -> list[str]:
         value_next = not value_next and arg in valued
         kept.append(arg)
     return args[:at] + moved + kept + tail[end:]
+
+
+# Options of the commands that an alias may share (`alias ri='rimport --ledger X --profile
+# P'`): given before the command, each goes to the command if it takes it, and those about
+# AWS are dropped for the commands that never talk to it (`ri status`, `ri forget`).
+_AWS_OPTIONS = ("--endpoint", "--endpoint-url", "--region", "--profile")
+
+
+def _command_options_after_command(args: list[str]) -> list[str]:
+    """`rimport --ledger X status` as `rimport status --ledger X`: a command's options
+    given before it, as a shell alias with shared flags puts them.
+
+    The app's own flags stay where they are; an option the command does not take stays
+    too (click then names it), but for the AWS ones, which only the commands that talk to
+    AWS take."""
+    if not args or not args[0].startswith("-") or args[0] in ("-h", "--help", "--version"):
+        return args
+    app_flags = (*GLOBAL_FLAGS, "--version", "--install-completion", "--show-completion")
+    valued = _options_taking_values()
+    before: list[str] = []
+    moved: list[tuple[str, ...]] = []
+    at = 0
+    while at < len(args) and args[at].startswith("-") and args[at] != "--":
+        arg, name = args[at], args[at].split("=", 1)[0]
+        if name in app_flags or name in ("-h", "--help"):
+            before.append(arg)
+            at += 1
+        elif "=" not in arg and arg in valued and at + 1 < len(args):
+            moved.append((arg, args[at + 1]))
+            at += 2
+        else:
+            moved.append((arg,))
+            at += 1
+    if not moved:
+        return args
+    command: Any = typer.main.get_command(app)
+    words = at
+    while words < len(args) and args[words] in getattr(command, "commands", {}):
+        command = command.commands[args[words]]
+        words += 1
+    takes = {o for p in command.params for o in p.opts + p.secondary_opts}
+    kept = [
+        w for option in moved
+        if option[0].split("=", 1)[0] in takes or option[0].split("=", 1)[0] not in _AWS_OPTIONS
+        for w in option
+    ]  # fmt: skip
+    return before + args[at:words] + kept + args[words:]
 
 
 def _options_taking_values() -> set[str]:

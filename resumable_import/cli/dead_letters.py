@@ -25,7 +25,7 @@ from resumable_import import (
 
 from .app import app, guard
 from .hints import command, spelled
-from .options import LedgerOpt
+from .options import LedgerOpt, ProfileOpt, RunEndpointOpt, RunRegionOpt
 from .render import EXIT_DEAD_LETTERS, count, say
 
 
@@ -36,20 +36,27 @@ def retry_failed_cmd(
         typer.Argument(metavar="RUN_ID", help="The run [default: every run with retryable items]."),
     ] = None,
     ledger: LedgerOpt = None,
+    endpoint: RunEndpointOpt = None,
+    region: RunRegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
-    """Write a run's retryable dead letters again, with backoff; say what remains and why."""
+    """Write a run's retryable dead letters again, with backoff; say what remains and why.
+
+    Without RUN_ID, --endpoint and --region choose the runs that write there."""
 
     def work() -> list[ImportResult]:
         if run_id:
             ids = [run_id]
         else:
+            runs = run_status(ledger=ledger, endpoint=endpoint, region=region)
             with Ledger(ledger) as book:
-                ids = [r.id for r in book.runs()
+                ids = [r.id for r in runs
                        if book.dead_letters(r.id, retryable_only=True, limit=1)]  # fmt: skip
         results = []
         for rid in ids:
             before = dead_letter_counts(rid, ledger=ledger)
-            result = retry_failed(rid, ledger=ledger)
+            result = retry_failed(rid, ledger=ledger, profile=profile, endpoint=endpoint,
+                                  region=region)  # fmt: skip
             after = dead_letter_counts(rid, ledger=ledger)
             _said_retried(run_status(rid, ledger=ledger)[0], result, before, after)
             results.append(result)

@@ -60,13 +60,23 @@ from .options import (
     KeyOpt,
     LedgerOpt,
     PatternOpt,
+    ProfileOpt,
     ProgressOpt,
     RegionOpt,
+    RunEndpointOpt,
+    RunRegionOpt,
     SortKeyOpt,
     TableOpt,
     TransformOpt,
 )
-from .render import EXIT_DEAD_LETTERS, finish, finish_folder, print_report, say
+from .render import (
+    EXIT_DEAD_LETTERS,
+    finish,
+    finish_folder,
+    imported_before,
+    print_report,
+    say,
+)
 
 
 @app.command()
@@ -106,6 +116,7 @@ def start(
     ] = False,
     progress: ProgressOpt = "auto",
     transform: TransformOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
@@ -114,8 +125,8 @@ def start(
     """
     _check_progress(progress)
     if dry_run:
-        _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
-                  progress, transform)  # fmt: skip
+        _validate(file, table, pattern, key, sort_key, (endpoint, region, profile), format,
+                  items_path, progress, transform)  # fmt: skip
 
     def work() -> ImportResult | FolderResult:
         keys = _key_specs(key, sort_key)
@@ -129,7 +140,7 @@ def start(
                 format=format, items_path=items_path, create_keys=keys, endpoint=endpoint,
                 create_table=create_table,
                 region=region, allow_remote=allow_remote, transform=transform,
-                settings=settings, new=new,
+                settings=settings, new=new, profile=profile,
             )  # fmt: skip
             hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note,
                           on_file=_announce)  # fmt: skip
@@ -144,6 +155,10 @@ def start(
     result = guard(work)
     if isinstance(result, FolderResult):
         finish_folder(result)
+    elif result.imported_before:
+        typer.echo(result.run_id)
+        if not flags.quiet:
+            say(imported_before(file, table or _table_for(file), result))
     else:
         finish(result, ledger)
 
@@ -161,15 +176,18 @@ def validate(
     items_path: ItemsPathOpt = None,
     progress: ProgressOpt = "auto",
     transform: TransformOpt = None,
+    profile: ProfileOpt = None,
+    ledger: LedgerOpt = None,
 ) -> None:
     """Read all of a dump (or each of a folder) and report what DynamoDB would refuse.
 
     Writes nothing. Exits 0 when every item can be written, 3 when some cannot, 2 when a
-    file cannot be read to the end.
+    file cannot be read to the end. --ledger is taken, as by every command, and unused:
+    validate records nothing.
     """
     _check_progress(progress)
-    _validate(file, table, pattern, key, sort_key, endpoint, region, format, items_path,
-              progress, transform)  # fmt: skip
+    _validate(file, table, pattern, key, sort_key, (endpoint, region, profile), format,
+              items_path, progress, transform)  # fmt: skip
 
 
 @app.command()
@@ -193,6 +211,9 @@ def resume(
     max_wcu: Annotated[float | None, MAX_WCU] = None,
     max_outage: Annotated[float | None, MAX_OUTAGE] = None,
     progress: ProgressOpt = "auto",
+    endpoint: RunEndpointOpt = None,
+    region: RunRegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Continue a run from its last checkpoint, after checking the file is unchanged.
 
@@ -205,8 +226,9 @@ def resume(
         with _meter(progress) as bar:
             change = SettingsChange(batch_size, concurrency, max_wcu, max_outage)
             hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
-            return resume_run(run_id, ResumeOptions(source, settings=change), hooks,
-                              ledger=ledger)  # fmt: skip
+            options = ResumeOptions(source, settings=change, profile=profile, endpoint=endpoint,
+                                    region=region)  # fmt: skip
+            return resume_run(run_id, options, hooks, ledger=ledger)
 
     finish(guard(work), ledger)
 
@@ -236,22 +258,24 @@ def _table_for(path: str) -> str:
 
 def _validate(
     path: str, table: str | None, pattern: str | None, key: str | None, sort_key: str | None,
-    endpoint: str | None, region: str | None, fmt: str, items_path: str | None, progress: str,
-    transform_spec: str | None = None,
+    aws: tuple[str | None, str | None, str | None], fmt: str, items_path: str | None,
+    progress: str, transform_spec: str | None = None,
 ) -> NoReturn:  # fmt: skip
+    """`aws`: the endpoint, region and profile to read the table's key from."""
+
     def work() -> list[Report]:
         given = _key_specs(key, sort_key)
         transform = load_transform(transform_spec) if transform_spec else None
         if not _is_folder(path):
             with _meter(progress) as bar:
-                keys = given or table_keys(table or _table_for(path), endpoint, region)
+                keys = given or table_keys(table or _table_for(path), *aws)
                 return [validate_file(path, keys, fmt=fmt, items_path=items_path,
                                       on_progress=bar, transform=transform)]  # fmt: skip
         todo = plan(folder_of(path), table, pattern, fmt)
         reports = []
         for entry in todo.entries:  # a file that cannot be read does not stop the others
             schema = todo.schemas.get(entry.table)  # a backup's: its schema.json says the key
-            keys = given or (schema.keys if schema else table_keys(entry.table, endpoint, region))
+            keys = given or (schema.keys if schema else table_keys(entry.table, *aws))
             try:
                 if entry.problem:
                     raise entry.problem

@@ -57,6 +57,8 @@ PatternOpt = Annotated[
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
+        "--endpoint",
+        "--endpoint-url",
         metavar="URL",
         help="DynamoDB endpoint URL, or `aws` for the region's AWS endpoint "
         "[default: $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, http://localhost:8000]",
@@ -66,7 +68,45 @@ EndpointOpt = Annotated[
 
 
 RegionOpt = Annotated[
-    str | None, typer.Option(metavar="REGION", help="AWS region [default: from the AWS config]")
+    str | None,
+    typer.Option("--region", metavar="REGION", help="AWS region [default: from the AWS config]"),
+]
+
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        metavar="NAME",
+        help="AWS profile for credentials and region, as in the aws cli [default: "
+        "$AWS_PROFILE, else the default profile]; never recorded.",
+        show_default=False,
+    ),
+]
+
+
+# For a run already recorded: the endpoint and region it writes to are its own.
+RunEndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        "--endpoint-url",
+        metavar="URL",
+        help="The run's endpoint, checked: a run continues where it started [default: the "
+        "one it recorded].",
+        show_default=False,
+    ),
+]
+
+
+RunRegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        metavar="REGION",
+        help="The run's region, checked likewise [default: the one it recorded].",
+        show_default=False,
+    ),
 ]
 
 

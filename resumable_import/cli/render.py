@@ -62,6 +62,22 @@ def finish(result: ImportResult, ledger: Path | None) -> None:
         raise typer.Exit(EXIT_DEAD_LETTERS)
 
 
+def imported_before(file: str, table: str, result: ImportResult) -> str:
+    """The one line of a `start` that found its file imported already (exit 0)."""
+    return (
+        f"{file}: already imported into table {table} by run {result.run_id}, completed at "
+        f"{utc(result.finished_at)} ({result.items_committed:,} items); not imported again "
+        "(--new imports it again)"
+    )
+
+
+def utc(stamp: str | None) -> str:
+    """A ledger time (ISO 8601, UTC) as `2026-11-29 22:10:03 UTC`."""
+    if not stamp:
+        return "-"
+    return stamp.replace("T", " ").removesuffix("+00:00") + " UTC"
+
+
 def finish_folder(result: FolderResult) -> None:
     """One line per file, then the exit code of the worst: 2 for a file that failed,
     3 for dead letters."""
@@ -199,6 +215,19 @@ def _duration(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def _elapsed(run: Run) -> str:
+    """How long a run has worked, as `status RUN_ID` says it: tenths of a second for a short
+    one (a finished run of a few thousand items takes under a second, which `0s` hid), and
+    whether it is still at it."""
+    seconds = run.elapsed
+    took = f"{seconds:.1f}s" if seconds < 60 else _duration(seconds)
+    if run.state in ("completed", "completed_with_failures"):
+        return f"{took} (from start to finish, pauses not counted)"
+    if run.state == "running":
+        return f"{took} so far (running; up to its last checkpoint)"
+    return f"{took} (until it stopped, pauses not counted)"
+
+
 def _rate(run: Run) -> str:
     return "-" if run.rate is None else f"{run.rate:,.0f}/s"
 
@@ -217,7 +246,7 @@ def print_run(run: Run, ledger: Path | None) -> None:
         ("dead letters", f"{run.dead_letters:,}"),
         ("started", run.started_at), ("updated", run.updated_at),
         ("finished", run.finished_at or "-"),
-        ("elapsed", f"{_duration(run.elapsed)} (running, pauses not counted)"),
+        ("elapsed", _elapsed(run)),
         ("rate", "-" if run.rate is None else f"{run.rate:,.0f} items/s"),
     ]  # fmt: skip
     if run.folder:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from resumable_import import run_status
+from resumable_import import redacted, run_status
 
 from .app import app, guard
 from .hints import ledger_check_command
@@ -22,18 +22,42 @@ def status(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ledger: LedgerOpt = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            "--endpoint-url",
+            metavar="URL",
+            help="Only the runs that write to this endpoint (`aws`: AWS itself).",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            metavar="REGION",
+            help="Only the runs that write to this region.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Show what every run (or one) has done."""
-    runs = guard(lambda: run_status(run_id, ledger=ledger))
+    runs = guard(lambda: run_status(run_id, ledger=ledger, endpoint=endpoint, region=region))
     if as_json:
         payload: Any = run_json(runs[0], ledger) if run_id else [r.as_dict() for r in runs]
         typer.echo(json.dumps(payload, indent=2))
     elif run_id:
         print_run(runs[0], ledger)
+    elif not runs and runs.hidden:
+        typer.echo("no runs write there")
     elif not runs:
         typer.echo("no runs yet: `rimport start FILE --table T` begins one")
     else:
         print_table(runs)
+    if runs.hidden and not as_json:
+        where = " and ".join(x for x in (endpoint and redacted(endpoint), region) if x)
+        say(f"({count(runs.hidden, 'run')} writing elsewhere than {where} not shown)")
     if runs.unreadable:
         say(f"error: the ledger is damaged: {count(len(runs.unreadable), 'run')} cannot be "
              f"read in full ({', '.join(runs.unreadable)})")  # fmt: skip
