@@ -24,7 +24,7 @@ from .errors import (
 from .folder import TABLE_NAME, Entry, FileOutcome, FolderResult, Plan
 from .hooks import Hooks
 from .ledger import Ledger
-from .loop import finished, result_of
+from .loop import finished, result_of, stopped_before_writing, superseded_notice
 from .options import ImportOptions, ResumeOptions
 from .requestitems import FORMAT, is_request_file, tables_in
 from .run import import_file, resume_run, using_ledger
@@ -101,11 +101,13 @@ def import_requests(
                 last = None if options.new else book.latest_run(file, entry.table)
                 if last and finished(last) and unchanged(last):
                     done.action, done.result = "skipped", result_of(last, 0.0)
-                elif last and not finished(last):
+                elif last and not finished(last) and not stopped_before_writing(last):
                     done.result = resume_run(last.id, ResumeOptions(), hooks, ledger=book,
                                              client=client, retry=retry)  # fmt: skip
                     done.action = "resumed"
                 else:
+                    if last and stopped_before_writing(last) and hooks.notice:
+                        hooks.notice(superseded_notice(last))
                     done.result = import_file(path, entry.table, each, hooks, ledger=book,
                                               client=client, retry=retry)  # fmt: skip
                     done.action = "imported"

@@ -123,6 +123,27 @@ def test_table_renames_a_one_table_file(
     assert _scan(ddb, table) == _replay(CATALOG)
 
 
+def test_a_corrected_command_on_a_request_file_is_not_refused(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    """Read first with the wrong format, the run writes nothing; the corrected command
+    imports the file as requests, saying what became of that run, not resuming it."""
+    table = f"Books{next(_names)}"
+    ddb.create_table(
+        TableName=table, KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    path = _write(tmp_path / "ProductCatalog.json", {"ProductCatalog": CATALOG})
+    args = ("--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    wrong = rimport("start", path, "--format", "json", *args)
+    assert wrong.returncode == 2, wrong.stderr
+    done = rimport("start", path, *args)
+    assert done.returncode == 0, done.stderr
+    assert "stopped before writing anything" in done.stderr
+    assert _scan(ddb, table) == _replay(CATALOG)
+
+
 def test_killed_and_resumed_a_request_file_ends_as_the_file_says(
     tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
 ) -> None:
