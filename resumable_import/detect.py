@@ -134,9 +134,13 @@ def _detect(
         return ion, None
     first = stripped[:1]
     if fmt in ("jsonl", "ddb-export"):  # an export is JSON Lines of {"Item": ...}
-        if first == b"[":
+        # `{` alone on the first line: one object written over several, as pretty-printers
+        # (json.dumps(indent=), jq, the aws cli) write it; no line of it is an item.
+        spread = first == b"{" and stripped.partition(b"\n")[0].strip() == b"{"
+        if first == b"[" or spread:
+            what = "one JSON object over several lines" if spread else "a JSON array"
             raise InputError(
-                Text(f"{path} is a JSON array, not JSON Lines as ", Arg("format", fmt), " reads"),
+                Text(f"{path} is {what}, not JSON Lines as ", Arg("format", fmt), " reads"),
                 Text(
                     "use ",
                     Arg("format", "ddb-json" if fmt == "ddb-export" else "json"),

@@ -34,6 +34,7 @@ from .errors import (
     RunBusyError,
     RunInterrupted,
     TableError,
+    TableMissingError,
     Text,
     UsageError,
 )
@@ -279,7 +280,19 @@ def _missing_or_damaged(
 def _create_described(todo: Plan, options: ImportOptions, client: Any) -> None:
     """`create_table` without keys: the tables a backup describes, created as its
     schema.json says if missing; anything else needs the key to create a table with."""
-    if not options.create_table or options.create_keys:
+    if options.create_keys:
+        for name, schema in todo.schemas.items():
+            if tuple(options.create_keys) != schema.keys:
+                said = ", ".join(f"{k.name}:{k.type}" for k in schema.keys)
+                raise UsageError(
+                    Text(f"the backup's schema.json keys table {name!r} by {said}; ",
+                         Arg("key"), " would create it keyed otherwise, and items that share "
+                         "only part of that key would overwrite each other"),
+                    Text("leave out ", Arg("key"), ": ", Arg("create_table", True),
+                         " alone creates each table as its schema.json says"),
+                )  # fmt: skip
+        return
+    if not options.create_table:
         return
     if not todo.schemas:
         raise UsageError(
@@ -359,6 +372,10 @@ def import_folder(
                     )  # fmt: skip
                     done.action = "imported"
             except (InputError, TableError, RunBusyError) as e:
+                if isinstance(e, TableMissingError) and entry.table in todo.schemas:
+                    e.param = None  # not a key to give: the backup says it
+                    e.hint = Text("create it as the backup's schema.json describes it: pass ",
+                                  Arg("create_table", True), " alone")  # fmt: skip
                 done.error = e
                 continue
             except RunInterrupted as e:

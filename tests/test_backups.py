@@ -178,6 +178,32 @@ def test_create_table_without_a_key_is_only_for_a_backup(
     assert "--create-table needs --key (only a dynamodump backup" in out.stderr
 
 
+def test_a_backup_names_how_its_missing_table_is_made_and_keeps_its_own_key(
+    ddb: Any, endpoint: str, ledger: Path, tmp_path: Path
+) -> None:
+    """Without --create-table, the hint is --create-table alone (the backup says the key);
+    a --key other than schema.json's is refused: a partition key alone would let items
+    that share it overwrite each other, with exit 0."""
+    name = f"bk-key-{next(_names)}"
+    dump = tmp_path / "dump"
+    write_backup(dump, name, orders(9), indexed_schema(), per_page=4)
+    missing = rimport("start", dump, "--endpoint", endpoint, "--ledger", ledger)
+    assert missing.returncode == 2, missing.stderr
+    assert "pass --create-table alone" in missing.stderr
+    assert "--key" not in missing.stderr.split("does not exist")[1]
+    other = rimport("start", dump, "--create-table", "--key", "user:S", "--endpoint", endpoint,
+                    "--ledger", ledger)  # fmt: skip
+    assert other.returncode == 2
+    assert f"keys table {name!r} by user:S, n:N; --key would create it keyed otherwise" in (
+        other.stderr
+    )
+    assert "hint: leave out --key: --create-table alone creates each table" in other.stderr
+    assert name not in ddb.list_tables()["TableNames"]
+    done = rimport("start", dump, "--create-table", "--endpoint", endpoint, "--ledger", ledger)
+    assert done.returncode == 0, done.stderr
+    assert by_user_and_n(ddb, name) == {(i["user"], i["n"]): i for i in orders(9)}
+
+
 # -- one-line wrappers, GetItem's answer, a page of a scan ------------------------------
 
 

@@ -406,6 +406,8 @@ def test_export_lines_must_be_named_as_such(tmp_path: Path) -> None:
     [
         ('[{"pk": "a"}]', "jsonl", "a JSON array, not JSON Lines", "--format json"),
         ('[{"pk": {"S": "a"}}]', "ddb-export", "a JSON array, not JSON", "--format ddb-json"),
+        ('{\n  "Items": [\n    {"pk": "a"}\n  ]\n}\n', "jsonl",
+         "one JSON object over several lines, not JSON Lines", "--format json"),
         ('{"pk": "a"}\n{"pk": "b"}\n', "json", "one object per line", "--format jsonl"),
         ('[{"pk": "a", "n": 1}]', "ddb-json", "first item is not DynamoDB JSON", "--format json"),
         ('{"pk": {"S": "a"}}\n', "ddb-export", "first item is not an export line",

@@ -76,7 +76,7 @@ _FLAGS = {
 def in_flags(e: RimportError) -> RimportError:
     """Say a library error in this command's words: its flags where the library names its
     arguments (`batch_size` -> `--batch-size`), and keys as `--key NAME:TYPE`."""
-    if isinstance(e, TableMissingError):
+    if isinstance(e, TableMissingError) and e.param in ("create_keys", "keys"):
         e.hint = (
             "create it, or pass --create-table --key NAME:S [--sort-key NAME:S]"
             if e.param == "create_keys"

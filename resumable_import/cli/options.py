@@ -116,8 +116,9 @@ FormatOpt = Annotated[
         "--format",
         metavar="FORMAT",
         help="auto, json (array or wrapper), jsonl, ddb-json (DynamoDB's typed JSON, "
-        "in any of those layouts), ddb-export (the lines of a DynamoDB export to S3) or ion "
-        "(the lines of an export in Ion format).",
+        "in any of those layouts), ddb-export (the lines of a DynamoDB export to S3), ion "
+        "(the lines of an export in Ion format) or request-items (a file for "
+        "batch-write-item --request-items: puts and deletes per table).",
     ),
 ]
 
