@@ -66,7 +66,7 @@ def connect(
     if local:
         # Looking for instance credentials on a laptop only waits for a timeout.
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    session = _session(profile)
+    session = aws_session(profile)
     region = region or session.region_name or ("us-east-1" if local else None)
     if not region:
         raise UsageError(
@@ -104,7 +104,7 @@ def connect(
     return Connection(client, region, credentials)
 
 
-def _session(profile: str | None) -> boto3.session.Session:
+def aws_session(profile: str | None) -> boto3.session.Session:
     """A boto3 session on `profile` (or AWS_PROFILE); one that names no configured profile
     is a usage error, not botocore's traceback."""
     try:

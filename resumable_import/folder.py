@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import backup
+from . import backup, s3
 from .dynamo import connect, create_as, resolve_endpoint
 from .endpoint import check as check_endpoint
 from .errors import (
@@ -141,8 +141,6 @@ def plan(folder: Path | S3Key, table: str | None, pattern: str | None, fmt: str 
     """What `start DIR` imports, in order: the data files of an export, or the dumps in it."""
     objects = None
     if isinstance(folder, S3Key):
-        from . import s3
-
         folder = S3Key(folder.rstrip("/") + "/")
         objects = s3.listing(folder)
     export = SUMMARY in objects if objects is not None else (folder / SUMMARY).is_file()
@@ -222,8 +220,6 @@ def _manifest(path: Path | S3Key) -> list[dict[str, Any]]:
     """A manifest: one JSON object (the summary) or JSON Lines of them (the files)."""
     try:
         if isinstance(path, S3Key):
-            from . import s3
-
             text = s3.read_small(path).decode("utf-8")
         else:
             text = path.read_text(encoding="utf-8")
@@ -334,6 +330,7 @@ def import_folder(
     started with, and with the write settings it recorded.
     """
     folder = folder_of(folder)
+    s3.use_profile(options.profile)  # an s3:// folder is listed with the profile's keys
     todo = plan(folder, table, pattern, options.format)
     folder = todo.folder
     outcome = FolderResult(todo)

@@ -20,6 +20,7 @@ import orjson
 
 from . import endpoint as endpoints
 from . import ledger as states
+from . import s3
 from .batching import groups
 from .dynamo import connect, ensure_table, resolve_endpoint
 from .endpoint import Endpoint
@@ -83,6 +84,7 @@ def import_file(
     where = resolve_endpoint(options.endpoint)
     endpoints.check(where, options.allow_remote)
     loaded = load(options.transform) if options.transform is not None else None
+    s3.use_profile(options.profile)  # an s3:// dump is read with the profile's credentials
     dump = Dump.open(path, options.format, options.items_path, checkpoints=True)
     origin = dump.location
     file = origin.name
@@ -168,6 +170,7 @@ def resume_run(
     replaced and when.
     """
     source = options.source
+    s3.use_profile(options.profile)
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         run = book.run(run_id)

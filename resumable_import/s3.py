@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .dynamo import aws_session
 from .errors import Arg, FileChangedError, InputError, Text
 
 FIRST = 8 << 20  # bytes of a reader's first GET
@@ -54,6 +54,15 @@ def split(url: str) -> tuple[str, str]:
 
 
 _client: Any = None
+_profile: str | None = None
+
+
+def use_profile(profile: str | None) -> None:
+    """Take S3's credentials and region from the AWS profile `profile` from now on (None:
+    AWS_PROFILE or the default chain), as DynamoDB's are: `--profile` names both."""
+    global _client, _profile
+    if profile != _profile:
+        _client, _profile = None, profile
 
 
 def client() -> Any:
@@ -61,7 +70,7 @@ def client() -> Any:
     global _client
     if _client is None:
         config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=4)
-        _client = boto3.session.Session().client("s3", config=config)
+        _client = aws_session(_profile).client("s3", config=config)
     return _client
 
 

@@ -251,6 +251,31 @@ def test_start_reads_a_gzip_object_from_s3(
     assert run.file_hash.startswith("s3:etag=")
 
 
+def test_profile_gives_s3_its_credentials_and_endpoint_as_it_gives_dynamodbs(
+    dump: Path, s3: Any, endpoint: str, ddb: Any, table: str, ledger: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Only the profile knows where S3 is (its `services` section) and holds the keys:
+    `--profile` must reach the reading of an s3:// dump, not DynamoDB's client alone."""
+    s3.put_object(Bucket="dumps", Key="profiled.json", Body=dump.read_bytes())
+    moto_url = os.environ["AWS_ENDPOINT_URL_S3"]
+    config = tmp_path / "aws-config"
+    config.write_text(
+        "[profile stored]\nregion = us-east-1\naws_access_key_id = rimporttests\n"
+        "aws_secret_access_key = rimporttests\nservices = stored-services\n\n"
+        f"[services stored-services]\ns3 =\n  endpoint_url = {moto_url}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    out = rimport("start", "s3://dumps/profiled.json", "--table", table, "--endpoint", endpoint,
+                  "--ledger", ledger, "--profile", "stored")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert_table_equals(ddb, table, dump_items(dump))
+
+
 def test_resume_refuses_an_s3_object_replaced_since_the_run_read_it(s3: Any, ledger: Path) -> None:
     s3.put_object(Bucket="dumps", Key="later.jsonl", Body=b'{"pk": "a"}\n')
     with Ledger(ledger) as book:
