@@ -36,9 +36,10 @@ from .hints import command
 from .items import ItemError, plain_json
 from .ledger import DeadLetter, Ledger, Run
 from .reader import items_as
+from .requestitems import FORMAT as REQUESTS
 from .run import for_reading as reading
 
-FORMATS = ("jsonl", "json", "ddb-json")
+FORMATS = ("jsonl", "json", "ddb-json", REQUESTS)
 RETRYABLE, NOT_RETRYABLE = "retryable", "not-retryable"
 _ANOTHER_FILE = Text("name another file, or pass ", Arg("force", True))
 PAGE = 1000  # dead letters read from the ledger at a time: memory stays bounded
@@ -66,8 +67,15 @@ class _LeftOut(Exception):
 
 def default_format(run: Run) -> str:
     """Plain JSON Lines for a run that read plain JSON; DynamoDB JSON Lines for one that
-    read DynamoDB's own, whose binary and sets plain JSON cannot hold."""
+    read DynamoDB's own, whose binary and sets plain JSON cannot hold; a request file for
+    one that read a request file, whose deletes are no items."""
+    if _requests(run):
+        return REQUESTS
     return "jsonl" if items_as(run.format) == "json" else "ddb-json"
+
+
+def _requests(run: Run) -> bool:
+    return run.shape.startswith("table:")
 
 
 def export_dead_letters(
@@ -87,23 +95,37 @@ def export_dead_letters(
     fmt = fmt or default_format(run)
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
+    if (fmt == REQUESTS) != _requests(run):
+        raise UsageError(
+            Text(f"run {run.id}'s dead letters are ",
+                 "write requests" if _requests(run) else "items", ", not ",
+                 "items" if _requests(run) else "write requests", ": ",
+                 Arg("format", fmt), " cannot hold them"),
+            Text("leave out ", Arg("format"), f" to write them as {default_format(run)}"),
+        )  # fmt: skip
     codes, retryable = _selection(book, run, reasons or [])
     result = ExportResult(run, fmt)
     kind = items_as(run.format)
+    if fmt == REQUESTS:  # a request file again, of the run's table: `start` reads it back
+        out.write("{" + json.dumps(run.table) + ": [")
     if fmt == "json":
         out.write("[")
     for page in book.pages_of_dead_letters(run.id, size=PAGE, codes=codes, retryable=retryable):
         for letter in page:
             line: int | None = None
             try:
-                text = _text(letter, kind, typed=fmt == "ddb-json")
+                if fmt == REQUESTS:  # the entry as sent, or as it stood in the file
+                    sent = not letter.refused_before_sending
+                    text = _dumps(letter.item) if sent else _text(letter, "json", typed=False)
+                else:
+                    text = _text(letter, kind, typed=fmt == "ddb-json")
             except _LeftOut as e:
                 result.left_out[e.why] += 1
                 why: str | None = e.why
             else:
                 result.written += 1
                 line, why = result.written, None
-                if fmt == "json":
+                if fmt in ("json", REQUESTS):
                     out.write(("\n" if line == 1 else ",\n") + text)
                 else:
                     out.write(text + "\n")
@@ -111,6 +133,8 @@ def export_dead_letters(
                 sidecar.write(json.dumps(_reason(letter, line, why)) + "\n")
     if fmt == "json":
         out.write("\n]\n" if result.written else "]\n")
+    if fmt == REQUESTS:
+        out.write("\n]}\n" if result.written else "]}\n")
     return result
 
 
@@ -237,11 +261,11 @@ def fix_commands(
     """The two commands that take a run's dead letters out to a file and, once fixed,
     import that file: for hints."""
     fmt = fmt or default_format(run)
-    out = out or f"dead-letters-{run.id}.{'json' if fmt == 'json' else 'jsonl'}"
+    out = out or f"dead-letters-{run.id}.{'jsonl' if fmt in ('jsonl', 'ddb-json') else 'json'}"
     export = [Arg("out", out)]
     if fmt != default_format(run):
         export.append(Arg("format", fmt))
-    load = [Arg("table", run.table)]
+    load = [] if fmt == REQUESTS else [Arg("table", run.table)]  # a request file names it
     if fmt == "ddb-json":
         load.append(Arg("format", "ddb-json"))
     if run.endpoint != endpoints.DEFAULT:

@@ -144,6 +144,35 @@ def test_a_corrected_command_on_a_request_file_is_not_refused(
     assert _scan(ddb, table) == _replay(CATALOG)
 
 
+def test_dead_letters_of_a_request_file_go_out_as_one_and_back_in(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    """A put refused before sending (its key a string, the table's a number) goes out as
+    a request file of the run's table; fixed, `start` of that file writes it."""
+    table = f"Fixed{next(_names)}"
+    bad_put = {"PutRequest": {"Item": {"Id": {"S": "106"}, "Title": {"S": "Book 106"}}}}
+    entries = [*CATALOG[:3], bad_put, _put(107, "Book 107")]
+    path = _write(tmp_path / "ProductCatalog.json", {table: entries})
+    done = rimport("start", path, "--create-table", "--key", "Id:N", "--endpoint", endpoint,
+                   "--ledger", ledger)  # fmt: skip
+    assert done.returncode == 3, done.stderr  # dead letters
+    (run,) = json.loads(rimport("status", "--json", "--ledger", ledger).stdout)
+    out = tmp_path / "dead.json"
+    exported = rimport("dead-letters", run["run_id"], "--out", out, "--ledger", ledger)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(out.read_text()) == {table: [bad_put]}
+    assert f"`rimport start {out} --endpoint {endpoint}" in exported.stderr
+    refused = rimport("dead-letters", run["run_id"], "--format", "jsonl", "--ledger", ledger)
+    assert refused.returncode == 2 and "write requests, not items" in refused.stderr
+    fixed = json.loads(out.read_text())
+    fixed[table][0]["PutRequest"]["Item"]["Id"] = {"N": "106"}
+    out.write_text(json.dumps(fixed))
+    again = rimport("start", out, "--endpoint", endpoint, "--ledger", ledger)
+    assert again.returncode == 0, again.stderr
+    want = _replay([*CATALOG[:3], fixed[table][0], _put(107, "Book 107")])
+    assert _scan(ddb, table) == want
+
+
 def test_killed_and_resumed_a_request_file_ends_as_the_file_says(
     tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
 ) -> None:

@@ -110,8 +110,10 @@ def dead_letters_cmd(
         typer.Option(
             "--format",
             metavar="FORMAT",
-            help="jsonl, json (an array) or ddb-json (DynamoDB's typed JSON, one item a "
-            "line) [default: jsonl, or ddb-json for a run that read DynamoDB JSON].",
+            help="jsonl, json (an array), ddb-json (DynamoDB's typed JSON, one item a "
+            "line) or request-items (a request file again, for a run that read one) "
+            "[default: jsonl, ddb-json for a run that read DynamoDB JSON, request-items for "
+            "one that read a request file].",
             show_default=False,
         ),
     ] = None,
