@@ -97,7 +97,8 @@ class Text(str):
         return Text(other, self)
 
     @classmethod
-    def join_all(cls, sep: str, texts: Iterable[Part]) -> Text:
+    def joined(cls, sep: str, texts: Iterable[Part]) -> Text:
+        """`sep.join(texts)`, keeping each one's parts."""
         parts: list[Part] = []
         for i, t in enumerate(texts):
             parts += [sep, t] if i else [t]

@@ -5,7 +5,6 @@ wrapper whose items fit the key, and no table created with a key its items fail.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from .checks import key_mistake_in
 from .errors import InputError, KeyMismatchError, KeyMistake, Text
@@ -48,7 +47,7 @@ def settle_reading(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform |
                 f"{name}: the items read first, ",
                 describe_reading(dump.shape),
                 f", lack the table's key {key}, and {len(fits)} other readings have it: ",
-                *_joined(readings),
+                Text.joined(", ", readings),
             ),
             Text("say which with one of them"),
         )
@@ -59,14 +58,6 @@ def settle_reading(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform |
             f"{name}: the items of ", first, f" lack the table's key {key}; reading ",
             describe_reading(fits[0]), " instead, the one reading whose items have it",
         )  # fmt: skip
-
-
-def _joined(parts: list[Text]) -> list[Any]:
-    out: list[Any] = []
-    for n, part in enumerate(parts):
-        out.extend([", "] if n else [])
-        out.append(part)
-    return out
 
 
 def refuse_a_wrong_key(dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None) -> None:
