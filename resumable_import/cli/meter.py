@@ -129,7 +129,7 @@ class _Lines(Meter):
         self._flush()
 
     def render(self, f: Figures) -> str:
-        parts = [f"{f.items:,} items"]
+        parts = [f"{f.items:,} item" + ("" if f.items == 1 else "s")]
         if f.percent is not None and f.bytes_total is not None:
             parts.append(f"{f.percent:.1f}% ({mb(f.bytes_done)} of {mb(f.bytes_total)})")
         else:

@@ -42,7 +42,7 @@ def count(n: int, noun: str) -> str:
 def finish(result: ImportResult, ledger: Path | None) -> None:
     rate = f", {result.items_written / result.elapsed:,.0f} items/s" if result.elapsed else ""
     say(
-        f"run {result.run_id}: {result.state}: {result.items_committed:,} items read, "
+        f"run {result.run_id}: {result.state}: {count(result.items_committed, 'item')} read, "
         f"{result.items_written:,} written, {result.dead_letters:,} dead-lettered"
         f" in {result.elapsed:.1f}s{rate}"
     )
@@ -66,7 +66,7 @@ def imported_before(file: str, table: str, result: ImportResult) -> str:
     """The one line of a `start` that found its file imported already (exit 0)."""
     return (
         f"{file}: already imported into table {table} by run {result.run_id}, completed at "
-        f"{utc(result.finished_at)} ({result.items_committed:,} items); not imported again "
+        f"{utc(result.finished_at)} ({count(result.items_committed, 'item')}); not imported again "
         "(--new imports it again)"
     )
 
@@ -85,7 +85,7 @@ def finish_folder(result: FolderResult) -> None:
     for f in result.files:
         r = f.result
         if f.action == "skipped" and r is not None:
-            line = f"skipped: imported by run {r.run_id} ({r.items_committed:,} items)"
+            line = f"skipped: imported by run {r.run_id} ({count(r.items_committed, 'item')})"
         elif r is not None:
             deleted = f", {r.items_deleted:,} deleted" if r.items_deleted else ""
             line = (f"{f.action}: run {r.run_id} {r.state}, {r.items_written:,} written{deleted}, "
@@ -105,7 +105,7 @@ def finish_folder(result: FolderResult) -> None:
         say(f"{f.entry.path.name} -> {f.entry.table}: {line}")
     ok = sum(1 for f in result.files if f.error is None)
     say(f"{result.plan.folder}: {ok} of {len(result.files)} files done, "
-         f"{result.items:,} items read")  # fmt: skip
+         f"{count(result.items, 'item')} read")  # fmt: skip
     if result.count_error:
         say(f"error: {result.count_error}")
         codes.append(2)
@@ -122,7 +122,7 @@ def print_report(r: Report) -> None:
     size = f"{text_mb:,.1f} MB ({mb:,.1f} MB stored)" if "+" in r.shape else f"{mb:,.1f} MB"
     rate = max(r.elapsed, 1e-9)
     typer.echo(
-        f"{r.file}: {r.shape}, {r.items:,} items, {size} read in {r.elapsed:.1f}s "
+        f"{r.file}: {r.shape}, {count(r.items, 'item')}, {size} read in {r.elapsed:.1f}s "
         f"({text_mb / rate:,.1f} MB/s, {r.items / rate:,.0f} items/s)"
     )
     if r.transformed is not None:
