@@ -40,12 +40,11 @@ from .errors import (
 )
 from .hooks import Hooks
 from .ledger import Ledger
-from .loop import ImportResult, finished, result_of, stopped_before_writing, superseded_notice
+from .loop import ImportResult, finished, stopped_before_writing
 from .options import ImportOptions, ResumeOptions
 from .run import import_file, resume_run, using_ledger
 from .sources import Location, Source
 from .transform import load
-from .unchanged import unchanged
 from .writer import RetryPolicy
 
 # File names taken from a folder when no --pattern is given: JSON, JSON Lines, Ion,
@@ -302,7 +301,7 @@ def _create_described(todo: Plan, options: ImportOptions, client: Any) -> None:
         )
     where = resolve_endpoint(options.endpoint)
     check_endpoint(where, options.allow_remote)
-    client = client or connect(where, options.region).client
+    client = client or connect(where, options.region, profile=options.profile).client
     for name in dict.fromkeys(e.table for e in todo.entries):
         if schema := todo.schemas.get(name):
             create_as(client, backup.create_request(name, schema.description), where)
@@ -337,8 +336,7 @@ def import_folder(
     _create_described(todo, options, client)
     if options.transform is not None:  # once, and refused before any file is touched
         options = replace(options, transform=load(options.transform))
-    each = replace(options, format=todo.fmt, new=True,
-                   items_path=todo.items_path or options.items_path)  # fmt: skip
+    each = replace(options, format=todo.fmt, items_path=todo.items_path or options.items_path)
     again = ResumeOptions(transform=options.transform, profile=options.profile)
     with using_ledger(ledger) as book:
         for entry in todo.entries:
@@ -354,20 +352,16 @@ def import_folder(
                     continue
                 path = str(entry.path.resolve())
                 last = None if options.new else book.latest_run(path, entry.table)
-                if last and finished(last) and unchanged(last):
-                    done.action, done.result = "skipped", result_of(last, 0.0)
-                elif last and not finished(last) and not stopped_before_writing(last):
+                if last and not finished(last) and not stopped_before_writing(last):
                     done.result = resume_run(last.id, again, hooks, ledger=book, client=client,
                                              retry=retry)  # fmt: skip
                     done.action = "resumed"
-                else:
-                    if last and stopped_before_writing(last) and hooks.notice:
-                        hooks.notice(superseded_notice(last))
+                else:  # a file imported already (read alike, same table) is skipped there
                     done.result = import_file(
                         entry.path, entry.table, each, hooks, ledger=book, client=client,
                         retry=retry, folder=str(folder.resolve()),
                     )  # fmt: skip
-                    done.action = "imported"
+                    done.action = "skipped" if done.result.imported_before else "imported"
             except (InputError, TableError, RunBusyError) as e:
                 if isinstance(e, TableMissingError) and entry.table in todo.schemas:
                     e.param = None  # not a key to give: the backup says it

@@ -24,12 +24,11 @@ from .errors import (
 from .folder import TABLE_NAME, Entry, FileOutcome, FolderResult, Plan
 from .hooks import Hooks
 from .ledger import Ledger
-from .loop import finished, result_of, stopped_before_writing, superseded_notice
+from .loop import finished, stopped_before_writing
 from .options import ImportOptions, ResumeOptions
 from .requestitems import FORMAT, is_request_file, tables_in
 from .run import import_file, resume_run, using_ledger
 from .sources import Location
-from .unchanged import unchanged
 from .writer import RetryPolicy
 
 
@@ -96,21 +95,18 @@ def import_requests(
                 hooks.on_file(entry)
             done = FileOutcome(entry, "failed")
             outcome.files.append(done)
-            each = replace(options, format=FORMAT, items_path=name, new=True)
+            each = replace(options, format=FORMAT, items_path=name)
             try:
                 last = None if options.new else book.latest_run(file, entry.table)
-                if last and finished(last) and unchanged(last):
-                    done.action, done.result = "skipped", result_of(last, 0.0)
-                elif last and not finished(last) and not stopped_before_writing(last):
-                    done.result = resume_run(last.id, ResumeOptions(), hooks, ledger=book,
-                                             client=client, retry=retry)  # fmt: skip
+                if last and not finished(last) and not stopped_before_writing(last):
+                    again = ResumeOptions(profile=options.profile)
+                    done.result = resume_run(last.id, again, hooks, ledger=book, client=client,
+                                             retry=retry)  # fmt: skip
                     done.action = "resumed"
-                else:
-                    if last and stopped_before_writing(last) and hooks.notice:
-                        hooks.notice(superseded_notice(last))
+                else:  # a table imported already (read alike, same table) is skipped there
                     done.result = import_file(path, entry.table, each, hooks, ledger=book,
                                               client=client, retry=retry)  # fmt: skip
-                    done.action = "imported"
+                    done.action = "skipped" if done.result.imported_before else "imported"
             except (InputError, TableError, RunBusyError) as e:
                 done.error = e
             except RunInterrupted as e:

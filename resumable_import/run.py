@@ -41,7 +41,7 @@ from .loop import (
 from .options import ImportOptions, Recorded, ResumeOptions, SettingsChange, WriteSettings
 from .reader import Dump, Shape, items_as
 from .runlog import event, log, log_retry, log_to
-from .transform import load
+from .transform import Transform, load
 from .transport import SyncTransport, Transport, open_transport
 from .unchanged import (
     check_same_object,
@@ -91,7 +91,7 @@ def import_file(
     with using_ledger(ledger) as book:
         book.ready_for_runs()
         last = None if options.new or origin.kind == "stream" else book.latest_run(file, table)
-        done = last if last and finished(last) and unchanged(last) else None
+        done = last if last and finished(last) and _read_alike(last, options, loaded) else None
         superseded = last if last and stopped_before_writing(last) else None
         if last and not finished(last) and not superseded:
             raise UsageError(
@@ -112,7 +112,7 @@ def import_file(
             where,
             before_create=lambda keys: refuse_a_wrong_key(dump, keys, loaded),
         )
-        if done and done.table_identity in (None, info.identity):  # not a table made since
+        if done and done.table_identity == info.identity:  # not a table made since
             said = f"{file} was imported into {table} by run {done.id}: not imported again"
             event(logging.INFO, done.id, "imported_before", said)
             return replace(result_of(done, 0.0, book), imported_before=True)
@@ -409,6 +409,18 @@ def reconnect(run: Run, client: Any, profile: str | None = None) -> tuple[Any, T
     endpoints.check(where, run.recorded.allow_remote)
     client, transport, _ = connect_to(where, run.region, client, profile)
     return client, transport
+
+
+def _read_alike(run: Run, options: ImportOptions, loaded: Transform | None) -> bool:
+    """The finished `run` read these bytes as `options` would: the same format, items
+    path and transform code. Else the file was read another way, and importing it as
+    asked is what the user means."""
+    shape = Shape.parse(run.shape)
+    items_path = shape.key if shape.kind in ("path", "table") else None
+    same = run.format == options.format and items_path == options.items_path
+    recorded = run.recorded.transform
+    code = loaded.matches(recorded) if loaded and recorded else loaded is recorded is None
+    return same and code and unchanged(run)
 
 
 @contextmanager

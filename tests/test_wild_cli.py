@@ -93,6 +93,40 @@ def test_a_file_imported_already_is_not_imported_again_without_new(
     assert_table_equals(ddb, table, dump_items(dump))
 
 
+def test_a_file_read_another_way_or_into_a_table_made_since_is_imported_again(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    """The skip is for the same bytes read the same way into the same table: a one-line
+    wrapper read first as one item is read again as asked (`--items-path`), and a folder
+    whose table was deleted and created again since is imported again, not skipped."""
+    wrapper = tmp_path / "w.json"
+    wrapper.write_text(json.dumps({"pk": "whole", "rows": [{"pk": f"r{i}"} for i in range(5)]}))
+    common = ("--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert rimport("start", wrapper, *common).returncode == 0
+    rows = rimport("start", wrapper, *common, "--items-path", "rows")
+    assert rows.returncode == 0, rows.stderr
+    assert "already imported" not in rows.stderr
+    keys = {i["pk"]["S"] for i in ddb.scan(TableName=table)["Items"]}
+    assert keys == {"whole", *(f"r{i}" for i in range(5))}
+
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    write_dump(folder / "t.json", 30)
+    into = ("--table", table, "--endpoint", endpoint, "--ledger", ledger)
+    assert rimport("start", folder, *into).returncode == 0
+    ddb.delete_table(TableName=table)
+    ddb.get_waiter("table_not_exists").wait(TableName=table)
+    ddb.create_table(
+        TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    again = rimport("start", folder, *into)
+    assert again.returncode == 0, again.stderr
+    assert "skipped" not in again.stdout + again.stderr
+    assert_table_equals(ddb, table, dump_items(folder / "t.json"))
+
+
 def test_status_of_a_finished_run_shows_its_real_elapsed_time(
     tmp_path: Path, endpoint: str, table: str, ledger: Path
 ) -> None:
