@@ -233,3 +233,31 @@ def piped(text: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def verify_runs_of(ledger: Path) -> list[str]:
     return [r.id for r in run_status(ledger=ledger)]
+
+
+def test_a_transform_run_is_verified_through_its_transform(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    code = tmp_path / "shape.py"
+    code.write_text("def fix(item):\n    return {**item, 'pk': item['pk'] + '#t', 'added': 1}\n")
+    dump = write_dump(tmp_path / "d.json", elements(20))
+    result = import_file(dump, table, ImportOptions(endpoint=endpoint, transform=f"{code}:fix"),
+                         ledger=ledger)  # fmt: skip
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "k2#t"}})
+    found = verify_run(result.run_id, ledger=ledger)
+    assert (found.items, found.identical, found.missing) == (20, 19, 1)
+    assert found.differences[0].key == {"pk": {"S": "k2#t"}}
+    code.write_text("def fix(item):\n    return item\n")
+    changed = rimport("verify", result.run_id, "--ledger", ledger)
+    assert changed.returncode == 2 and "hint: " in changed.stderr
+
+
+def test_a_table_deleted_since_is_one_line_and_exit_2(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    run_id = imported(write_dump(tmp_path / "d.json", elements(5)), table, endpoint, ledger)
+    ddb.delete_table(TableName=table)
+    done = rimport("verify", run_id, "--ledger", ledger)
+    assert done.returncode == 2
+    assert f"table {table!r}" in done.stderr and "no longer exists" in done.stderr
+    assert "hint: import the file again with `rimport start" in done.stderr
