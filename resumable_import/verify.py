@@ -129,7 +129,7 @@ def verify_run(
     with for_reading(ledger) as book:
         run = book.run(run_id)
         _refuse_unfit(run, options)
-        loaded = same_transform(run, options.transform)
+        loaded = _transform_of(run, options.transform)
         dump = _dump_again(run, options.source)
         if client is None:
             where = endpoints.parse(run.endpoint)
@@ -177,6 +177,19 @@ def _refuse_unfit(run: Run, options: VerifyOptions) -> None:
             ),
             Text("verify it with ", command(run, "verify", run.id)),
         )
+
+
+def _transform_of(run: Run, given: TransformSpec | None) -> Transform | None:
+    """The run's transform, as `resume` takes it again: its code unchanged, or the items it
+    made cannot be worked out again."""
+    try:
+        return same_transform(run, given)
+    except UsageError as e:
+        said, _, _ = str(e.message).partition("; resuming would")
+        if said != str(e.message):
+            e.message = said + "; the items it made then cannot be worked out again"
+            e.hint = "put the transform back as it was to verify the run"
+        raise
 
 
 def _dump_again(run: Run, source: str | Path | None) -> Dump:

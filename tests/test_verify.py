@@ -249,7 +249,9 @@ def test_a_transform_run_is_verified_through_its_transform(
     assert found.differences[0].key == {"pk": {"S": "k2#t"}}
     code.write_text("def fix(item):\n    return item\n")
     changed = rimport("verify", result.run_id, "--ledger", ledger)
-    assert changed.returncode == 2 and "hint: " in changed.stderr
+    assert changed.returncode == 2
+    assert "has changed since the run used it; the items it made" in changed.stderr
+    assert "hint: put the transform back as it was to verify the run" in changed.stderr
 
 
 def test_a_table_deleted_since_is_one_line_and_exit_2(
@@ -261,3 +263,20 @@ def test_a_table_deleted_since_is_one_line_and_exit_2(
     assert done.returncode == 2
     assert f"table {table!r}" in done.stderr and "no longer exists" in done.stderr
     assert "hint: import the file again with `rimport start" in done.stderr
+
+
+def test_an_unfinished_run_and_from_on_a_file_are_refused(
+    tmp_path: Path, endpoint: str, table: str, ledger: Path
+) -> None:
+    from resumable_import import Ledger
+
+    dump = write_dump(tmp_path / "d.json", elements(5))
+    run_id = imported(dump, table, endpoint, ledger)
+    given = rimport("verify", run_id, "--from", dump, "--ledger", ledger)
+    assert given.returncode == 2 and "--from is for a run started on a stream" in given.stderr
+    with Ledger(ledger) as book:
+        book.set_state(run_id, "interrupted")
+    done = rimport("verify", run_id, "--ledger", ledger)
+    assert done.returncode == 2
+    assert "is interrupted at item 5" in done.stderr
+    assert f"hint: finish it with `rimport resume {run_id} --ledger {ledger}`" in done.stderr
