@@ -42,6 +42,7 @@ from .run import for_reading
 from .sources import Location
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
+from .verifyscan import scan_compare
 
 GET_BATCH = 100  # BatchGetItem's limit of keys a request
 SHOWN = 20  # differences kept in the result, in file order
@@ -54,11 +55,20 @@ _THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException",
 class VerifyOptions:
     """`source`: where to read a run started on a stream again (a path, or `-`);
     `transform`: the run's transform, for one given to `import_file` as a function;
-    `profile`: the AWS profile for credentials."""
+    `profile`: the AWS profile for credentials; `method`: "get" (by key, in proportion
+    to the dump) or "scan" (a parallel Scan, in proportion to the table) [default: scan
+    with `extra`, else get]; `extra`: also count the table's items the dump does not hold
+    (needs the scan)."""
 
     source: str | Path | None = None
     transform: TransformSpec | None = None
     profile: str | None = None
+    method: str | None = None
+    extra: bool = False
+
+    @property
+    def how(self) -> str:
+        return self.method or ("scan" if self.extra else "get")
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ class VerifyResult:
     read_units: float = 0.0
     read_units_measured: bool = False
     differences: list[Difference] = field(default_factory=list)
+    extra_keys: list[dict[str, Any]] = field(default_factory=list)  # the first 20 extra
     elapsed: float = 0.0
 
     @property
@@ -142,7 +153,7 @@ def verify_run(
                 f"since run {run.id} imported into it: there is nothing to verify",
                 Text("import the file again with ", start_over(run)),
             )
-        result = VerifyResult(run.id, run.table)
+        result = VerifyResult(run.id, run.table, method=options.how)
         with (
             tempfile.TemporaryDirectory(prefix="rimport-verify-") as tmp,
             closing(_expected_db(Path(tmp) / "expected.sqlite")) as db,
@@ -150,12 +161,27 @@ def verify_run(
             with closing(dump.location):
                 _load_expected(db, dump, info.keys, loaded)
             result.expected_missing = _mark_dead_letters(db, book, run, info.key_names)
-            _compare(db, client, run.table, info.key_names, result, hooks)
+            if options.how == "scan":
+                _by_scan(db, client, run.table, info.key_names, result, options.extra)
+            else:
+                _compare(db, client, run.table, info.key_names, result, hooks)
         result.elapsed = time.monotonic() - started
         return result
 
 
 def _refuse_unfit(run: Run, options: VerifyOptions) -> None:
+    if options.method not in (None, "get", "scan"):
+        raise UsageError(
+            f"method={options.method!r}: get (by key) or scan",
+            Text("pass ", Arg("method", "get"), " or ", Arg("method", "scan")),
+        )
+    if options.extra and options.method == "get":
+        raise UsageError(
+            Text(
+                Arg("extra"), " needs the table scanned: reading by key finds only the dump's keys"
+            ),
+            Text("pass ", Arg("method", "scan"), " with it, or leave out ", Arg("method")),
+        )
     if Shape.parse(run.shape).kind == "table":
         raise UsageError(
             f"run {run.id} read a request file ({run.file}), whose puts and deletes verify "
@@ -237,7 +263,8 @@ def _expected_db(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA cache_size = -16000")  # 16 MB: bounded memory, whatever the dump
     db.execute(
         "CREATE TABLE expected (key BLOB PRIMARY KEY, idx INTEGER NOT NULL, item BLOB NOT NULL,"
-        " dead INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+        " dead INTEGER NOT NULL DEFAULT 0, seen INTEGER NOT NULL DEFAULT 0, diff TEXT)"
+        " WITHOUT ROWID"
     )
     return db
 
@@ -317,6 +344,34 @@ def _compare(
                                      for w in wanted)  # fmt: skip
         if hooks.progress:
             hooks.progress(result.items, result.items, total)
+
+
+def _by_scan(
+    db: sqlite3.Connection,
+    client: Any,
+    table: str,
+    key_names: tuple[str, ...],
+    result: VerifyResult,
+    extra: bool,
+) -> None:
+    """The table read whole (`verifyscan`), then the expected items never seen counted."""
+    found = scan_compare(db, client, table, key_names)
+    live = "FROM expected WHERE dead = 0"
+    (result.items, result.identical, result.different, result.missing, size) = db.execute(
+        f"SELECT count(*), coalesce(sum(seen = 1 AND diff IS NULL), 0), coalesce(sum(diff IS"
+        f" NOT NULL), 0), coalesce(sum(seen = 0), 0), coalesce(sum(length(item)), 0) {live}"
+    ).fetchone()
+    for index, raw, diff in db.execute(
+        f"SELECT idx, item, diff {live} AND (seen = 0 OR diff IS NOT NULL) ORDER BY idx LIMIT ?",
+        (SHOWN,),
+    ):
+        item = orjson.loads(raw)
+        names = orjson.loads(diff) if diff else None
+        result.differences.append(Difference(index, {n: item[n] for n in key_names}, names))
+    result.read_units_measured = found.measured
+    result.read_units = found.read_units if found.measured else math.ceil(size / 4096)
+    if extra:
+        result.extra, result.extra_keys = found.extra, found.extra_keys or []
 
 
 def _get(

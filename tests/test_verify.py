@@ -15,7 +15,7 @@ from conftest import RIMPORT, rimport
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resumable_import import ImportOptions, import_file, run_status, verify_run
+from resumable_import import ImportOptions, VerifyOptions, import_file, run_status, verify_run
 from resumable_import.compare import differing, same
 
 # -- the comparison -------------------------------------------------------------------------
@@ -280,3 +280,34 @@ def test_an_unfinished_run_and_from_on_a_file_are_refused(
     assert done.returncode == 2
     assert "is interrupted at item 5" in done.stderr
     assert f"hint: finish it with `rimport resume {run_id} --ledger {ledger}`" in done.stderr
+
+
+def test_a_scan_finds_the_same_and_the_extra_items(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    run_id = imported(write_dump(tmp_path / "d.json", elements(300)), table, endpoint, ledger)
+    scanned = verify_run(run_id, VerifyOptions(method="scan"), ledger=ledger)
+    assert (scanned.items, scanned.identical, scanned.extra) == (300, 300, None)
+    assert scanned.method == "scan" and scanned.read_units > 0
+    for i in (4, 150):
+        ddb.delete_item(TableName=table, Key={"pk": {"S": f"k{i}"}})
+    ddb.update_item(TableName=table, Key={"pk": {"S": "k9"}}, UpdateExpression="SET n = :v",
+                    ExpressionAttributeValues={":v": {"N": "1.50"}})  # fmt: skip
+    ddb.update_item(TableName=table, Key={"pk": {"S": "k10"}}, UpdateExpression="REMOVE s")
+    ddb.put_item(TableName=table, Item={"pk": {"S": "stranger"}})
+    found = verify_run(run_id, VerifyOptions(extra=True), ledger=ledger)
+    assert (found.method, found.identical, found.missing, found.different, found.extra) == (
+        "scan", 297, 2, 1, 1
+    )  # fmt: skip
+    assert [(d.index, d.attributes) for d in found.differences] == [
+        (4, None), (10, ["s"]), (150, None)
+    ]  # fmt: skip
+    assert found.extra_keys == [{"pk": {"S": "stranger"}}]
+    done = rimport("verify", run_id, "--extra", "--json", "--ledger", ledger)
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout)["extra"] == 1
+    assert "1 item in the table that the dump does not hold, first: pk=stranger" in done.stderr
+    refused = rimport("verify", run_id, "--extra", "--method", "get", "--ledger", ledger)
+    assert refused.returncode == 2
+    assert "--extra needs the table scanned" in refused.stderr
+    assert "hint: pass --method scan with it" in refused.stderr

@@ -32,6 +32,21 @@ def verify_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="The result as one JSON object on stdout.")
     ] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            metavar="get|scan",
+            help="get: BatchGetItem by the dump's keys (read units in proportion to the dump); "
+            "scan: a parallel Scan (in proportion to the table) [default: scan with --extra, "
+            "else get].",
+            show_default=False,
+        ),
+    ] = None,
+    extra: Annotated[
+        bool,
+        typer.Option("--extra", help="Also count the table's items that the dump does not hold."),
+    ] = False,
     profile: ProfileOpt = None,
 ) -> None:
     """Read a completed run's dump again as it read it, and the table by key (strongly
@@ -43,7 +58,8 @@ def verify_cmd(
     """
 
     def work() -> VerifyResult:
-        return verify_run(run_id, VerifyOptions(source=source, profile=profile), ledger=ledger)
+        options = VerifyOptions(source=source, profile=profile, method=method, extra=extra)
+        return verify_run(run_id, options, ledger=ledger)
 
     result = guard(work)
     say(summary(result))
@@ -54,8 +70,14 @@ def verify_cmd(
     shown = len(result.differences)
     if shown < result.missing + result.different:
         say(f"  ... and {count(result.missing + result.different - shown, 'more item')}")
+    if result.extra is not None:
+        keys = "; ".join(", ".join(f"{n}={_part(v)}" for n, v in k.items())
+                         for k in result.extra_keys)  # fmt: skip
+        say(f"{count(result.extra, 'item')} in the table that the dump does not hold"
+            + (f", first: {keys}" if keys else ""))  # fmt: skip
     units = "consumed" if result.read_units_measured else "estimated"
-    say(f"read by key in {result.elapsed:.1f}s, {result.read_units:,.1f} read units ({units})")
+    how = "by key" if result.method == "get" else "by a parallel scan"
+    say(f"read {how} in {result.elapsed:.1f}s, {result.read_units:,.1f} read units ({units})")
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
     if not result.ok:
@@ -67,6 +89,7 @@ def summary(result: VerifyResult) -> str:
         f"verified {count(result.items, 'item')}: {result.identical:,} identical, "
         f"{result.missing:,} missing, {result.different:,} different, "
         f"{count(result.expected_missing, 'dead letter')} expected missing"
+        + (f", {result.extra:,} extra" if result.extra is not None else "")
     )
 
 
