@@ -5,7 +5,8 @@ database) and marked seen, or counted as extra when the dump does not hold it.
 A Scan costs in proportion to the table rather than the dump, and it is the only way to
 find the items the dump does not hold (`extra`). The segments are read in threads; the
 items are compared in the calling thread, which alone touches the scratch database, and
-the pages in between wait in a short queue, so memory stays bounded.
+the pages in between wait in a queue of two, so memory stays bounded (a page holds
+up to 1 MB of items, a few times that once parsed).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def scan_compare(
 ) -> Scanned:
     """Scan the whole table, marking each expected item seen (with the attributes that
     differ, if any) in `db`'s `expected` table."""
-    pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2 * segments)
+    pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)  # pages of up to 1 MB each
     stop = threading.Event()
 
     def read(segment: int) -> None:
