@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from botocore.exceptions import ClientError
 
 from . import endpoint as endpoints
 from . import s3
@@ -42,13 +41,10 @@ from .run import for_reading
 from .sources import Location
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
-from .verifyscan import scan_compare
+from .verifyscan import RETRIES, call, scan_compare
 
 GET_BATCH = 100  # BatchGetItem's limit of keys a request
 SHOWN = 20  # differences kept in the result, in file order
-_RETRIES = 12
-_THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException",
-              "RequestLimitExceeded", "InternalServerError")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -378,18 +374,16 @@ def _get(
     client: Any, table: str, keys: list[dict[str, Any]], result: VerifyResult
 ) -> Iterator[dict[str, Any]]:
     """The items of `keys` in the table, strongly consistent, the unprocessed ones asked
-    again with backoff."""
+    again with backoff; the pause grows only while an answer makes no progress."""
     pending = {table: {"Keys": keys, "ConsistentRead": True}}
-    for attempt in range(_RETRIES + 1):
-        try:
-            answer = client.batch_get_item(RequestItems=pending, ReturnConsumedCapacity="TOTAL")
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
-                raise TableError(f"table {table!r} was deleted while it was verified") from None
-            if code not in _THROTTLED or attempt == _RETRIES:
-                raise ServiceError(f"reading table {table!r} failed: {code or e}") from None
-            time.sleep(min(5.0, 0.05 * 2**attempt))
+    attempt = 0  # answers in a row that made no progress
+    while attempt <= RETRIES:
+        ask = lambda p=pending: client.batch_get_item(  # noqa: E731
+            RequestItems=p, ReturnConsumedCapacity="TOTAL"
+        )
+        answer = call(client, table, "reading", ask, attempt)
+        if answer is None:  # throttled: asked again after a pause
+            attempt += 1
             continue
         for used in answer.get("ConsumedCapacity") or ():
             if "CapacityUnits" in used:
@@ -397,11 +391,14 @@ def _get(
                     result.read_units, result.read_units_measured = 0.0, True
                 result.read_units += float(used["CapacityUnits"])
         yield from answer.get("Responses", {}).get(table, ())
-        pending = answer.get("UnprocessedKeys") or {}
-        if not pending.get(table, {}).get("Keys"):
+        left = answer.get("UnprocessedKeys") or {}
+        if not left.get(table, {}).get("Keys"):
             return
+        progress = len(left[table]["Keys"]) < len(pending[table]["Keys"])
+        attempt = 0 if progress else attempt + 1
+        pending = left
         time.sleep(min(5.0, 0.05 * 2**attempt))
     raise ServiceError(
-        f"table {table!r} left keys unprocessed {_RETRIES} times in a row",
+        f"table {table!r} left keys unprocessed {RETRIES} times in a row",
         "verify again later, or when the table has more read capacity",
     )

@@ -311,3 +311,45 @@ def test_a_scan_finds_the_same_and_the_extra_items(
     assert refused.returncode == 2
     assert "--extra needs the table scanned" in refused.stderr
     assert "hint: pass --method scan with it" in refused.stderr
+
+
+class Stingy:
+    """The DynamoDB Local client, handing back unprocessed the later half of the keys of
+    every BatchGetItem and throttling every third one, as DynamoDB may."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self.calls = client, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any], **kw: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        if self.calls % 3 == 0:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}}, "BatchGetItem",
+            )  # fmt: skip
+        ((table, request),) = RequestItems.items()
+        keys = request["Keys"]
+        half = max(1, len(keys) // 2)
+        answer = self._client.batch_get_item(
+            RequestItems={table: {**request, "Keys": keys[:half]}}, **kw
+        )
+        if keys[half:]:
+            answer["UnprocessedKeys"] = {table: {**request, "Keys": keys[half:]}}
+        return answer
+
+
+def test_unprocessed_keys_and_throttling_are_asked_again(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    run_id = imported(write_dump(tmp_path / "d.json", elements(230)), table, endpoint, ledger)
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "k229"}})
+    stingy = Stingy(ddb)
+    result = verify_run(run_id, ledger=ledger, client=stingy)
+    assert (result.identical, result.missing, result.different) == (229, 1, 0)
+    assert stingy.calls > 3 * 2
+    assert result.read_units_measured and result.read_units == 229
