@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     )
     from .transform import load_transform
     from .validate import Report, validate_file
+    from .verify import Difference, VerifyOptions, VerifyResult, verify_run
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -101,6 +102,7 @@ _HOMES = {
             "retry_failed", "run_status", "settings_of"],
     "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
+    "verify": ["Difference", "VerifyOptions", "VerifyResult", "verify_run"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
 _HOME = {name: module for module, names in _HOMES.items() for name in names}
@@ -123,6 +125,7 @@ __all__ = [
     "Arg",
     "Command",
     "CredentialsError",
+    "Difference",
     "Entry",
     "ExportResult",
     "Figures",
@@ -153,6 +156,8 @@ __all__ = [
     "TableMissingError",
     "Text",
     "UsageError",
+    "VerifyOptions",
+    "VerifyResult",
     "WriteSettings",
     "check_ledger",
     "dead_letter_counts",
@@ -180,4 +185,5 @@ __all__ = [
     "table_for",
     "table_keys",
     "validate_file",
+    "verify_run",
 ]

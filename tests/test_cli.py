@@ -17,7 +17,16 @@ from typer.testing import CliRunner
 import resumable_import
 from resumable_import.cli import app
 
-COMMANDS = ["start", "resume", "status", "retry-failed", "dead-letters", "forget", "validate"]
+COMMANDS = [
+    "start",
+    "resume",
+    "status",
+    "retry-failed",
+    "dead-letters",
+    "forget",
+    "validate",
+    "verify",
+]
 
 
 def test_help_lists_every_command() -> None:

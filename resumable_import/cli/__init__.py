@@ -9,6 +9,7 @@ any Python caller: it imports only what `resumable_import.__all__` offers.
     importing.py     start, resume, validate (and the meter, the run id, niceness)
     dead_letters.py  retry-failed, dead-letters
     status.py        status
+    verify.py        verify
     forget.py        forget, ledger check
     render.py        outcomes, the table of runs, one run, reports, exit codes
     hints.py         the library's remedies in flags
@@ -25,6 +26,7 @@ from .app import app, main
 from . import importing  # noqa: F401  start, validate, resume
 from . import dead_letters  # noqa: F401  retry-failed, dead-letters
 from . import status  # noqa: F401
+from . import verify  # noqa: F401
 from . import forget  # noqa: F401  forget, ledger check
 # isort: on
 
