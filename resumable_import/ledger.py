@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .deadletters import DeadLetters
 from .errors import Arg, Command, LedgerError, RunBusyError, Text, UsageError
 from .ledgerfiles import (
     check_version,
@@ -78,6 +79,7 @@ class Ledger:
                 self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.isolation_level = None
             self._db.row_factory = sqlite3.Row
+            self._letters = DeadLetters(self._db, self._guarded)  # their SQL, on this connection
             self._db.execute("PRAGMA busy_timeout = 10000")
             if readonly:
                 check_version(self._db, self.path, migrations()[-1][0], read_only=True)
@@ -255,13 +257,7 @@ class Ledger:
         now = _now()
         with self._transaction():
             if dead:
-                self._db.executemany(
-                    "INSERT INTO dead_letters (run_id, item_index, item, error_code,"
-                    " error_message, attempts, retryable, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, d.index, _item_text(d.item), d.code, d.message, d.attempts,
-                      int(d.retryable), now, now) for d in dead],
-                )  # fmt: skip
+                self._letters.add(run_id, dead, now)
             self._db.execute(  # a stream's hash of its text so far; a file has none
                 "UPDATE runs SET items_committed = ?, byte_offset = ?,"
                 " items_written = items_written + ?, items_deleted = items_deleted + ?,"
@@ -346,25 +342,9 @@ class Ledger:
         `codes` keeps those of these error codes; `retryable` those that are (or are not)."""
         if retryable_only:
             retryable = True
-        where, args = "", []
-        if codes is not None:
-            where += f" AND error_code IN ({', '.join('?' * len(codes))})"
-            args += list(codes)
-        if retryable is not None:
-            where += " AND retryable = ?"
-            args.append(int(retryable))
-        rows = self._guarded(
-            lambda: self._db.execute(
-                "SELECT item_index, item, error_code, error_message, attempts, retryable, id"
-                " FROM dead_letters WHERE run_id = ? AND status = 'pending'"
-                " AND (item_index, id) > (?, ?)" + where + " ORDER BY item_index, id LIMIT ?",
-                (run_id, *after, *args, -1 if limit is None else limit),
-            ).fetchall()
+        return self._letters.page(
+            run_id, limit=limit, after=after, codes=codes, retryable=retryable
         )
-        return [
-            DeadLetter(i, json.loads(item), code, msg, att, bool(r), id_)
-            for i, item, code, msg, att, r, id_ in rows
-        ]
 
     def pages_of_dead_letters(
         self,
@@ -377,48 +357,20 @@ class Ledger:
     ) -> Iterator[list[DeadLetter]]:
         """All of the run's pending dead letters (those `dead_letters` keeps), `size` at a
         time, in file order."""
-        after = (-1, -1)
-        while page := self.dead_letters(
-            run_id,
-            retryable_only=retryable_only,
-            limit=size,
-            after=after,
-            codes=codes,
-            retryable=retryable,
-        ):
-            yield page
-            last = page[-1]
-            after = (last.index, last.id or 0)
+        return self._letters.pages(
+            run_id, size=size, codes=codes, retryable=True if retryable_only else retryable
+        )
 
     def dead_letter_counts(self, run_id: str) -> dict[str, Counter[str]]:
         """Pending dead letters by error code, apart for the retryable and the others."""
-        rows = self._guarded(
-            lambda: self._db.execute(
-                "SELECT retryable, error_code, count(*) FROM dead_letters"
-                " WHERE run_id = ? AND status = 'pending' GROUP BY retryable, error_code",
-                (run_id,),
-            ).fetchall()
-        )
-        counts: dict[str, Counter[str]] = {"retryable": Counter(), "not retryable": Counter()}
-        for retryable, code, n in rows:
-            counts["retryable" if retryable else "not retryable"][code] = n
-        return counts
+        return self._letters.counts(run_id)
 
     def settle(self, run_id: str, written: list[Any], failed: list[Any], deleted: int = 0) -> None:
         """Record a retry: `written` ones are done (`deleted` of them deletes), `failed`
         ones carry their new error."""
         now = _now()
         with self._transaction():
-            self._db.executemany(
-                "UPDATE dead_letters SET status = 'written', attempts = ?, updated_at = ?"
-                " WHERE id = ?",
-                [(d.attempts, now, d.id) for d in written],
-            )
-            self._db.executemany(
-                "UPDATE dead_letters SET error_code = ?, error_message = ?, attempts = ?,"
-                " retryable = ?, updated_at = ? WHERE id = ?",
-                [(d.code, d.message, d.attempts, int(d.retryable), now, d.id) for d in failed],
-            )
+            self._letters.settle(written, failed, now)
             self._db.execute(
                 "UPDATE runs SET items_written = items_written + ?, items_deleted ="
                 " items_deleted + ?, updated_at = ? WHERE id = ?",
@@ -433,15 +385,10 @@ class Ledger:
             raise RunBusyError(f"run {run_id} is being run by this process")
         with self.lock(run_id):
             with self._transaction("BEGIN IMMEDIATE"):
-                (pending,) = self._db.execute(
-                    "SELECT count(*) FROM dead_letters WHERE run_id = ? AND status = 'pending'",
-                    (run_id,),
-                ).fetchone()
-                # By the index on (run_id, status, item_index): no scan of other runs' rows.
-                self._db.execute("DELETE FROM dead_letters WHERE run_id = ?", (run_id,))
+                pending = self._letters.remove(run_id)
                 self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             self._locks.remove(run_id)
-        return int(pending)
+        return pending
 
     # -- ownership ------------------------------------------------------------------------
 
@@ -493,7 +440,3 @@ _SELECT_RUNS = (
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
     " r.source, r.checkpoint_hash, r.items_deleted, " + _COUNT + " FROM runs r"
 )
-
-
-def _item_text(item: dict[str, Any]) -> str:
-    return json.dumps(item)

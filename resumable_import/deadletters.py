@@ -1,0 +1,110 @@
+"""The ledger's dead letters: the items a run could not write, kept with why, in SQL.
+
+Split from `ledger.py`, which owns the connection and its transactions and keeps the public
+methods: this holds only the queries on the `dead_letters` table, run inside the ledger's
+transactions (a batch's dead letters are recorded in the one that moves its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+from .records import DeadLetter
+
+
+class DeadLetters:
+    def __init__(self, db: sqlite3.Connection, guarded: Callable[[Callable[[], Any]], Any]) -> None:
+        """`guarded` runs a read, turning what SQLite says into the ledger's LedgerError."""
+        self._db = db
+        self._guarded = guarded
+
+    def add(self, run_id: str, dead: list[DeadLetter], now: str) -> None:
+        """Record a batch's dead letters, inside the transaction that records the batch."""
+        self._db.executemany(
+            "INSERT INTO dead_letters (run_id, item_index, item, error_code,"
+            " error_message, attempts, retryable, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, d.index, json.dumps(d.item), d.code, d.message, d.attempts,
+              int(d.retryable), now, now) for d in dead],
+        )  # fmt: skip
+
+    def page(
+        self,
+        run_id: str,
+        *,
+        limit: int | None,
+        after: tuple[int, int],
+        codes: Collection[str] | None,
+        retryable: bool | None,
+    ) -> list[DeadLetter]:
+        """At most `limit` pending ones after (item index, id) `after`, in file order."""
+        where, args = "", []
+        if codes is not None:
+            where += f" AND error_code IN ({', '.join('?' * len(codes))})"
+            args += list(codes)
+        if retryable is not None:
+            where += " AND retryable = ?"
+            args.append(int(retryable))
+        rows = self._guarded(
+            lambda: self._db.execute(
+                "SELECT item_index, item, error_code, error_message, attempts, retryable, id"
+                " FROM dead_letters WHERE run_id = ? AND status = 'pending'"
+                " AND (item_index, id) > (?, ?)" + where + " ORDER BY item_index, id LIMIT ?",
+                (run_id, *after, *args, -1 if limit is None else limit),
+            ).fetchall()
+        )
+        return [
+            DeadLetter(i, json.loads(item), code, msg, att, bool(r), id_)
+            for i, item, code, msg, att, r, id_ in rows
+        ]
+
+    def pages(
+        self, run_id: str, *, size: int, codes: Collection[str] | None, retryable: bool | None
+    ) -> Iterator[list[DeadLetter]]:
+        """Every pending one, `size` at a time, in file order: never all in memory."""
+        after = (-1, -1)
+        while page := self.page(run_id, limit=size, after=after, codes=codes, retryable=retryable):
+            yield page
+            last = page[-1]
+            after = (last.index, last.id or 0)
+
+    def counts(self, run_id: str) -> dict[str, Counter[str]]:
+        """Pending ones by error code, apart for the retryable and the others."""
+        rows = self._guarded(
+            lambda: self._db.execute(
+                "SELECT retryable, error_code, count(*) FROM dead_letters"
+                " WHERE run_id = ? AND status = 'pending' GROUP BY retryable, error_code",
+                (run_id,),
+            ).fetchall()
+        )
+        counts: dict[str, Counter[str]] = {"retryable": Counter(), "not retryable": Counter()}
+        for retryable, code, n in rows:
+            counts["retryable" if retryable else "not retryable"][code] = n
+        return counts
+
+    def settle(self, written: list[Any], failed: list[Any], now: str) -> None:
+        """A retry's outcome, inside the transaction that counts its items in the run."""
+        self._db.executemany(
+            "UPDATE dead_letters SET status = 'written', attempts = ?, updated_at = ? WHERE id = ?",
+            [(d.attempts, now, d.id) for d in written],
+        )
+        self._db.executemany(
+            "UPDATE dead_letters SET error_code = ?, error_message = ?, attempts = ?,"
+            " retryable = ?, updated_at = ? WHERE id = ?",
+            [(d.code, d.message, d.attempts, int(d.retryable), now, d.id) for d in failed],
+        )
+
+    def remove(self, run_id: str) -> int:
+        """Delete the run's dead letters (inside `forget`'s transaction); how many of them
+        were still pending."""
+        (pending,) = self._db.execute(
+            "SELECT count(*) FROM dead_letters WHERE run_id = ? AND status = 'pending'",
+            (run_id,),
+        ).fetchone()
+        # By the index on (run_id, status, item_index): no scan of other runs' rows.
+        self._db.execute("DELETE FROM dead_letters WHERE run_id = ?", (run_id,))
+        return int(pending)
