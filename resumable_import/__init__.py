@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     )
     from .transform import load_transform
     from .validate import Report, validate_file
-    from .verify import Difference, VerifyOptions, VerifyResult, verify_run
+    from .verify import Difference, Verification, VerifyOptions, VerifyResult, verify_run
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -102,7 +102,7 @@ _HOMES = {
             "retry_failed", "run_status", "settings_of"],
     "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
-    "verify": ["Difference", "VerifyOptions", "VerifyResult", "verify_run"],
+    "verify": ["Difference", "Verification", "VerifyOptions", "VerifyResult", "verify_run"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
 _HOME = {name: module for module, names in _HOMES.items() for name in names}
@@ -156,6 +156,7 @@ __all__ = [
     "TableMissingError",
     "Text",
     "UsageError",
+    "Verification",
     "VerifyOptions",
     "VerifyResult",
     "WriteSettings",

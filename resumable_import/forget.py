@@ -50,7 +50,7 @@ def forget_runs(
     ledger: str | Path | Ledger | None = None,
     dry_run: bool = False,
 ) -> list[Forgotten]:
-    """Remove these runs (ids or unique prefixes) and their dead letters from the ledger.
+    """Remove these runs (ids or unique prefixes), their dead letters and verifications.
     Every id is looked up before anything is removed, so a mistyped one removes nothing;
     a run another process is running is left alone, with the reason in `error`."""
     with using_ledger(ledger) as book:

@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +48,7 @@ from .records import (
     RUNNING,
     DeadLetter,
     Run,
+    Verification,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ class Ledger:
         self.path = Path(path) if path else default_path()
         self._locks = RunLocks(self.path.with_name(self.path.name + ".locks"))
         self.unreadable: list[str] = []  # runs `runs()` found but could not read
+        self.readonly = readonly
         if not readonly:
             private_folder(self.path.parent)
             private_file(self.path)
@@ -212,7 +214,10 @@ class Ledger:
             with contextlib.suppress(LedgerError):
                 row = self._guarded(
                     lambda r=run_id: self._db.execute(
-                        _SELECT_RUNS.replace(_COUNT, "-1 AS dead_letters") + " WHERE r.id = ?",
+                        _SELECT_RUNS.replace(_COUNT, "-1 AS dead_letters").replace(
+                            _VERIFIED, "NULL AS verified"
+                        )
+                        + " WHERE r.id = ?",
                         (r,),
                     ).fetchone()
                 )
@@ -236,6 +241,7 @@ class Ledger:
         d["table"] = d.pop("table_name")
         d["options"] = json.loads(d["options"])
         d["block_hashes"] = json.loads(d["block_hashes"]) if d["block_hashes"] else None
+        d["verified"] = _verification(d["verified"])
         run = Run(**d, ledger=str(self.path))
         if run.state == RUNNING and not self.is_locked(run.id):
             run.state = INTERRUPTED
@@ -378,17 +384,41 @@ class Ledger:
             )
 
     def forget(self, run_id: str) -> int:
-        """Remove the run and all its dead letters in one transaction, holding its lock so
-        that no process runs it meanwhile (RunBusyError if one does). Returns how many of
-        its dead letters were still pending, which went with it."""
+        """Remove the run, its dead letters and its verifications in one transaction,
+        holding its lock so that no process runs it meanwhile (RunBusyError if one does).
+        Returns how many of its dead letters were still pending, which went with it."""
         if self._locks.holds(run_id):
             raise RunBusyError(f"run {run_id} is being run by this process")
         with self.lock(run_id):
             with self._transaction("BEGIN IMMEDIATE"):
                 pending = self._letters.remove(run_id)
+                self._db.execute("DELETE FROM verifications WHERE run_id = ?", (run_id,))
                 self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             self._locks.remove(run_id)
         return pending
+
+    # -- verifications --------------------------------------------------------------------
+
+    def record_verification(self, run_id: str, found: Verification) -> Verification:
+        """Keep what `verify` found, stamped with the time, for `status` to show; nothing is
+        kept for a run forgotten meanwhile. Returns it as kept."""
+        found = replace(found, at=_now())
+        names = [f.name for f in fields(Verification)]
+        with self._transaction():
+            self._db.execute(
+                f"INSERT INTO verifications (run_id, {', '.join(names)}) SELECT ?"
+                + ", ?" * len(names)
+                + " WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?)",
+                (run_id, *(getattr(found, n) for n in names), run_id),
+            )
+        return found
+
+    def last_verification(self, run_id: str) -> Verification | None:
+        """What `verify` found the last time it read this run's table back; None if never."""
+        row = self._guarded(
+            lambda: self._db.execute(_LAST_VERIFIED.format("?"), (run_id,)).fetchone()
+        )
+        return _verification(row[0] if row else None)
 
     # -- ownership ------------------------------------------------------------------------
 
@@ -433,10 +463,23 @@ _COUNT = (
     "(SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
     " AS dead_letters"
 )
+_LAST_VERIFIED = (  # the last verification of the run {} names, as a JSON object
+    "SELECT json_object("
+    + ", ".join(f"'{f.name}', v.{f.name}" for f in fields(Verification))
+    + ") FROM verifications v WHERE v.run_id = {} ORDER BY v.id DESC LIMIT 1"
+)
+_VERIFIED = "(" + _LAST_VERIFIED.format("r.id") + ") AS verified"
 _SELECT_RUNS = (
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
-    " r.source, r.checkpoint_hash, r.items_deleted, " + _COUNT + " FROM runs r"
+    " r.source, r.checkpoint_hash, r.items_deleted, " + _COUNT + ", " + _VERIFIED + " FROM runs r"
 )
+
+
+def _verification(text: str | None) -> Verification | None:
+    if text is None:
+        return None
+    d = json.loads(text)
+    return Verification(**{**d, "read_units_estimated": bool(d["read_units_estimated"])})

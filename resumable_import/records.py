@@ -4,7 +4,7 @@ reads them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,7 @@ class Run:
     source: str | None = None  # 'stream' or 's3'; None for a local file
     checkpoint_hash: str | None = None  # a stream's: hash of its text before byte_offset
     items_deleted: int = 0  # keys deleted: a request file's DeleteRequests (apart from puts)
+    verified: Verification | None = None  # what `verify` found the last time; None: never
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -61,6 +62,10 @@ class Run:
         del d["checkpoint_hash"]
         if not self.shape.startswith("table:"):  # only a request file's run deletes: the
             del d["items_deleted"]  # JSON of every other run stays as it was
+        if self.verified is None:  # likewise: the JSON of a run never verified is unchanged
+            del d["verified"]
+        else:
+            d["verified"] = asdict(self.verified)
         d["endpoint"] = redacted(d["endpoint"])  # recorded with a password by an old rimport
         d["elapsed_seconds"] = self.elapsed
         rate = self.rate
@@ -99,6 +104,25 @@ class Run:
         """Items read per second of `elapsed`; None before a second has passed."""
         elapsed = self.elapsed  # from timestamps: worked out once
         return self.items_committed / elapsed if elapsed >= 1 else None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `verify` found when it read a run's table back, as the ledger keeps it: when
+    (`at`, stamped by the ledger), how (`method`: "get" by key, "scan"), the counts
+    (`extra` None unless counted), the read units and how long it took."""
+
+    method: str
+    items: int
+    identical: int
+    missing: int
+    different: int
+    extra: int | None
+    expected_missing: int
+    read_units: float
+    read_units_estimated: bool
+    seconds: float
+    at: str = ""
 
 
 @dataclass

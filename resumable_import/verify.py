@@ -37,6 +37,7 @@ from .ledger import Ledger, Run
 from .loop import finished
 from .pipeline import ready_batches
 from .reader import Dump, Shape, items_as
+from .records import Verification
 from .run import for_reading
 from .sources import Location
 from .transform import Transform, TransformSpec
@@ -103,6 +104,7 @@ class VerifyResult:
     differences: list[Difference] = field(default_factory=list)
     extra_keys: list[dict[str, Any]] = field(default_factory=list)  # the first 20 extra
     elapsed: float = 0.0
+    recorded: bool = False  # kept in the ledger, for `status` (not in a read-only one)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +117,14 @@ class VerifyResult:
         del d["read_units_measured"]
         d["differences"] = [x.as_dict() for x in self.differences]
         return d
+
+    def verification(self) -> Verification:
+        """The counts, as the ledger keeps them."""
+        return Verification(
+            self.method, self.items, self.identical, self.missing, self.different, self.extra,
+            self.expected_missing, round(self.read_units, 1), not self.read_units_measured,
+            round(self.elapsed, 1),
+        )  # fmt: skip
 
 
 def verify_run(
@@ -162,6 +172,9 @@ def verify_run(
             else:
                 _compare(db, client, run.table, info.key_names, result, hooks)
         result.elapsed = time.monotonic() - started
+        if not book.readonly:  # a ledger that cannot be written to still verifies
+            book.record_verification(run.id, result.verification())
+            result.recorded = True
         return result
 
 

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import os
+import sqlite3
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -353,3 +354,44 @@ def test_unprocessed_keys_and_throttling_are_asked_again(
     assert (result.identical, result.missing, result.different) == (229, 1, 0)
     assert stingy.calls > 3 * 2
     assert result.read_units_measured and result.read_units == 229
+
+
+def test_status_shows_the_last_verification_and_forget_removes_it(
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    run_id = imported(write_dump(tmp_path / "d.json", elements(10)), table, endpoint, ledger)
+    never = rimport("status", run_id, "--json", "--ledger", ledger)
+    assert "verified" not in json.loads(never.stdout)  # a run never verified: JSON as it was
+    assert "verified" not in rimport("status", run_id, "--ledger", ledger).stdout
+    assert verify_run(run_id, ledger=ledger).recorded
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "k2"}})
+    ddb.update_item(TableName=table, Key={"pk": {"S": "k5"}}, UpdateExpression="SET s = :v",
+                    ExpressionAttributeValues={":v": {"S": "changed"}})  # fmt: skip
+    assert rimport("verify", run_id, "--ledger", ledger).returncode == 3
+
+    shown = rimport("status", run_id, "--json", "--ledger", ledger)
+    assert shown.returncode == 0, shown.stderr
+    last = json.loads(shown.stdout)["verified"]
+    assert {k: v for k, v in last.items() if k not in ("at", "read_units", "seconds")} == {
+        "method": "get", "items": 10, "identical": 8, "missing": 1, "different": 1,
+        "extra": None, "expected_missing": 0, "read_units_estimated": False}  # fmt: skip
+    assert last["read_units"] > 0 and last["at"].endswith("+00:00")
+    (listed,) = [r for r in json.loads(rimport("status", "--json", "--ledger", ledger).stdout)
+                 if r["run_id"] == run_id]  # fmt: skip
+    assert listed["verified"] == last
+    text = rimport("status", run_id, "--ledger", ledger)
+    at = last["at"].replace("T", " ").removesuffix("+00:00")
+    assert (f"verified:        {at} UTC by key: 10 items, 8 identical, 1 missing, 1 different, "
+            f"0 dead letters expected missing ({last['read_units']:,.1f} read units consumed, "
+            f"{last['seconds']:.1f}s)\n") in text.stdout  # fmt: skip
+
+    scanned = rimport("verify", run_id, "--extra", "--ledger", ledger)
+    assert scanned.returncode == 3, scanned.stderr
+    again = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)["verified"]
+    assert (again["method"], again["extra"], again["missing"]) == ("scan", 0, 1)
+    assert "by a parallel scan: 10 items" in rimport("status", run_id, "--ledger", ledger).stdout
+
+    forgotten = rimport("forget", run_id, "--ledger", ledger)
+    assert forgotten.returncode == 0, forgotten.stderr
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT count(*) FROM verifications").fetchone() == (0,)

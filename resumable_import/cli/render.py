@@ -21,6 +21,7 @@ from resumable_import import (
     Ledger,
     Report,
     Run,
+    Verification,
     redacted,
     settings_of,
 )
@@ -248,6 +249,7 @@ def print_run(run: Run, ledger: Path | None) -> None:
         ("finished", run.finished_at or "-"),
         ("elapsed", _elapsed(run)),
         ("rate", "-" if run.rate is None else f"{run.rate:,.0f} items/s"),
+        *([("verified", verified(run.verified))] if run.verified else []),
     ]  # fmt: skip
     if run.folder:
         fields.insert(3, ("folder", run.folder))
@@ -275,6 +277,19 @@ def print_run(run: Run, ledger: Path | None) -> None:
             typer.echo(f"  ... and {run.dead_letters - shown:,} more: "
                        f"{command(run, 'dead-letters', run.id, '--with-reasons', '--out', 'FILE')}"
                        " writes them all")  # fmt: skip
+
+
+def verified(v: Verification) -> str:
+    """The last `verify` of a run on one line: when, how, and what it found."""
+    how = "by key" if v.method == "get" else "by a parallel scan"
+    extra = "" if v.extra is None else f", {v.extra:,} extra"
+    units = "estimated" if v.read_units_estimated else "consumed"
+    return (
+        f"{utc(v.at)} {how}: {count(v.items, 'item')}, {v.identical:,} identical, "
+        f"{v.missing:,} missing, {v.different:,} different{extra}, "
+        f"{count(v.expected_missing, 'dead letter')} expected missing "
+        f"({v.read_units:,.1f} read units {units}, {v.seconds:.1f}s)"
+    )
 
 
 SHOWN = 20  # dead letters `status RUN_ID` shows; `dead-letters` writes them all

@@ -78,6 +78,8 @@ def verify_cmd(
     units = "consumed" if result.read_units_measured else "estimated"
     how = "by key" if result.method == "get" else "by a parallel scan"
     say(f"read {how} in {result.elapsed:.1f}s, {result.read_units:,.1f} read units ({units})")
+    if not result.recorded:
+        say("(not recorded: the ledger cannot be written to)")
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
     if not result.ok:
