@@ -1,6 +1,6 @@
 """rimport against the two usual designs, side by side in one run, on this machine.
 
-    python bench/run.py [--quick]
+    python bench/run.py [--quick] [--only 11]
 
 Starts its own DynamoDB Local and stand-in endpoints (bench/standin.py: instant, 10 ms of
 latency, or capped at a rate), writes deterministic dumps into .cache/bench/, runs
@@ -361,7 +361,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="dumps ten times smaller")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,7,8,9,10",
+        default="1,2,3,4,7,8,9,10,11",
         metavar="T,T",
         help="targets to measure (default: all); `pipe` and `s3` are target 9's scenarios, "
         "each beside the local file",
@@ -392,6 +392,7 @@ def main() -> None:
     resume: dict[str, tuple[float, float]] = {}
     throttled: dict[str, tuple[int, int]] = {}
     ledgers: dict[str, tuple[int, int]] = {}
+    units: dict[str, float] = {}
     if "1" in only:
         rows += client_cost(n, ledger)
     if "2" in only:
@@ -413,8 +414,11 @@ def main() -> None:
     if only & {"9", "pipe", "s3"}:
         wanted = {"pipe", "s3"} if "9" in only else only & {"pipe", "s3"}
         rows += sources(n, ledger, wanted)
+    if "11" in only:
+        verify_rows, units = verify_cost(n, ledger)
+        rows += verify_rows
     commit_us = commit_cost(tmp)
-    print_report(rows, limit, resume, commit_us, throttled, big_size, ledgers)
+    print_report(rows, limit, resume, commit_us, throttled, big_size, ledgers, units)
 
 
 def client_cost(n: dict[str, int], ledger: Path) -> list[Row]:
@@ -533,6 +537,43 @@ def dynamodb_local_rate(n: dict[str, int], ledger: Path) -> tuple[list[Row], flo
             )
 
     return rows, limit
+
+
+def verify_cost(n: dict[str, int], ledger: Path) -> tuple[list[Row], dict[str, float]]:
+    """The 100 MB dump imported into DynamoDB Local, then `verify` by key and by scan,
+    each a child process timed as the import is; and the read units each says it used."""
+    rows, units = [], {}
+    print("11. verify against DynamoDB Local", file=sys.stderr)
+    path, _ = dump("main", n["ddb"])
+    warm, _ = dump("main", n["ddb_base"])
+    with dynamodb_local.running() as url:
+        client = boto3.client(
+            "dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )  # fmt: skip
+        rimport(  # the JVM compiles its hot paths first
+            "start", warm, "--table", "warmup", "--endpoint", url, "--create-table",
+            "--key", "pk:S", ledger=ledger,
+        )  # fmt: skip
+        child = rimport(
+            "start", path, "--table", "verified", "--endpoint", url, "--create-table",
+            "--key", "pk:S", ledger=ledger,
+        )  # fmt: skip
+        rows.append(
+            Row("11 verify", "import", "rimport start", n["ddb"], child.seconds, child.cpu,
+                child.rss_kb, count_items(client, "verified"))
+        )  # fmt: skip
+        run_id = child.stdout.strip()
+        for method in ("get", "scan"):
+            found = rimport("verify", run_id, "--method", method, "--json", ledger=ledger)
+            answer = json.loads(found.stdout)
+            units[method] = answer["read_units"]
+            rows.append(
+                Row("11 verify", f"verify by {'key' if method == 'get' else 'scan'}",
+                    f"rimport verify --method {method}", answer["items"], found.seconds,
+                    found.cpu, found.rss_kb, answer["identical"])
+            )  # fmt: skip
+    return rows, units
 
 
 def latency(n: dict[str, int], ledger: Path) -> list[Row]:
@@ -824,6 +865,7 @@ def print_report(
     throttled: dict[str, tuple[int, int]],
     big_size: int,
     ledgers: dict[str, tuple[int, int]],
+    units: dict[str, float],
 ) -> None:
     print("| target | scenario | tool | items | items/s | CPU µs/item | peak RSS MB | verified |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -908,6 +950,16 @@ def print_report(
                 f"100), {r.rate:,.0f} items/s, {r.verified:,} of {r.items:,} items "
                 f"dead-lettered; after the run the ledger holds {ledger / 1e6:,.1f} MB and the "
                 f"log {log / 1e6:,.1f} MB"
+            )
+    imported = next((r for r in rows if r.target == "11 verify" and r.scenario == "import"), None)
+    for r in rows:
+        if imported and r.target == "11 verify" and r is not imported:
+            method = r.tool.rsplit(" ", 1)[-1]
+            print(
+                f"11. {r.scenario}: {r.seconds:,.1f} s = {r.seconds / imported.seconds:.2f}x the "
+                f"import's {imported.seconds:,.1f} s (target 2x), {units[method]:,.1f} read "
+                f"units, peak RSS {r.rss_kb / 1024:,.0f} MB (the import's "
+                f"{imported.rss_kb / 1024:,.0f} MB); {r.verified:,} of {r.items:,} identical"
             )
 
 
