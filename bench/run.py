@@ -256,7 +256,7 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
     from resumable_import.keys import KeySpec
     from resumable_import.pipeline import ready_batches
     from resumable_import.reader import Dump
-    from resumable_import.transport import _Signer
+    from resumable_import.signing import Signer
 
     os.environ.update({k: v for k, v in ENV.items() if k.startswith("AWS_")})
     conn = connect(endpoint, "us-east-1")
@@ -266,7 +266,7 @@ def ceiling(endpoint: str, path: Path, items: int, table: str, threads: int = 16
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    signer = _Signer(conn.client, conn.credentials)
+    signer = Signer(conn.client, conn.credentials)
     requests = [
         signer.request(table, b.items)[:2]
         for b in ready_batches(
