@@ -25,7 +25,7 @@ from resumable_import import (
 
 from .app import app, guard
 from .hints import command, spelled
-from .options import LedgerOpt, ProfileOpt, RunEndpointOpt, RunRegionOpt
+from .options import LedgerOpt, ProfileOpt, RunEndpointOpt, RunIdArg, RunRegionOpt
 from .render import EXIT_DEAD_LETTERS, count, say
 
 
@@ -96,9 +96,7 @@ def _said_retried(
 
 @app.command("dead-letters")
 def dead_letters_cmd(
-    run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
-    ],
+    run_id: RunIdArg,
     out: Annotated[
         Path | None,
         typer.Option(

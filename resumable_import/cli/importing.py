@@ -64,6 +64,7 @@ from .options import (
     ProgressOpt,
     RegionOpt,
     RunEndpointOpt,
+    RunIdArg,
     RunRegionOpt,
     SortKeyOpt,
     TableOpt,
@@ -192,9 +193,7 @@ def validate(
 
 @app.command()
 def resume(
-    run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
-    ],
+    run_id: RunIdArg,
     ledger: LedgerOpt = None,
     source: Annotated[
         str | None,

@@ -20,6 +20,11 @@ LedgerOpt = Annotated[
 ]
 
 
+RunIdArg = Annotated[
+    str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
+]
+
+
 FileArg = Annotated[
     str,
     typer.Argument(

@@ -10,15 +10,13 @@ import typer
 from resumable_import import VerifyOptions, VerifyResult, verify_run
 
 from .app import app, guard
-from .options import LedgerOpt, ProfileOpt
+from .options import LedgerOpt, ProfileOpt, RunIdArg
 from .render import EXIT_DEAD_LETTERS, count, say
 
 
 @app.command("verify")
 def verify_cmd(
-    run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run (any unique prefix of its id).")
-    ],
+    run_id: RunIdArg,
     ledger: LedgerOpt = None,
     source: Annotated[
         str | None,
