@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     )
     from .progress import Figures
     from .progressbar import progress_bar
+    from .records import Verification
     from .requestruns import import_requests, request_tables
     from .run import (
         LedgerHealth,
@@ -72,7 +73,8 @@ if TYPE_CHECKING:
     )
     from .transform import load_transform
     from .validate import Report, validate_file
-    from .verify import Difference, Verification, VerifyOptions, VerifyResult, verify_run
+    from .verdict import Difference, VerifyResult
+    from .verify import VerifyOptions, verify_run
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -95,6 +97,7 @@ _HOMES = {
     "options": ["DEFAULT_CONCURRENCY", "ImportOptions", "ResumeOptions", "SettingsChange",
                 "WriteSettings"],
     "progress": ["Figures"],
+    "records": ["Verification"],
     "requestruns": ["import_requests", "request_tables"],
     "progressbar": ["progress_bar"],
     "loop": ["ImportResult"],
@@ -102,7 +105,8 @@ _HOMES = {
             "retry_failed", "run_status", "settings_of"],
     "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
-    "verify": ["Difference", "Verification", "VerifyOptions", "VerifyResult", "verify_run"],
+    "verify": ["VerifyOptions", "verify_run"],
+    "verdict": ["Difference", "VerifyResult"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
 _HOME = {name: module for module, names in _HOMES.items() for name in names}

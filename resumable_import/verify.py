@@ -17,9 +17,8 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ import orjson
 
 from . import endpoint as endpoints
 from . import s3
-from .compare import differing
 from .dynamo import connect, describe_table
-from .errors import Arg, FileChangedError, InputError, ServiceError, TableError, Text, UsageError
+from .errors import Arg, FileChangedError, InputError, TableError, Text, UsageError
 from .hints import command, start_over
 from .hooks import Hooks
 from .keys import KeySpec, canonical, key_of
@@ -37,15 +35,13 @@ from .ledger import Ledger, Run
 from .loop import finished
 from .pipeline import ready_batches
 from .reader import Dump, Shape, items_as
-from .records import Verification
 from .run import for_reading
 from .sources import Location
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
-from .verifyscan import RETRIES, call, scan_compare
-
-GET_BATCH = 100  # BatchGetItem's limit of keys a request
-SHOWN = 20  # differences kept in the result, in file order
+from .verdict import SHOWN, Difference, VerifyResult
+from .verifyget import compare_by_key
+from .verifyscan import scan_compare
 
 
 @dataclass(frozen=True)
@@ -66,65 +62,6 @@ class VerifyOptions:
     @property
     def how(self) -> str:
         return self.method or ("scan" if self.extra else "get")
-
-
-@dataclass(frozen=True)
-class Difference:
-    """An item not as the dump has it: its index in the dump, its key (as DynamoDB JSON
-    key attributes), and the attributes that differ; None for a missing item."""
-
-    index: int
-    key: dict[str, Any]
-    attributes: list[str] | None  # None: the item is missing
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "key": self.key, "missing": self.attributes is None,
-                "attributes": self.attributes or []}  # fmt: skip
-
-
-@dataclass
-class VerifyResult:
-    """What reading the table back found. `items`: keys the dump leaves in the table at
-    the end (the later of two elements with one key counted once); `expected_missing`:
-    dead letters, expected absent; `extra`: None, as the table is read by key only.
-    `read_units`: the read capacity DynamoDB said it consumed (`read_units_measured`), or
-    else an estimate from the items' sizes."""
-
-    run_id: str
-    table: str
-    items: int = 0
-    identical: int = 0
-    missing: int = 0
-    different: int = 0
-    expected_missing: int = 0
-    extra: int | None = None
-    method: str = "get"
-    read_units: float = 0.0
-    read_units_measured: bool = False
-    differences: list[Difference] = field(default_factory=list)
-    extra_keys: list[dict[str, Any]] = field(default_factory=list)  # the first 20 extra
-    elapsed: float = 0.0
-    recorded: bool = False  # kept in the ledger, for `status` (not in a read-only one)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.different or self.extra)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "differences"}
-        d["read_units"] = round(self.read_units, 1)
-        d["read_units_estimated"] = not self.read_units_measured
-        del d["read_units_measured"]
-        d["differences"] = [x.as_dict() for x in self.differences]
-        return d
-
-    def verification(self) -> Verification:
-        """The counts, as the ledger keeps them."""
-        return Verification(
-            self.method, self.items, self.identical, self.missing, self.different, self.extra,
-            self.expected_missing, round(self.read_units, 1), not self.read_units_measured,
-            round(self.elapsed, 1),
-        )  # fmt: skip
 
 
 def verify_run(
@@ -170,7 +107,7 @@ def verify_run(
             if options.how == "scan":
                 _by_scan(db, client, run.table, info.key_names, result, options.extra)
             else:
-                _compare(db, client, run.table, info.key_names, result, hooks)
+                compare_by_key(db, client, run.table, info.key_names, result, hooks)
         result.elapsed = time.monotonic() - started
         if not book.readonly:  # a ledger that cannot be written to still verifies
             book.record_verification(run.id, result.verification())
@@ -317,44 +254,6 @@ def _mark_dead_letters(
     return count
 
 
-def _compare(
-    db: sqlite3.Connection,
-    client: Any,
-    table: str,
-    key_names: tuple[str, ...],
-    result: VerifyResult,
-    hooks: Hooks,
-) -> None:
-    rows = db.execute("SELECT idx, item FROM expected WHERE dead = 0 ORDER BY idx")
-    total = db.execute("SELECT count(*) FROM expected WHERE dead = 0").fetchone()[0]
-    while chunk := rows.fetchmany(GET_BATCH):
-        wanted = []
-        for index, raw in chunk:
-            item = orjson.loads(raw)
-            wanted.append((index, item, {n: item[n] for n in key_names}))
-        found = {canonical(k): it for it in _get(client, table, [w[2] for w in wanted], result)
-                 if (k := key_of(it, key_names)) is not None}  # fmt: skip
-        for index, item, key in wanted:
-            ckey = key_of(key, key_names)
-            got = found.get(canonical(ckey)) if ckey is not None else None
-            result.items += 1
-            if got is None:
-                result.missing += 1
-                names = None
-            elif names := differing(item, got):
-                result.different += 1
-            else:
-                result.identical += 1
-                continue
-            if len(result.differences) < SHOWN:
-                result.differences.append(Difference(index, key, names))
-        if not result.read_units_measured:
-            result.read_units += sum(math.ceil(max(1, len(orjson.dumps(w[1]))) / 4096)
-                                     for w in wanted)  # fmt: skip
-        if hooks.progress:
-            hooks.progress(result.items, result.items, total)
-
-
 def _by_scan(
     db: sqlite3.Connection,
     client: Any,
@@ -381,37 +280,3 @@ def _by_scan(
     result.read_units = found.read_units if found.measured else math.ceil(size / 4096)
     if extra:
         result.extra, result.extra_keys = found.extra, found.extra_keys or []
-
-
-def _get(
-    client: Any, table: str, keys: list[dict[str, Any]], result: VerifyResult
-) -> Iterator[dict[str, Any]]:
-    """The items of `keys` in the table, strongly consistent, the unprocessed ones asked
-    again with backoff; the pause grows only while an answer makes no progress."""
-    pending = {table: {"Keys": keys, "ConsistentRead": True}}
-    attempt = 0  # answers in a row that made no progress
-    while attempt <= RETRIES:
-        ask = lambda p=pending: client.batch_get_item(  # noqa: E731
-            RequestItems=p, ReturnConsumedCapacity="TOTAL"
-        )
-        answer = call(client, table, "reading", ask, attempt)
-        if answer is None:  # throttled: asked again after a pause
-            attempt += 1
-            continue
-        for used in answer.get("ConsumedCapacity") or ():
-            if "CapacityUnits" in used:
-                if not result.read_units_measured:
-                    result.read_units, result.read_units_measured = 0.0, True
-                result.read_units += float(used["CapacityUnits"])
-        yield from answer.get("Responses", {}).get(table, ())
-        left = answer.get("UnprocessedKeys") or {}
-        if not left.get(table, {}).get("Keys"):
-            return
-        progress = len(left[table]["Keys"]) < len(pending[table]["Keys"])
-        attempt = 0 if progress else attempt + 1
-        pending = left
-        time.sleep(min(5.0, 0.05 * 2**attempt))
-    raise ServiceError(
-        f"table {table!r} left keys unprocessed {RETRIES} times in a row",
-        "verify again later, or when the table has more read capacity",
-    )

@@ -1,0 +1,93 @@
+"""`verify`'s first way to read the table: by the dump's keys, 100 a `BatchGetItem`,
+strongly consistent, in file order, so the read units are in proportion to the dump."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from .compare import differing
+from .errors import ServiceError
+from .hooks import Hooks
+from .keys import canonical, key_of
+from .verdict import SHOWN, Difference, VerifyResult
+from .verifyscan import RETRIES, call
+
+GET_BATCH = 100  # BatchGetItem's limit of keys a request
+
+
+def compare_by_key(
+    db: sqlite3.Connection,
+    client: Any,
+    table: str,
+    key_names: tuple[str, ...],
+    result: VerifyResult,
+    hooks: Hooks,
+) -> None:
+    rows = db.execute("SELECT idx, item FROM expected WHERE dead = 0 ORDER BY idx")
+    total = db.execute("SELECT count(*) FROM expected WHERE dead = 0").fetchone()[0]
+    while chunk := rows.fetchmany(GET_BATCH):
+        wanted = []
+        for index, raw in chunk:
+            item = orjson.loads(raw)
+            wanted.append((index, item, {n: item[n] for n in key_names}))
+        found = {canonical(k): it for it in _get(client, table, [w[2] for w in wanted], result)
+                 if (k := key_of(it, key_names)) is not None}  # fmt: skip
+        for index, item, key in wanted:
+            ckey = key_of(key, key_names)
+            got = found.get(canonical(ckey)) if ckey is not None else None
+            result.items += 1
+            if got is None:
+                result.missing += 1
+                names = None
+            elif names := differing(item, got):
+                result.different += 1
+            else:
+                result.identical += 1
+                continue
+            if len(result.differences) < SHOWN:
+                result.differences.append(Difference(index, key, names))
+        if not result.read_units_measured:
+            result.read_units += sum(math.ceil(max(1, len(orjson.dumps(w[1]))) / 4096)
+                                     for w in wanted)  # fmt: skip
+        if hooks.progress:
+            hooks.progress(result.items, result.items, total)
+
+
+def _get(
+    client: Any, table: str, keys: list[dict[str, Any]], result: VerifyResult
+) -> Iterator[dict[str, Any]]:
+    """The items of `keys` in the table, strongly consistent, the unprocessed ones asked
+    again with backoff; the pause grows only while an answer makes no progress."""
+    pending = {table: {"Keys": keys, "ConsistentRead": True}}
+    attempt = 0  # answers in a row that made no progress
+    while attempt <= RETRIES:
+        ask = lambda p=pending: client.batch_get_item(  # noqa: E731
+            RequestItems=p, ReturnConsumedCapacity="TOTAL"
+        )
+        answer = call(client, table, "reading", ask, attempt)
+        if answer is None:  # throttled: asked again after a pause
+            attempt += 1
+            continue
+        for used in answer.get("ConsumedCapacity") or ():
+            if "CapacityUnits" in used:
+                if not result.read_units_measured:
+                    result.read_units, result.read_units_measured = 0.0, True
+                result.read_units += float(used["CapacityUnits"])
+        yield from answer.get("Responses", {}).get(table, ())
+        left = answer.get("UnprocessedKeys") or {}
+        if not left.get(table, {}).get("Keys"):
+            return
+        progress = len(left[table]["Keys"]) < len(pending[table]["Keys"])
+        attempt = 0 if progress else attempt + 1
+        pending = left
+        time.sleep(min(5.0, 0.05 * 2**attempt))
+    raise ServiceError(
+        f"table {table!r} left keys unprocessed {RETRIES} times in a row",
+        "verify again later, or when the table has more read capacity",
+    )
