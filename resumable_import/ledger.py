@@ -371,6 +371,14 @@ class Ledger:
         """Pending dead letters by error code, apart for the retryable and the others."""
         return self._letters.counts(run_id)
 
+    def add_dead_letters(self, run_id: str, dead: list[DeadLetter]) -> None:
+        """Record items that failed outside a batch of the run's file (a repair's writes):
+        the checkpoint and the counts stay as they are."""
+        now = _now()
+        with self._transaction():
+            self._letters.add(run_id, dead, now)
+            self._db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
+
     def settle(self, run_id: str, written: list[Any], failed: list[Any], deleted: int = 0) -> None:
         """Record a retry: `written` ones are done (`deleted` of them deletes), `failed`
         ones carry their new error."""
