@@ -295,7 +295,7 @@ def _table_of(run: Run, client: Any) -> TableInfo:
 def _refuse_unfit(run: Run, options: VerifyOptions) -> None:
     if options.sample is not None and not 0 < options.sample <= 1:
         raise UsageError(
-            f"sample={options.sample}: a share of the keys, more than 0 and at most 1",
+            Text(Arg("sample", options.sample), ": a share of the keys, more than 0 and at most 1"),
             Text("pass e.g. ", Arg("sample", "0.01"), " to check 1% of the keys"),
         )
     if options.sample is not None and options.extra:

@@ -29,7 +29,7 @@ def verify_cmd(
     targets: Annotated[
         list[str],
         typer.Argument(
-            metavar="RUN_ID|FOLDER...",
+            metavar="RUN_ID|FOLDER",
             help="Runs (an id or a unique prefix of one), or a folder: the last run of each of "
             "its files.",
             show_default=False,
@@ -101,6 +101,18 @@ def verify_cmd(
     ids = guard(lambda: runs_of(targets, ledger))
     if source is not None and len(ids) > 1:
         guard(lambda: _one_stream(ids))
+    verify_each(ids, options, ledger, progress, as_json)
+
+
+def verify_each(
+    ids: list[str],
+    options: VerifyOptions,
+    ledger: Path | None,
+    progress: str,
+    as_json: bool = False,
+) -> None:
+    """Verify each run and show what it found, going on past a run that cannot be
+    verified; exits with the worst code of them (2 bad input, 3 a table not as its dump)."""
     worst = 0
     for run_id in ids:
         try:
