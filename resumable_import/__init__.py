@@ -74,7 +74,8 @@ if TYPE_CHECKING:
     from .transform import load_transform
     from .validate import Report, validate_file
     from .verdict import Difference, VerifyResult
-    from .verify import VerifyOptions, runs_of, verify_run
+    from .verify import VerifyOptions, verify_run
+    from .verifyplan import runs_of
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -105,7 +106,8 @@ _HOMES = {
             "retry_failed", "run_status", "settings_of"],
     "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
-    "verify": ["VerifyOptions", "runs_of", "verify_run"],
+    "verify": ["VerifyOptions", "verify_run"],
+    "verifyplan": ["runs_of"],
     "verdict": ["Difference", "VerifyResult"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip

@@ -31,8 +31,7 @@ import orjson
 from . import endpoint as endpoints
 from . import s3
 from .dynamo import TableInfo, connect, describe_table
-from .errors import Arg, Command, FileChangedError, InputError, TableError, Text, UsageError
-from .folder import S3Key, folder_of
+from .errors import Arg, FileChangedError, InputError, TableError, Text, UsageError
 from .hints import command, start_over
 from .hooks import Hooks
 from .keys import KeySpec, canonical, key_of
@@ -48,6 +47,7 @@ from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
 from .verdict import SHOWN, Difference, VerifyResult
 from .verifyget import compare_by_key
+from .verifyplan import plan_for
 from .verifyscan import scan_compare
 
 
@@ -94,6 +94,8 @@ def verify_run(
     s3.use_profile(options.profile)
     opened = using_ledger(ledger) if options.repair else for_reading(ledger)
     with opened as book:
+        if options.repair:
+            book.ready_for_runs()
         run = book.run(run_id)
         _refuse_unfit(run, options)
         loaded = _transform_of(run, options.transform)
@@ -114,7 +116,7 @@ def verify_run(
                 with closing(dump.location):
                     _load_expected(db, dump, info.keys, loaded, options.sample, meter)
                 result.expected_missing = _mark_dead_letters(db, book, run, info.key_names)
-                plan = _plan(db, info, options)
+                plan = plan_for(db, info, options.method, options.extra, options.sample)
                 result.plan = plan.as_dict()
                 meter.total = plan.size
                 if hooks.notice:
@@ -140,76 +142,6 @@ def verify_run(
             book.record_verification(run.id, result.verification())
             result.recorded = True
         return result
-
-
-def runs_of(targets: list[str], ledger: str | Path | Ledger | None = None) -> list[str]:
-    """The run ids that `targets` name, in order: each a run id (or a unique prefix of
-    one) or a folder (a local one, or an S3 prefix), which names the last run of each of
-    its files started from it."""
-    ids: list[str] = []
-    with for_reading(ledger) as book:
-        runs = None
-        for target in targets:
-            folder = folder_of(target)
-            if isinstance(folder, S3Key) or folder.is_dir():
-                runs = runs if runs is not None else book.runs()
-                name = str(folder.resolve())
-                latest = {r.file: r.id for r in sorted(runs, key=lambda r: r.started_at)
-                          if r.folder == name}  # fmt: skip
-                if not latest:
-                    raise UsageError(
-                        f"{target}: no run was started from this folder",
-                        Text("import it with ", Command("start", (target,), (Arg("table", "T"),))),
-                    )
-                ids += latest.values()
-            else:
-                ids.append(book.run(target).id)
-    return list(dict.fromkeys(ids))
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How the table will be read, and the read units each way would take (strongly
-    consistent: 4 KB a unit, each item rounded up by key, the whole table by a scan)."""
-
-    method: str
-    items: int
-    by_key: float
-    by_scan: float
-    why: str
-    size: int  # bytes of the expected items as JSON: the table's part of the progress
-
-    def line(self) -> str:
-        how = "by key" if self.method == "get" else "by a parallel scan"
-        other = self.by_scan if self.method == "get" else self.by_key
-        mine = self.by_key if self.method == "get" else self.by_scan
-        return (
-            f"reading the table {how} ({self.why}): about {mine:,.0f} read units for "
-            f"{self.items:,} items; the other way about {other:,.0f}"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "items": self.items, "read_units_by_key": self.by_key,
-                "read_units_by_scan": self.by_scan, "why": self.why}  # fmt: skip
-
-
-def _plan(db: sqlite3.Connection, info: TableInfo, options: VerifyOptions) -> Plan:
-    """By key costs a unit for each 4 KB of each item; a scan, one for each 4 KB of the
-    table, which holds at least the dump's items (DynamoDB's own size lags by hours)."""
-    items, by_key, size = db.execute(
-        "SELECT count(*), coalesce(sum((length(item) + 4095) / 4096), 0),"
-        " coalesce(sum(length(item)), 0) FROM expected WHERE dead = 0"
-    ).fetchone()
-    table = max(info.size_bytes or 0, size if options.sample is None else size / options.sample)
-    by_scan = float(math.ceil(table / 4096))
-    if options.method:
-        method, why = options.method, "as asked"
-    elif options.extra:
-        method, why = "scan", "the only way to find extra items"
-    else:
-        method = "get" if by_key <= by_scan else "scan"
-        why = "fewer read units"
-    return Plan(method, items, float(by_key), by_scan, why, size)
 
 
 def _read_table(

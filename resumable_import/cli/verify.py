@@ -118,6 +118,8 @@ def verify_each(
         try:
             result = guard(lambda r=run_id: _verify(r, options, ledger, progress))
         except typer.Exit as e:  # said already; the other runs are verified all the same
+            if e.exit_code >= 128:  # but not past Ctrl-C or a signal
+                raise
             worst = max(worst, e.exit_code)
             continue
         _show(result, as_json)
