@@ -36,6 +36,7 @@ from .loop import finished
 from .pipeline import ready_batches
 from .reader import Dump, Shape, items_as
 from .run import for_reading
+from .samestream import as_imported
 from .sources import Location
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
@@ -102,7 +103,7 @@ def verify_run(
             closing(_expected_db(Path(tmp) / "expected.sqlite")) as db,
         ):
             with closing(dump.location):
-                _load_expected(db, dump, info.keys, loaded)
+                _load_expected(db, dump, info.keys, loaded, run)
             result.expected_missing = _mark_dead_letters(db, book, run, info.key_names)
             if options.how == "scan":
                 _by_scan(db, client, run.table, info.key_names, result, options.extra)
@@ -216,23 +217,29 @@ def _expected_db(path: Path) -> sqlite3.Connection:
 
 
 def _load_expected(
-    db: sqlite3.Connection, dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None
+    db: sqlite3.Connection,
+    dump: Dump,
+    keys: tuple[KeySpec, ...],
+    transform: Transform | None,
+    run: Run,
 ) -> None:
     """Each item the dump puts, by key: a later element with one key replaces the earlier,
     as its write did in the table. Items refused before sending are left out (they are
-    dead letters, counted apart)."""
+    dead letters, counted apart). A stream given again is refused at its end if its bytes
+    are not the run's (`samestream`): nothing is compared before that is known."""
     db.execute("BEGIN")
-    for n, ready in enumerate(
-        ready_batches(dump, None, keys, 25, reader_process=False, transform=transform), 1
-    ):
-        db.executemany(
-            "INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)",
-            [(canonical(k), i, item)
-             for k, i, item in zip(ready.keys, ready.indexes, ready.items, strict=True)],
-        )  # fmt: skip
-        if n % 400 == 0:
-            db.execute("COMMIT")
-            db.execute("BEGIN")
+    with as_imported(run, dump):
+        for n, ready in enumerate(
+            ready_batches(dump, None, keys, 25, reader_process=False, transform=transform), 1
+        ):
+            db.executemany(
+                "INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)",
+                [(canonical(k), i, item)
+                 for k, i, item in zip(ready.keys, ready.indexes, ready.items, strict=True)],
+            )  # fmt: skip
+            if n % 400 == 0:
+                db.execute("COMMIT")
+                db.execute("BEGIN")
     db.execute("COMMIT")
 
 
