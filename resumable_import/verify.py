@@ -183,7 +183,14 @@ def _dump_again(run: Run, source: str | Path | None) -> Dump:
         return Dump(where, shape, items_as=how)
     dump = Dump(run.file, shape, items_as=how)
     if run.source == "s3":
-        check_same_object(run, dump)
+        try:
+            check_same_object(run, dump)
+        except FileChangedError as e:  # its hint is resume's: nothing here would mix
+            e.hint = Text(
+                "it no longer says what the table should hold; import the new object with ",
+                start_over(run),
+            )
+            raise
         return dump
     if not file_exists(run):
         raise InputError(
