@@ -244,3 +244,40 @@ def test_a_stream_given_again_with_other_bytes_is_refused_and_nothing_recorded(
     assert verifications(ledger) == 0
     shown = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
     assert "verified" not in shown
+
+
+def test_a_stream_run_killed_and_resumed_is_verified_from_the_same_bytes(
+    tmp_path: Path, endpoint: str, table: str, ledger: Path
+) -> None:
+    """The hash a resumed stream run records covers the whole stream, read again from its
+    start by `resume --from`: the same bytes verify, others are refused."""
+    count = 3_000
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("".join(json.dumps(e) + "\n" for e in elements(count)), encoding="utf-8")
+    with dump.open("rb") as given:
+        proc = subprocess.Popen(
+            [RIMPORT, "start", "-", "--endpoint", endpoint, "--table", table, "--ledger",
+             str(ledger), "--max-wcu", "3000"],
+            stdin=given, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=os.environ.copy(),
+        )  # fmt: skip
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.communicate()[1]
+        with Ledger(ledger) as book:
+            kill_when(proc, book, run_id, count // 4)
+    data = dump.read_bytes()
+    resumed = piped(data, "resume", run_id, "--from", "-", "--ledger", ledger)
+    assert resumed.returncode == 0, resumed.stderr
+    with Ledger(ledger) as book:
+        run = book.run(run_id)
+    assert (run.state, run.file_size) == ("completed", len(data))
+
+    ok = piped(data, "verify", run_id, "--from", "-", "--ledger", ledger)
+    assert ok.returncode == 0, ok.stderr
+    assert f"verified {count:,} items: {count:,} identical".encode() in ok.stderr
+    other = data.replace(b'"v2999"', b'"v2999?"')
+    refused = piped(other, "verify", run_id, "--from", "-", "--ledger", ledger)
+    assert refused.returncode == 2, refused.stderr
+    assert f"these are not the bytes run {run_id} imported".encode() in refused.stderr
+    assert verifications(ledger) == 1
