@@ -12,11 +12,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from .errors import Arg, FileChangedError, InputError, Text
 from .hints import command
 from .ledger import Run
 from .reader import Dump
+from .sources import Location
+
+
+def given_again(run: Run, source: str | Path) -> Location:
+    """Where the bytes are given again, read once from its start as a stream, whatever it
+    is. A path that cannot be opened (none there, a folder) is refused here, in one line:
+    the reader would only meet it as an unexpected OSError."""
+    where = Location(source)
+    if where.kind == "file":  # not a FIFO or a device: opening it reads nothing yet
+        assert where.path is not None
+        try:
+            with open(where.path, "rb"):
+                pass
+        except OSError as e:
+            raise InputError(
+                f"{where}: cannot read run {run.id}'s stream again from it ({e.strerror})",
+                "give the path of a file holding the bytes the run read, or - for stdin",
+            ) from None
+    where.kind = "stream"
+    return where
 
 
 @contextmanager

@@ -36,8 +36,7 @@ from .loop import finished
 from .pipeline import ready_batches
 from .reader import Dump, Shape, items_as
 from .run import for_reading
-from .samestream import as_imported
-from .sources import Location
+from .samestream import as_imported, given_again
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
 from .verdict import SHOWN, Difference, VerifyResult
@@ -178,9 +177,7 @@ def _dump_again(run: Run, source: str | Path | None) -> Dump:
                     command(run, "verify", run.id, args=(Arg("source", "-"),)),
                 ),
             )
-        where = Location(source)
-        where.kind = "stream"
-        return Dump(where, shape, items_as=how)
+        return Dump(given_again(run, source), shape, items_as=how)
     dump = Dump(run.file, shape, items_as=how)
     if run.source == "s3":
         try:

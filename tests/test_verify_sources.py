@@ -281,3 +281,17 @@ def test_a_stream_run_killed_and_resumed_is_verified_from_the_same_bytes(
     assert refused.returncode == 2, refused.stderr
     assert f"these are not the bytes run {run_id} imported".encode() in refused.stderr
     assert verifications(ledger) == 1
+
+
+def test_from_a_path_that_cannot_be_read_is_one_line_and_exit_2(
+    tmp_path: Path, endpoint: str, table: str, ledger: Path
+) -> None:
+    run_id = streamed(dump_text(elements(5)), table, endpoint, ledger)
+    for where, why in ((tmp_path / "none.json", "No such file"), (tmp_path, "Is a directory")):
+        refused = rimport("verify", run_id, "--from", where, "--ledger", ledger)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith(
+            f"error: {where}: cannot read run {run_id}'s stream again from it ({why}"
+        ), refused.stderr
+        assert "unexpected" not in refused.stderr
+    assert verifications(ledger) == 0
