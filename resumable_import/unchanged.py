@@ -17,6 +17,7 @@ from .hints import command, start_over
 from .ledger import Ledger, Run
 from .reader import Dump, Position, Shape, items_as
 from .runlog import event
+from .samestream import given_again
 from .sources import Location
 from .transform import Transform, TransformSpec, changed, load
 
@@ -186,8 +187,7 @@ def stream_again(run: Run, source: str | Path | None) -> Dump:
                 command(run, "resume", run.id, args=(Arg("source", "-"),)),
             ),
         )
-    where = Location(source)
-    where.kind = "stream"  # read once, from its start, whatever it is
+    where = given_again(run, source)  # read once, from its start, whatever it is
     dump = Dump(where, Shape.parse(run.shape), items_as=items_as(run.format), checkpoints=True)
     if run.byte_offset:
         dump.skip_to(Position(run.items_committed, run.byte_offset), run.checkpoint_hash, run.id)

@@ -42,7 +42,7 @@ from .progress import Figures
 from .reader import Dump, Shape, items_as
 from .repair import repair
 from .run import for_reading, using_ledger
-from .sources import Location
+from .samestream import as_imported, given_again
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
 from .verdict import SHOWN, Difference, VerifyResult
@@ -114,7 +114,7 @@ def verify_run(
             ):
                 meter = _Meter(hooks, started)
                 with closing(dump.location):
-                    _load_expected(db, dump, info.keys, loaded, options.sample, meter)
+                    _load_expected(db, dump, info.keys, loaded, run, options.sample, meter)
                 result.expected_missing = _mark_dead_letters(db, book, run, info.key_names)
                 plan = plan_for(db, info, options.method, options.extra, options.sample)
                 result.plan = plan.as_dict()
@@ -301,12 +301,17 @@ def _dump_again(run: Run, source: str | Path | None) -> Dump:
                     command(run, "verify", run.id, args=(Arg("source", "-"),)),
                 ),
             )
-        where = Location(source)
-        where.kind = "stream"
-        return Dump(where, shape, items_as=how)
+        return Dump(given_again(run, source), shape, items_as=how)
     dump = Dump(run.file, shape, items_as=how)
     if run.source == "s3":
-        check_same_object(run, dump)
+        try:
+            check_same_object(run, dump)
+        except FileChangedError as e:  # its hint is resume's: nothing here would mix
+            e.hint = Text(
+                "it no longer says what the table should hold; import the new object with ",
+                start_over(run),
+            )
+            raise
         return dump
     if not file_exists(run):
         raise InputError(
@@ -345,28 +350,34 @@ def _load_expected(
     dump: Dump,
     keys: tuple[KeySpec, ...],
     transform: Transform | None,
+    run: Run,
     sample: float | None,
     meter: _Meter,
 ) -> None:
     """Each item the dump puts, by key: a later element with one key replaces the earlier,
     as its write did in the table. Items refused before sending are left out (they are
     dead letters, counted apart). A sample is drawn by key, so that the later element of
-    a key is kept or left out with the earlier: a fresh salt each time, another share."""
+    a key is kept or left out with the earlier: a fresh salt each time, another share. A
+    stream given again is refused at its end if its bytes are not the run's
+    (`samestream`): nothing is compared before that is known."""
     keep = _sampler(sample)
     db.execute("BEGIN")
     items = 0
-    for n, ready in enumerate(
-        ready_batches(dump, None, keys, 25, reader_process=False, transform=transform), 1
-    ):
-        rows = list(zip(map(canonical, ready.keys), ready.indexes, ready.items, strict=True))
-        if keep is not None:
-            rows = [r for r in rows if keep(r[0])]
-        db.executemany("INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)", rows)
-        items += len(ready.items)
-        if n % 400 == 0:
-            db.execute("COMMIT")
-            db.execute("BEGIN")
-            meter.dump(items, ready.position, dump.size)
+    with as_imported(run, dump):
+        for n, ready in enumerate(
+            ready_batches(dump, None, keys, 25, reader_process=False, transform=transform), 1
+        ):
+            rows = list(zip(map(canonical, ready.keys), ready.indexes, ready.items, strict=True))
+            if keep is not None:
+                rows = [r for r in rows if keep(r[0])]
+            db.executemany(
+                "INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)", rows
+            )
+            items += len(ready.items)
+            if n % 400 == 0:
+                db.execute("COMMIT")
+                db.execute("BEGIN")
+                meter.dump(items, ready.position, dump.size)
     db.execute("COMMIT")
 
 
