@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .deadletters import DeadLetters
+from .deadletters import COUNTS_OF_RUN, UNCOUNTED, DeadLetters, KeyOf
 from .errors import Arg, Command, LedgerError, RunBusyError, Text, UsageError
 from .ledgerfiles import (
     check_version,
@@ -214,7 +214,7 @@ class Ledger:
             with contextlib.suppress(LedgerError):
                 row = self._guarded(
                     lambda r=run_id: self._db.execute(
-                        _SELECT_RUNS.replace(_COUNT, "-1 AS dead_letters").replace(
+                        _SELECT_RUNS.replace(COUNTS_OF_RUN, UNCOUNTED).replace(
                             _VERIFIED, "NULL AS verified"
                         )
                         + " WHERE r.id = ?",
@@ -257,19 +257,24 @@ class Ledger:
         dead: list[DeadLetter],
         checkpoint_hash: str | None = None,
         deleted: int = 0,
-    ) -> None:
+        superseded: list[tuple[bytes, int]] | None = None,
+    ) -> int:
         """Record a batch DynamoDB acknowledged: its dead letters, the new checkpoint (for a
-        stream, with its text's hash), `written` items put and `deleted` keys deleted."""
+        stream, with its text's hash), `written` items put, `deleted` keys deleted, and as
+        superseded the retryable dead letters before each (canonical key, item index) of
+        `superseded` (its written items: `retryable_keys`); returns how many those were."""
         now = _now()
         with self._transaction():
             if dead:
                 self._letters.add(run_id, dead, now)
+            moot = self._letters.supersede(run_id, superseded, now) if superseded else 0
             self._db.execute(  # a stream's hash of its text so far; a file has none
                 "UPDATE runs SET items_committed = ?, byte_offset = ?,"
                 " items_written = items_written + ?, items_deleted = items_deleted + ?,"
                 " updated_at = ?, checkpoint_hash = COALESCE(?, checkpoint_hash) WHERE id = ?",
                 (items_committed, byte_offset, written, deleted, now, checkpoint_hash, run_id),
             )
+        return moot
 
     def set_state(
         self,
@@ -371,6 +376,20 @@ class Ledger:
         """Pending dead letters by error code, apart for the retryable and the others."""
         return self._letters.counts(run_id)
 
+    def retryable_keys(self, run_id: str, key_of: KeyOf) -> set[bytes]:
+        """The keys (canonical) of its retryable pending dead letters, for `commit` to mark
+        superseded; `key_of` works out from its item that of one recorded before keys were."""
+        with self._transaction():
+            self._letters.key_unkeyed(run_id, key_of)
+        return self._letters.keys(run_id)
+
+    def supersede_repeats(self, run_id: str, key_of: KeyOf) -> int:
+        """For `retry-failed`: of the retryable pending dead letters of one key, the last
+        supersedes the others (the later wins, even if it fails again); how many."""
+        with self._transaction():
+            self._letters.key_unkeyed(run_id, key_of)
+            return self._letters.supersede_repeats(run_id, _now())
+
     def settle(self, run_id: str, written: list[Any], failed: list[Any], deleted: int = 0) -> None:
         """Record a retry: `written` ones are done (`deleted` of them deletes), `failed`
         ones carry their new error."""
@@ -459,10 +478,6 @@ class Ledger:
             raise sqlite_error(self.path, e, "read") from None
 
 
-_COUNT = (
-    "(SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
-    " AS dead_letters"
-)
 _LAST_VERIFIED = (  # the last verification of the run {} names, as a JSON object
     "SELECT json_object("
     + ", ".join(f"'{f.name}', v.{f.name}" for f in fields(Verification))
@@ -474,7 +489,7 @@ _SELECT_RUNS = (
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
-    " r.source, r.checkpoint_hash, r.items_deleted, " + _COUNT + ", " + _VERIFIED + " FROM runs r"
+    f" r.source, r.checkpoint_hash, r.items_deleted, {COUNTS_OF_RUN}, {_VERIFIED} FROM runs r"
 )
 
 
