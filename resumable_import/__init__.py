@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from .transform import load_transform
     from .validate import Report, validate_file
     from .verdict import Difference, VerifyResult
-    from .verify import VerifyOptions, verify_run
+    from .verify import VerifyOptions, runs_of, verify_run
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -105,7 +105,7 @@ _HOMES = {
             "retry_failed", "run_status", "settings_of"],
     "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
-    "verify": ["VerifyOptions", "verify_run"],
+    "verify": ["VerifyOptions", "runs_of", "verify_run"],
     "verdict": ["Difference", "VerifyResult"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
@@ -185,6 +185,7 @@ __all__ = [
     "retry_failed",
     "rimport_command",
     "run_status",
+    "runs_of",
     "settings_of",
     "sidecar_path",
     "table_for",

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .records import SUPERSEDED, DeadLetter
@@ -32,10 +33,17 @@ _RETRYABLE = "run_id = ? AND status = 'pending' AND retryable = 1"
 
 
 class DeadLetters:
-    def __init__(self, db: sqlite3.Connection, guarded: Callable[[Callable[[], Any]], Any]) -> None:
-        """`guarded` runs a read, turning what SQLite says into the ledger's LedgerError."""
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        guarded: Callable[[Callable[[], Any]], Any],
+        transaction: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        """`guarded` runs a read, turning what SQLite says into the ledger's LedgerError;
+        `transaction` is the ledger's, for the few writes that are not part of another."""
         self._db = db
         self._guarded = guarded
+        self._transaction = transaction
 
     def add(self, run_id: str, dead: list[DeadLetter], now: str) -> None:
         """Record a batch's dead letters, inside the transaction that records the batch."""
@@ -61,7 +69,22 @@ class DeadLetters:
         )
         return max(cursor.rowcount, 0)
 
-    def key_unkeyed(self, run_id: str, key_of: KeyOf) -> None:
+    def retryable_keys(self, run_id: str, key_of: KeyOf) -> set[bytes]:
+        """The keys of the retryable pending ones: those a later element supersedes once
+        written. `key_of` works out the key of one recorded before keys were (before
+        migration 0009) from its item as sent; it is kept."""
+        with self._transaction():
+            self._key_unkeyed(run_id, key_of)
+        rows = self._guarded(
+            lambda: self._db.execute(
+                f"SELECT DISTINCT item_key FROM dead_letters WHERE {_RETRYABLE}"
+                " AND item_key IS NOT NULL",
+                (run_id,),
+            ).fetchall()
+        )
+        return {key for (key,) in rows}
+
+    def _key_unkeyed(self, run_id: str, key_of: KeyOf) -> None:
         """Work out and record, inside a transaction, the keys of the retryable pending
         ones recorded without (before migration 0009), from their items as sent."""
         rows = self._guarded(
@@ -73,20 +96,11 @@ class DeadLetters:
         keyed = [(key, id_) for id_, item in rows if (key := key_of(json.loads(item))) is not None]
         self._db.executemany("UPDATE dead_letters SET item_key = ? WHERE id = ?", keyed)
 
-    def keys(self, run_id: str) -> set[bytes]:
-        """The keys of the retryable pending ones: those a later element supersedes."""
-        rows = self._guarded(
-            lambda: self._db.execute(
-                f"SELECT DISTINCT item_key FROM dead_letters WHERE {_RETRYABLE}"
-                " AND item_key IS NOT NULL",
-                (run_id,),
-            ).fetchall()
-        )
-        return {key for (key,) in rows}
-
-    def supersede_repeats(self, run_id: str, now: str) -> int:
+    def supersede_repeats(self, run_id: str, key_of: KeyOf, now: str) -> int:
         """Mark superseded each retryable pending one that a later retryable pending one
-        with the same key follows (by the last of them), inside a transaction; how many.
+        with the same key follows (by the last of them), in one transaction; how many.
+        For `retry-failed`: the later of two with one key wins, even if it fails again.
+        `key_of` as for `retryable_keys`.
 
         Rows marked along the way change no other row's outcome: the last of a key is
         never marked, so it is always there to be found."""
@@ -94,13 +108,15 @@ class DeadLetters:
             "FROM dead_letters l WHERE l.run_id = dead_letters.run_id AND l.status = 'pending'"
             " AND l.retryable = 1 AND l.item_key = dead_letters.item_key"
         )
-        cursor = self._db.execute(
-            f"UPDATE dead_letters SET status = '{SUPERSEDED}',"
-            f" superseded_by = (SELECT max(l.item_index) {later}), updated_at = ?"
-            f" WHERE {_RETRYABLE} AND item_key IS NOT NULL"
-            f" AND EXISTS (SELECT 1 {later} AND l.item_index > dead_letters.item_index)",
-            (now, run_id),
-        )
+        with self._transaction():
+            self._key_unkeyed(run_id, key_of)
+            cursor = self._db.execute(
+                f"UPDATE dead_letters SET status = '{SUPERSEDED}',"
+                f" superseded_by = (SELECT max(l.item_index) {later}), updated_at = ?"
+                f" WHERE {_RETRYABLE} AND item_key IS NOT NULL"
+                f" AND EXISTS (SELECT 1 {later} AND l.item_index > dead_letters.item_index)",
+                (now, run_id),
+            )
         return max(cursor.rowcount, 0)
 
     def page(

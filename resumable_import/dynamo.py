@@ -129,6 +129,8 @@ class TableInfo:
     keys: tuple[KeySpec, ...]  # partition key first
     identity: str  # tells this table from one deleted and created again under its name
     status: str = "ACTIVE"
+    size_bytes: int | None = None  # DynamoDB's figure, updated every six hours or so
+    item_count: int | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -162,7 +164,8 @@ def describe_table(client: Any, name: str) -> TableInfo | None:
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
     schema = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
     keys = tuple(KeySpec(k["AttributeName"], types[k["AttributeName"]]) for k in schema)
-    return TableInfo(name, keys, identity_of(table), table.get("TableStatus", "ACTIVE"))
+    return TableInfo(name, keys, identity_of(table), table.get("TableStatus", "ACTIVE"),
+                     table.get("TableSizeBytes"), table.get("ItemCount"))  # fmt: skip
 
 
 def table_keys(

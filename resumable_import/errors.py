@@ -50,7 +50,7 @@ class Arg(NamedTuple):
 CALLS = {
     "start": "import_file", "resume": "resume_run", "retry-failed": "retry_failed",
     "status": "run_status", "validate": "validate_file", "dead-letters": "export_run",
-    "ledger check": "check_ledger",
+    "ledger check": "check_ledger", "verify": "verify_run",
 }  # fmt: skip
 
 

@@ -120,7 +120,8 @@ class Run:
 class Verification:
     """What `verify` found when it read a run's table back, as the ledger keeps it: when
     (`at`, stamped by the ledger), how (`method`: "get" by key, "scan"), the counts
-    (`extra` None unless counted), the read units and how long it took."""
+    (`extra` None unless counted), the read units and how long it took; a sample's share,
+    and what a repair wrote."""
 
     method: str
     items: int
@@ -133,6 +134,9 @@ class Verification:
     read_units_estimated: bool
     seconds: float
     at: str = ""
+    sample: float | None = None  # the share of the keys checked; None: all of them
+    repaired: int | None = None  # items written again by a repair; None: none asked for
+    unrepaired: int | None = None  # of those, still not as the dump has them when checked again
 
 
 @dataclass

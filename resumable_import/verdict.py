@@ -32,9 +32,12 @@ class Difference:
 class VerifyResult:
     """What reading the table back found. `items`: keys the dump leaves in the table at
     the end (the later of two elements with one key counted once); `expected_missing`:
-    dead letters, expected absent; `extra`: None, as the table is read by key only.
-    `read_units`: the read capacity DynamoDB said it consumed (`read_units_measured`), or
-    else an estimate from the items' sizes."""
+    dead letters, expected absent; `extra`: None unless asked for. `read_units`: the read
+    capacity DynamoDB said it consumed (`read_units_measured`), or else an estimate from
+    the items' sizes. `sample`: the share of the keys checked (None: all of them); `plan`:
+    how the table was to be read, and what each way would cost; `repaired`: items written
+    again (None: no repair asked for), after which `unrepaired` of them still differ. The counts
+    are what was found before repairing."""
 
     run_id: str
     table: str
@@ -51,10 +54,20 @@ class VerifyResult:
     extra_keys: list[dict[str, Any]] = field(default_factory=list)  # the first 20 extra
     elapsed: float = 0.0
     recorded: bool = False  # kept in the ledger, for `status` (not in a read-only one)
+    sample: float | None = None
+    plan: dict[str, Any] | None = None
+    repaired: int | None = None
+    unrepaired: int | None = None
+    dry_run: bool = False  # only the plan: nothing of the table read
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.different or self.extra)
+        """The table holds the dump: as found, or once repaired."""
+        if self.extra:
+            return False
+        if self.repaired is not None:
+            return not self.unrepaired
+        return not (self.missing or self.different)
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "differences"}
@@ -69,5 +82,6 @@ class VerifyResult:
         return Verification(
             self.method, self.items, self.identical, self.missing, self.different, self.extra,
             self.expected_missing, round(self.read_units, 1), not self.read_units_measured,
-            round(self.elapsed, 1),
+            round(self.elapsed, 1), sample=self.sample, repaired=self.repaired,
+            unrepaired=self.unrepaired,
         )  # fmt: skip

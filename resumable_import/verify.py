@@ -12,13 +12,17 @@ consistent) and each item compared as DynamoDB compares values (`compare`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import secrets
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +30,19 @@ import orjson
 
 from . import endpoint as endpoints
 from . import s3
-from .dynamo import connect, describe_table
-from .errors import Arg, FileChangedError, InputError, TableError, Text, UsageError
+from .dynamo import TableInfo, connect, describe_table
+from .errors import Arg, Command, FileChangedError, InputError, TableError, Text, UsageError
+from .folder import S3Key, folder_of
 from .hints import command, start_over
 from .hooks import Hooks
 from .keys import KeySpec, canonical, key_of
 from .ledger import Ledger, Run
 from .loop import finished
 from .pipeline import ready_batches
+from .progress import Figures
 from .reader import Dump, Shape, items_as
-from .run import for_reading
+from .repair import repair
+from .run import for_reading, using_ledger
 from .sources import Location
 from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
@@ -49,19 +56,21 @@ class VerifyOptions:
     """`source`: where to read a run started on a stream again (a path, or `-`);
     `transform`: the run's transform, for one given to `import_file` as a function;
     `profile`: the AWS profile for credentials; `method`: "get" (by key, in proportion
-    to the dump) or "scan" (a parallel Scan, in proportion to the table) [default: scan
-    with `extra`, else get]; `extra`: also count the table's items the dump does not hold
-    (needs the scan)."""
+    to the dump) or "scan" (a parallel Scan, in proportion to the table) [default: the one
+    that costs fewer read units; scan with `extra`]; `extra`: also count the table's items
+    the dump does not hold (needs the scan); `sample`: check only this share of the keys
+    (0 < sample <= 1), drawn at random; `dry_run`: read the dump and say how the table
+    would be read and what it would cost, reading nothing of the table; `repair`: write the
+    missing and different items again through the run's writer, then check them again."""
 
     source: str | Path | None = None
     transform: TransformSpec | None = None
     profile: str | None = None
     method: str | None = None
     extra: bool = False
-
-    @property
-    def how(self) -> str:
-        return self.method or ("scan" if self.extra else "get")
+    sample: float | None = None
+    dry_run: bool = False
+    repair: bool = False
 
 
 def verify_run(
@@ -72,42 +81,60 @@ def verify_run(
     ledger: str | Path | Ledger | None = None,
     client: Any = None,
 ) -> VerifyResult:
-    """Compare a completed run's table with its dump, item by item, writing nothing.
+    """Compare a completed run's table with its dump, item by item; with `repair`, write
+    again what differs. Without it nothing is written to the table.
 
     Refused: a run not read to its end (resume it first), a file changed since (as
     `resume` refuses it), a run read from a stream without `options.source`, a table gone.
-    `client` stands in for the endpoint's botocore client.
+    `client` stands in for the endpoint's botocore client. `hooks.notice` is told how the
+    table will be read, and at what cost, before it is; `hooks.on_progress` how far the
+    dump, then the table, has been read.
     """
     started = time.monotonic()
     s3.use_profile(options.profile)
-    with for_reading(ledger) as book:
+    opened = using_ledger(ledger) if options.repair else for_reading(ledger)
+    with opened as book:
         run = book.run(run_id)
         _refuse_unfit(run, options)
         loaded = _transform_of(run, options.transform)
         dump = _dump_again(run, options.source)
+        given = client  # a stand-in for the endpoint: the repair writes through it too
         if client is None:
             where = endpoints.parse(run.endpoint)
             endpoints.check(where, run.recorded.allow_remote)
             client = connect(where, run.region, profile=options.profile).client
-        info = describe_table(client, run.table)
-        if info is None:
-            raise TableError(
-                f"table {run.table!r} at {endpoints.redacted(run.endpoint)} no longer exists "
-                f"since run {run.id} imported into it: there is nothing to verify",
-                Text("import the file again with ", start_over(run)),
-            )
-        result = VerifyResult(run.id, run.table, method=options.how)
-        with (
-            tempfile.TemporaryDirectory(prefix="rimport-verify-") as tmp,
-            closing(_expected_db(Path(tmp) / "expected.sqlite")) as db,
-        ):
-            with closing(dump.location):
-                _load_expected(db, dump, info.keys, loaded)
-            result.expected_missing = _mark_dead_letters(db, book, run, info.key_names)
-            if options.how == "scan":
-                _by_scan(db, client, run.table, info.key_names, result, options.extra)
-            else:
-                compare_by_key(db, client, run.table, info.key_names, result, hooks)
+        with book.lock(run.id) if options.repair else contextlib.nullcontext():
+            info = _table_of(run, client)
+            result = VerifyResult(run.id, run.table, sample=options.sample)
+            with (
+                tempfile.TemporaryDirectory(prefix="rimport-verify-") as tmp,
+                closing(_expected_db(Path(tmp) / "expected.sqlite")) as db,
+            ):
+                meter = _Meter(hooks, started)
+                with closing(dump.location):
+                    _load_expected(db, dump, info.keys, loaded, options.sample, meter)
+                result.expected_missing = _mark_dead_letters(db, book, run, info.key_names)
+                plan = _plan(db, info, options)
+                result.plan = plan.as_dict()
+                meter.total = plan.size
+                if hooks.notice:
+                    hooks.notice(plan.line())
+                result.method = plan.method
+                if options.dry_run:
+                    result.dry_run = True
+                    result.elapsed = time.monotonic() - started
+                    return result
+                _read_table(db, client, info, result, options.extra, meter)
+                if options.repair and not result.ok:
+                    result.repaired = repair(db, book, run, given, info.key_names, hooks,
+                                             options.profile)  # fmt: skip
+                    again = VerifyResult(run.id, run.table)
+                    db.execute("UPDATE expected SET seen = 0, diff = NULL WHERE fix = 1")
+                    compare_by_key(db, client, run.table, info.key_names, again, meter.table,
+                                   where="fix = 1 AND dead = 0")  # fmt: skip
+                    _tally(db, again, info.key_names, "fix = 1 AND dead = 0")
+                    result.unrepaired = again.missing + again.different
+                    result.read_units += again.read_units
         result.elapsed = time.monotonic() - started
         if not book.readonly:  # a ledger that cannot be written to still verifies
             book.record_verification(run.id, result.verification())
@@ -115,7 +142,172 @@ def verify_run(
         return result
 
 
+def runs_of(targets: list[str], ledger: str | Path | Ledger | None = None) -> list[str]:
+    """The run ids that `targets` name, in order: each a run id (or a unique prefix of
+    one) or a folder (a local one, or an S3 prefix), which names the last run of each of
+    its files started from it."""
+    ids: list[str] = []
+    with for_reading(ledger) as book:
+        runs = None
+        for target in targets:
+            folder = folder_of(target)
+            if isinstance(folder, S3Key) or folder.is_dir():
+                runs = runs if runs is not None else book.runs()
+                name = str(folder.resolve())
+                latest = {r.file: r.id for r in sorted(runs, key=lambda r: r.started_at)
+                          if r.folder == name}  # fmt: skip
+                if not latest:
+                    raise UsageError(
+                        f"{target}: no run was started from this folder",
+                        Text("import it with ", Command("start", (target,), (Arg("table", "T"),))),
+                    )
+                ids += latest.values()
+            else:
+                ids.append(book.run(target).id)
+    return list(dict.fromkeys(ids))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the table will be read, and the read units each way would take (strongly
+    consistent: 4 KB a unit, each item rounded up by key, the whole table by a scan)."""
+
+    method: str
+    items: int
+    by_key: float
+    by_scan: float
+    why: str
+    size: int  # bytes of the expected items as JSON: the table's part of the progress
+
+    def line(self) -> str:
+        how = "by key" if self.method == "get" else "by a parallel scan"
+        other = self.by_scan if self.method == "get" else self.by_key
+        mine = self.by_key if self.method == "get" else self.by_scan
+        return (
+            f"reading the table {how} ({self.why}): about {mine:,.0f} read units for "
+            f"{self.items:,} items; the other way about {other:,.0f}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "items": self.items, "read_units_by_key": self.by_key,
+                "read_units_by_scan": self.by_scan, "why": self.why}  # fmt: skip
+
+
+def _plan(db: sqlite3.Connection, info: TableInfo, options: VerifyOptions) -> Plan:
+    """By key costs a unit for each 4 KB of each item; a scan, one for each 4 KB of the
+    table, which holds at least the dump's items (DynamoDB's own size lags by hours)."""
+    items, by_key, size = db.execute(
+        "SELECT count(*), coalesce(sum((length(item) + 4095) / 4096), 0),"
+        " coalesce(sum(length(item)), 0) FROM expected WHERE dead = 0"
+    ).fetchone()
+    table = max(info.size_bytes or 0, size if options.sample is None else size / options.sample)
+    by_scan = float(math.ceil(table / 4096))
+    if options.method:
+        method, why = options.method, "as asked"
+    elif options.extra:
+        method, why = "scan", "the only way to find extra items"
+    else:
+        method = "get" if by_key <= by_scan else "scan"
+        why = "fewer read units"
+    return Plan(method, items, float(by_key), by_scan, why, size)
+
+
+def _read_table(
+    db: sqlite3.Connection,
+    client: Any,
+    info: TableInfo,
+    result: VerifyResult,
+    extra: bool,
+    meter: _Meter,
+) -> None:
+    """Mark each expected item in `db` by the plan's method, then count what was found."""
+    if result.method == "scan":
+        found = scan_compare(db, client, info.name, info.key_names, tick=meter.table)
+        result.read_units_measured = found.measured
+        result.read_units = found.read_units
+        if extra:
+            result.extra, result.extra_keys = found.extra, found.extra_keys or []
+    else:
+        compare_by_key(db, client, info.name, info.key_names, result, meter.table)
+    _tally(db, result, info.key_names)
+
+
+def _tally(
+    db: sqlite3.Connection,
+    result: VerifyResult,
+    key_names: tuple[str, ...],
+    where: str = "dead = 0",
+) -> None:
+    """The counts and the first differences, in file order, from the marks in `db`; the
+    read units estimated from the items' sizes when DynamoDB did not say them."""
+    live = f"FROM expected WHERE {where}"
+    (result.items, result.identical, result.different, result.missing, size, units) = db.execute(
+        f"SELECT count(*), coalesce(sum(seen = 1 AND diff IS NULL), 0), coalesce(sum(diff IS"
+        f" NOT NULL), 0), coalesce(sum(seen = 0), 0), coalesce(sum(length(item)), 0),"
+        f" coalesce(sum((length(item) + 4095) / 4096), 0) {live}"
+    ).fetchone()
+    for index, raw, diff in db.execute(
+        f"SELECT idx, item, diff {live} AND (seen = 0 OR diff IS NOT NULL) ORDER BY idx LIMIT ?",
+        (SHOWN,),
+    ):
+        item = orjson.loads(raw)
+        names = orjson.loads(diff) if diff else None
+        result.differences.append(Difference(index, {n: item[n] for n in key_names}, names))
+    db.execute(f"UPDATE expected SET fix = 1 WHERE {where} AND (seen = 0 OR diff IS NOT NULL)")
+    if not result.read_units_measured:
+        result.read_units = float(units if result.method == "get" else math.ceil(size / 4096))
+
+
+class _Meter:
+    """Progress as the import shows it: first the dump's bytes read, then the expected
+    items' bytes compared with the table."""
+
+    def __init__(self, hooks: Hooks, started: float) -> None:
+        self._hooks = hooks
+        self._started = started
+        self.total: int | None = None  # bytes of the expected items, once they are known
+
+    def dump(self, items: int, done: int, total: int | None) -> None:
+        self._tell(items, done, total, final=False)
+
+    def table(self, items: int, done: int) -> None:
+        self._tell(items, done, self.total, final=done >= (self.total or 0))
+
+    def _tell(self, items: int, done: int, total: int | None, *, final: bool) -> None:
+        if self._hooks.progress:
+            self._hooks.progress(items, done, total or 0)
+        if self._hooks.on_progress:
+            elapsed = time.monotonic() - self._started
+            self._hooks.on_progress(Figures(items, done, total, elapsed, final=final))
+
+
+def _table_of(run: Run, client: Any) -> TableInfo:
+    info = describe_table(client, run.table)
+    if info is None:
+        raise TableError(
+            f"table {run.table!r} at {endpoints.redacted(run.endpoint)} no longer exists "
+            f"since run {run.id} imported into it: there is nothing to verify",
+            Text("import the file again with ", start_over(run)),
+        )
+    return info
+
+
 def _refuse_unfit(run: Run, options: VerifyOptions) -> None:
+    if options.sample is not None and not 0 < options.sample <= 1:
+        raise UsageError(
+            Text(Arg("sample", options.sample), ": a share of the keys, more than 0 and at most 1"),
+            Text("pass e.g. ", Arg("sample", "0.01"), " to check 1% of the keys"),
+        )
+    if options.sample is not None and options.extra:
+        raise UsageError(
+            Text(Arg("extra"), " counts what the dump does not hold, which a sample cannot"),
+            Text("leave out ", Arg("sample"), " to count the extra items"),
+        )
+    if options.repair and options.dry_run:
+        raise UsageError(
+            Text(Arg("dry_run"), " reads nothing of the table, so there is nothing to repair"),
+            Text("leave out one of ", Arg("dry_run"), " and ", Arg("repair")),
+        )
     if options.method not in (None, "get", "scan"):
         raise UsageError(
             f"method={options.method!r}: get (by key) or scan",
@@ -209,31 +401,48 @@ def _expected_db(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA cache_size = -16000")  # 16 MB: bounded memory, whatever the dump
     db.execute(
         "CREATE TABLE expected (key BLOB PRIMARY KEY, idx INTEGER NOT NULL, item BLOB NOT NULL,"
-        " dead INTEGER NOT NULL DEFAULT 0, seen INTEGER NOT NULL DEFAULT 0, diff TEXT)"
+        " dead INTEGER NOT NULL DEFAULT 0, seen INTEGER NOT NULL DEFAULT 0, diff TEXT,"
+        " fix INTEGER NOT NULL DEFAULT 0)"
         " WITHOUT ROWID"
     )
     return db
 
 
 def _load_expected(
-    db: sqlite3.Connection, dump: Dump, keys: tuple[KeySpec, ...], transform: Transform | None
+    db: sqlite3.Connection,
+    dump: Dump,
+    keys: tuple[KeySpec, ...],
+    transform: Transform | None,
+    sample: float | None,
+    meter: _Meter,
 ) -> None:
     """Each item the dump puts, by key: a later element with one key replaces the earlier,
     as its write did in the table. Items refused before sending are left out (they are
-    dead letters, counted apart)."""
+    dead letters, counted apart). A sample is drawn by key, so that the later element of
+    a key is kept or left out with the earlier: a fresh salt each time, another share."""
+    keep = _sampler(sample)
     db.execute("BEGIN")
+    items = 0
     for n, ready in enumerate(
         ready_batches(dump, None, keys, 25, reader_process=False, transform=transform), 1
     ):
-        db.executemany(
-            "INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)",
-            [(canonical(k), i, item)
-             for k, i, item in zip(ready.keys, ready.indexes, ready.items, strict=True)],
-        )  # fmt: skip
+        rows = list(zip(map(canonical, ready.keys), ready.indexes, ready.items, strict=True))
+        if keep is not None:
+            rows = [r for r in rows if keep(r[0])]
+        db.executemany("INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)", rows)
+        items += len(ready.items)
         if n % 400 == 0:
             db.execute("COMMIT")
             db.execute("BEGIN")
+            meter.dump(items, ready.position, dump.size)
     db.execute("COMMIT")
+
+
+def _sampler(share: float | None) -> Callable[[bytes], bool] | None:
+    if share is None or share >= 1:
+        return None
+    salt, bound = secrets.token_bytes(16), int(share * 2**64)
+    return lambda key: int.from_bytes(blake2b(key, digest_size=8, salt=salt).digest()) < bound
 
 
 def _mark_dead_letters(
@@ -252,31 +461,3 @@ def _mark_dead_letters(
                 marks.append((canonical(key), letter.index))
         db.executemany("UPDATE expected SET dead = 1 WHERE key = ? AND idx = ?", marks)
     return count
-
-
-def _by_scan(
-    db: sqlite3.Connection,
-    client: Any,
-    table: str,
-    key_names: tuple[str, ...],
-    result: VerifyResult,
-    extra: bool,
-) -> None:
-    """The table read whole (`verifyscan`), then the expected items never seen counted."""
-    found = scan_compare(db, client, table, key_names)
-    live = "FROM expected WHERE dead = 0"
-    (result.items, result.identical, result.different, result.missing, size) = db.execute(
-        f"SELECT count(*), coalesce(sum(seen = 1 AND diff IS NULL), 0), coalesce(sum(diff IS"
-        f" NOT NULL), 0), coalesce(sum(seen = 0), 0), coalesce(sum(length(item)), 0) {live}"
-    ).fetchone()
-    for index, raw, diff in db.execute(
-        f"SELECT idx, item, diff {live} AND (seen = 0 OR diff IS NOT NULL) ORDER BY idx LIMIT ?",
-        (SHOWN,),
-    ):
-        item = orjson.loads(raw)
-        names = orjson.loads(diff) if diff else None
-        result.differences.append(Difference(index, {n: item[n] for n in key_names}, names))
-    result.read_units_measured = found.measured
-    result.read_units = found.read_units if found.measured else math.ceil(size / 4096)
-    if extra:
-        result.extra, result.extra_keys = found.extra, found.extra_keys or []

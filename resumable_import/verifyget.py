@@ -3,22 +3,24 @@ strongly consistent, in file order, so the read units are in proportion to the d
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
 from .compare import differing
 from .errors import ServiceError
-from .hooks import Hooks
 from .keys import canonical, key_of
-from .verdict import SHOWN, Difference, VerifyResult
+from .verdict import VerifyResult
 from .verifyscan import RETRIES, call
 
 GET_BATCH = 100  # BatchGetItem's limit of keys a request
+
+
+Tick = Callable[[int, int], None]
+"""(expected items compared so far, their bytes as JSON): progress through the table."""
 
 
 def compare_by_key(
@@ -27,36 +29,30 @@ def compare_by_key(
     table: str,
     key_names: tuple[str, ...],
     result: VerifyResult,
-    hooks: Hooks,
+    tick: Tick,
+    where: str = "dead = 0",
 ) -> None:
-    rows = db.execute("SELECT idx, item FROM expected WHERE dead = 0 ORDER BY idx")
-    total = db.execute("SELECT count(*) FROM expected WHERE dead = 0").fetchone()[0]
+    """Look each expected item (those `where` picks) up by key and mark it in `db` as the
+    scan does: `seen` when the table holds its key, `diff` the attributes that differ."""
+    rows = db.execute(f"SELECT idx, item FROM expected WHERE {where} ORDER BY idx")
+    done = size = 0
     while chunk := rows.fetchmany(GET_BATCH):
         wanted = []
-        for index, raw in chunk:
+        for _, raw in chunk:
             item = orjson.loads(raw)
-            wanted.append((index, item, {n: item[n] for n in key_names}))
-        found = {canonical(k): it for it in _get(client, table, [w[2] for w in wanted], result)
+            wanted.append((item, {n: item[n] for n in key_names}))
+            size += len(raw)
+        found = {canonical(k): it for it in _get(client, table, [w[1] for w in wanted], result)
                  if (k := key_of(it, key_names)) is not None}  # fmt: skip
-        for index, item, key in wanted:
-            ckey = key_of(key, key_names)
-            got = found.get(canonical(ckey)) if ckey is not None else None
-            result.items += 1
-            if got is None:
-                result.missing += 1
-                names = None
-            elif names := differing(item, got):
-                result.different += 1
-            else:
-                result.identical += 1
-                continue
-            if len(result.differences) < SHOWN:
-                result.differences.append(Difference(index, key, names))
-        if not result.read_units_measured:
-            result.read_units += sum(math.ceil(max(1, len(orjson.dumps(w[1]))) / 4096)
-                                     for w in wanted)  # fmt: skip
-        if hooks.progress:
-            hooks.progress(result.items, result.items, total)
+        marks = []
+        for item, key in wanted:
+            ckey = canonical(key_of(key, key_names) or ())
+            if (got := found.get(ckey)) is not None:
+                names = differing(item, got)
+                marks.append((orjson.dumps(names).decode() if names else None, ckey))
+        db.executemany("UPDATE expected SET seen = 1, diff = ? WHERE key = ?", marks)
+        done += len(chunk)
+        tick(done, size)
 
 
 def _get(

@@ -41,6 +41,8 @@ class Scanned:
     extra_keys: list[dict[str, Any]] | None = None  # the first 20 extra items' keys
     read_units: float = 0.0
     measured: bool = False
+    seen: int = 0  # expected items found so far, and their bytes: the progress
+    seen_bytes: int = 0
 
 
 def call(client: Any, table: str, what: str, request: Callable[[], Any], attempt: int) -> Any:
@@ -58,10 +60,16 @@ def call(client: Any, table: str, what: str, request: Callable[[], Any], attempt
 
 
 def scan_compare(
-    db: Any, client: Any, table: str, key_names: tuple[str, ...], segments: int = SEGMENTS
+    db: Any,
+    client: Any,
+    table: str,
+    key_names: tuple[str, ...],
+    segments: int = SEGMENTS,
+    tick: Callable[[int, int], None] | None = None,
 ) -> Scanned:
     """Scan the whole table, marking each expected item seen (with the attributes that
-    differ, if any) in `db`'s `expected` table."""
+    differ, if any) in `db`'s `expected` table; `tick` is told the expected items seen so
+    far and their bytes."""
     pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)  # pages of up to 1 MB each
     stop = threading.Event()
 
@@ -105,6 +113,8 @@ def scan_compare(
                 found.read_units += float(used["CapacityUnits"])
                 found.measured = True
             _judge(db, payload.get("Items", ()), key_names, found)
+            if tick:
+                tick(found.seen, found.seen_bytes)
     finally:
         stop.set()
         while any(t.is_alive() for t in threads):  # let each thread put its last word
@@ -127,6 +137,8 @@ def _judge(db: Any, items: Any, key_names: tuple[str, ...], found: Scanned) -> N
             continue
         if row[1]:  # a dead letter that is there after all: not the dump's to judge
             continue
+        found.seen += 1
+        found.seen_bytes += len(row[0])
         names = differing(json.loads(row[0]), item)
         assert key is not None
         marks.append((json.dumps(names) if names else None, canonical(key)))

@@ -107,10 +107,16 @@ def test_verify_finds_missing_and_different_items_but_not_a_number_written_anew(
     run_id = imported(dump, table, endpoint, ledger)
     same_table = verify_run(run_id, ledger=ledger)
     assert (same_table.items, same_table.identical, same_table.missing) == (250, 250, 0)
-    assert same_table.ok and same_table.method == "get" and same_table.extra is None
+    # 250 small items: a unit each by key, the whole table in a few by a scan
+    assert same_table.plan == {"method": "scan", "items": 250, "read_units_by_key": 250.0,
+                               "read_units_by_scan": 7.0, "why": "fewer read units"}  # fmt: skip
+    assert same_table.ok and same_table.method == "scan" and same_table.extra is None
     ok = rimport("verify", run_id, "--ledger", ledger)
     assert ok.returncode == 0, ok.stderr
     assert "verified 250 items: 250 identical, 0 missing, 0 different" in ok.stderr
+    assert "reading the table by a parallel scan (fewer read units): about 7 read units" in (
+        ok.stderr
+    )
 
     for i in (3, 100, 249):
         ddb.delete_item(TableName=table, Key={"pk": {"S": f"k{i}"}})
@@ -118,13 +124,14 @@ def test_verify_finds_missing_and_different_items_but_not_a_number_written_anew(
                     ExpressionAttributeValues={":v": {"N": "1.50"}})  # fmt: skip
     ddb.update_item(TableName=table, Key={"pk": {"S": "k8"}}, UpdateExpression="SET s = :v",
                     ExpressionAttributeValues={":v": {"S": "changed"}})  # fmt: skip
-    result = verify_run(run_id, ledger=ledger)
-    assert (result.identical, result.missing, result.different) == (246, 3, 1)
-    assert [(d.index, d.attributes) for d in result.differences] == [
-        (3, None), (8, ["s"]), (100, None), (249, None)
-    ]  # fmt: skip
-    assert result.differences[1].key == {"pk": {"S": "k8"}}
-    assert result.read_units > 0
+    for method in ("get", "scan"):
+        result = verify_run(run_id, VerifyOptions(method=method), ledger=ledger)
+        assert (result.identical, result.missing, result.different) == (246, 3, 1)
+        assert [(d.index, d.attributes) for d in result.differences] == [
+            (3, None), (8, ["s"]), (100, None), (249, None)
+        ]  # fmt: skip
+        assert result.differences[1].key == {"pk": {"S": "k8"}}
+        assert result.read_units > 0 and result.method == method
 
     done = rimport("verify", run_id, "--ledger", ledger)
     assert done.returncode == 3, done.stderr
@@ -137,8 +144,21 @@ def test_verify_finds_missing_and_different_items_but_not_a_number_written_anew(
     assert {k: got[k] for k in ("identical", "missing", "different", "extra",
                                 "expected_missing", "method")} == {
         "identical": 246, "missing": 3, "different": 1, "extra": None,
-        "expected_missing": 0, "method": "get"}  # fmt: skip
+        "expected_missing": 0, "method": "scan"}  # fmt: skip
     assert "read_units" in got and len(got["differences"]) == 4
+
+    mended = rimport("verify", run_id, "--repair", "--ledger", ledger)
+    assert mended.returncode == 0, mended.stderr
+    assert "repaired: 4 items written again; checked again, 0 still not as the dump has them" in (
+        mended.stderr
+    )
+    for i in (3, 8, 100, 249):  # the dump's own values back
+        got = ddb.get_item(TableName=table, Key={"pk": {"S": f"k{i}"}}, ConsistentRead=True)
+        assert got["Item"]["s"] == {"S": f"v{i}"}
+    after = verify_run(run_id, ledger=ledger)
+    assert (after.identical, after.missing, after.different) == (250, 0, 0)
+    shown = rimport("status", run_id, "--ledger", ledger)
+    assert "250 identical, 0 missing, 0 different" in shown.stdout + shown.stderr
 
 
 def test_the_later_of_two_elements_with_one_key_is_expected(
@@ -350,7 +370,7 @@ def test_unprocessed_keys_and_throttling_are_asked_again(
     run_id = imported(write_dump(tmp_path / "d.json", elements(230)), table, endpoint, ledger)
     ddb.delete_item(TableName=table, Key={"pk": {"S": "k229"}})
     stingy = Stingy(ddb)
-    result = verify_run(run_id, ledger=ledger, client=stingy)
+    result = verify_run(run_id, VerifyOptions(method="get"), ledger=ledger, client=stingy)
     assert (result.identical, result.missing, result.different) == (229, 1, 0)
     assert stingy.calls > 3 * 2
     assert result.read_units_measured and result.read_units == 229
@@ -367,14 +387,15 @@ def test_status_shows_the_last_verification_and_forget_removes_it(
     ddb.delete_item(TableName=table, Key={"pk": {"S": "k2"}})
     ddb.update_item(TableName=table, Key={"pk": {"S": "k5"}}, UpdateExpression="SET s = :v",
                     ExpressionAttributeValues={":v": {"S": "changed"}})  # fmt: skip
-    assert rimport("verify", run_id, "--ledger", ledger).returncode == 3
+    assert rimport("verify", run_id, "--method", "get", "--ledger", ledger).returncode == 3
 
     shown = rimport("status", run_id, "--json", "--ledger", ledger)
     assert shown.returncode == 0, shown.stderr
     last = json.loads(shown.stdout)["verified"]
     assert {k: v for k, v in last.items() if k not in ("at", "read_units", "seconds")} == {
         "method": "get", "items": 10, "identical": 8, "missing": 1, "different": 1,
-        "extra": None, "expected_missing": 0, "read_units_estimated": False}  # fmt: skip
+        "extra": None, "expected_missing": 0, "read_units_estimated": False, "sample": None,
+        "repaired": None, "unrepaired": None}  # fmt: skip
     assert last["read_units"] > 0 and last["at"].endswith("+00:00")
     (listed,) = [r for r in json.loads(rimport("status", "--json", "--ledger", ledger).stdout)
                  if r["run_id"] == run_id]  # fmt: skip

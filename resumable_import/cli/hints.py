@@ -26,7 +26,8 @@ OPTION_FLAGS = {
     "batch_size": "--batch-size", "concurrency": "--concurrency", "max_wcu": "--max-wcu",
     "max_outage": "--max-outage", "pattern": "--pattern", "force": "--force", "out": "--out",
     "key": "--key", "sort_key": "--sort-key", "create_table": "--create-table",
-    "profile": "--profile", "method": "--method", "extra": "--extra",
+    "profile": "--profile", "method": "--method", "extra": "--extra", "sample": "--sample",
+    "dry_run": "--dry-run", "repair": "--repair",
 }  # fmt: skip
 
 

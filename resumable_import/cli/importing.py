@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -28,6 +29,7 @@ from resumable_import import (
     Run,
     SettingsChange,
     UsageError,
+    VerifyOptions,
     WriteSettings,
     empty_partition,
     folder_of,
@@ -78,6 +80,7 @@ from .render import (
     print_report,
     say,
 )
+from .verify import verify_each
 
 
 @app.command()
@@ -118,6 +121,14 @@ def start(
     progress: ProgressOpt = "auto",
     transform: TransformOpt = None,
     profile: ProfileOpt = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Once the import completes, read the table back and compare it with the "
+            "dump, as `rimport verify` does (exit 3 when they differ).",
+        ),
+    ] = False,
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
@@ -125,6 +136,8 @@ def start(
     unfinished ones.
     """
     _check_progress(progress)
+    if verify and str(file) == "-":
+        guard(_no_verify_of_a_stream)
     if dry_run:
         _validate(file, table, pattern, key, sort_key, (endpoint, region, profile), format,
                   items_path, progress, transform)  # fmt: skip
@@ -154,14 +167,44 @@ def start(
             return import_file(file, table or _table_for(file), options, hooks, ledger=ledger)
 
     result = guard(work)
+    after: Callable[[], None] = lambda: None  # noqa: E731
+    if verify:
+        ran = [f.result for f in result.files if f.result] if isinstance(
+            result, FolderResult) else [result]  # fmt: skip
+        done = [r.run_id for r in ran if r.state in ("completed", "completed_with_failures")]
+        after = partial(verify_each, done, VerifyOptions(profile=profile), ledger, progress)
     if isinstance(result, FolderResult):
-        finish_folder(result)
+        _then(lambda: finish_folder(result), after)
     elif result.imported_before:
         typer.echo(result.run_id)
         if not flags.quiet:
             say(imported_before(file, table or _table_for(file), result))
+        after()
     else:
-        finish(result, ledger)
+        _then(lambda: finish(result, ledger), after)
+
+
+def _then(report: Callable[[], None], after: Callable[[], None]) -> None:
+    """The import's report, then what comes after it (a verification), whatever the
+    report's exit code; the worse of the two exit codes is the command's."""
+    code = 0
+    try:
+        report()
+    except typer.Exit as e:
+        code = e.exit_code
+    try:
+        after()
+    except typer.Exit as e:
+        code = max(code, e.exit_code)
+    if code:
+        raise typer.Exit(code)
+
+
+def _no_verify_of_a_stream() -> None:
+    raise UsageError(
+        "--verify reads the dump again once it is imported, and a stream cannot be read again",
+        "leave out --verify, then give the same bytes to `rimport verify RUN_ID --from -`",
+    )
 
 
 @app.command()

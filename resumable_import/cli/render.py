@@ -291,10 +291,15 @@ def verified(v: Verification) -> str:
     how = "by key" if v.method == "get" else "by a parallel scan"
     extra = "" if v.extra is None else f", {v.extra:,} extra"
     units = "estimated" if v.read_units_estimated else "consumed"
+    share = "" if v.sample is None else f" (a sample of {v.sample:.2%} of the keys)"
+    mended = "" if v.repaired is None else (
+        f"; repaired {count(v.repaired, 'item')}, {v.unrepaired or 0:,} still not as the dump "
+        "has them"
+    )  # fmt: skip
     return (
-        f"{utc(v.at)} {how}: {count(v.items, 'item')}, {v.identical:,} identical, "
+        f"{utc(v.at)} {how}: {count(v.items, 'item')}{share}, {v.identical:,} identical, "
         f"{v.missing:,} missing, {v.different:,} different{extra}, "
-        f"{count(v.expected_missing, 'dead letter')} expected missing "
+        f"{count(v.expected_missing, 'dead letter')} expected missing{mended} "
         f"({v.read_units:,.1f} read units {units}, {v.seconds:.1f}s)"
     )
 
