@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .deadletters import DeadLetters
+from .deadletters import COUNTS_OF_RUN, UNCOUNTED, DeadLetters, KeyOf
 from .errors import Arg, Command, LedgerError, RunBusyError, Text, UsageError
 from .ledgerfiles import (
     check_version,
@@ -81,7 +81,7 @@ class Ledger:
                 self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.isolation_level = None
             self._db.row_factory = sqlite3.Row
-            self._letters = DeadLetters(self._db, self._guarded)  # their SQL, on this connection
+            self._letters = DeadLetters(self._db, self._guarded, self._transaction)  # their SQL
             self._db.execute("PRAGMA busy_timeout = 10000")
             if readonly:
                 check_version(self._db, self.path, migrations()[-1][0], read_only=True)
@@ -213,13 +213,7 @@ class Ledger:
                 self.unreadable.append(run_id)
             with contextlib.suppress(LedgerError):
                 row = self._guarded(
-                    lambda r=run_id: self._db.execute(
-                        _SELECT_RUNS.replace(_COUNT, "-1 AS dead_letters").replace(
-                            _VERIFIED, "NULL AS verified"
-                        )
-                        + " WHERE r.id = ?",
-                        (r,),
-                    ).fetchone()
+                    lambda r=run_id: self._db.execute(_SELECT_DAMAGED, (r,)).fetchone()
                 )
                 found.append(self._run(row))
         return sorted(found, key=lambda r: r.started_at)
@@ -257,9 +251,12 @@ class Ledger:
         dead: list[DeadLetter],
         checkpoint_hash: str | None = None,
         deleted: int = 0,
-    ) -> None:
+        superseded: list[tuple[bytes, int]] | None = None,
+    ) -> int:
         """Record a batch DynamoDB acknowledged: its dead letters, the new checkpoint (for a
-        stream, with its text's hash), `written` items put and `deleted` keys deleted."""
+        stream, with its text's hash), `written` items put, `deleted` keys deleted; and mark
+        superseded the retryable dead letters before each of its written items (key, index)
+        in `superseded` (`retryable_keys`), returning how many."""
         now = _now()
         with self._transaction():
             if dead:
@@ -270,6 +267,7 @@ class Ledger:
                 " updated_at = ?, checkpoint_hash = COALESCE(?, checkpoint_hash) WHERE id = ?",
                 (items_committed, byte_offset, written, deleted, now, checkpoint_hash, run_id),
             )
+            return self._letters.supersede(run_id, superseded, now) if superseded else 0
 
     def set_state(
         self,
@@ -346,8 +344,7 @@ class Ledger:
         """The run's pending dead letters in file order: at most `limit` of them, those
         after the one at (item index, id) `after` (a page; `status` never loads them all).
         `codes` keeps those of these error codes; `retryable` those that are (or are not)."""
-        if retryable_only:
-            retryable = True
+        retryable = True if retryable_only else retryable
         return self._letters.page(
             run_id, limit=limit, after=after, codes=codes, retryable=retryable
         )
@@ -370,6 +367,14 @@ class Ledger:
     def dead_letter_counts(self, run_id: str) -> dict[str, Counter[str]]:
         """Pending dead letters by error code, apart for the retryable and the others."""
         return self._letters.counts(run_id)
+
+    def retryable_keys(self, run_id: str, key_of: KeyOf) -> set[bytes]:
+        """Canonical keys of its retryable pending dead letters: for `commit`'s `superseded`."""
+        return self._letters.retryable_keys(run_id, key_of)
+
+    def supersede_repeats(self, run_id: str, key_of: KeyOf) -> int:
+        """Of its retryable pending dead letters of one key the last supersedes the others."""
+        return self._letters.supersede_repeats(run_id, key_of, _now())
 
     def add_dead_letters(self, run_id: str, dead: list[DeadLetter]) -> None:
         """Record items that failed outside a batch of the run's file (a repair's writes):
@@ -467,22 +472,24 @@ class Ledger:
             raise sqlite_error(self.path, e, "read") from None
 
 
-_COUNT = (
-    "(SELECT count(*) FROM dead_letters d WHERE d.run_id = r.id AND d.status = 'pending')"
-    " AS dead_letters"
-)
 _LAST_VERIFIED = (  # the last verification of the run {} names, as a JSON object
     "SELECT json_object("
     + ", ".join(f"'{f.name}', v.{f.name}" for f in fields(Verification))
     + ") FROM verifications v WHERE v.run_id = {} ORDER BY v.id DESC LIMIT 1"
 )
 _VERIFIED = "(" + _LAST_VERIFIED.format("r.id") + ") AS verified"
-_SELECT_RUNS = (
+_SELECT_RUNS = (  # every run's row, with its counts of dead letters and its last verification
     "SELECT r.id, r.file, r.file_size, r.file_hash, r.table_name, r.endpoint, r.region,"
     " r.format, r.shape, r.options, r.state, r.items_committed, r.byte_offset,"
     " r.items_written, r.error, r.prefix_hash, r.started_at, r.updated_at, r.finished_at,"
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
-    " r.source, r.checkpoint_hash, r.items_deleted, " + _COUNT + ", " + _VERIFIED + " FROM runs r"
+    f" r.source, r.checkpoint_hash, r.items_deleted, {COUNTS_OF_RUN}, {_VERIFIED} FROM runs r"
+)
+
+
+_SELECT_DAMAGED = (  # what a damaged ledger may still read of a run: its row alone
+    _SELECT_RUNS.replace(COUNTS_OF_RUN, UNCOUNTED).replace(_VERIFIED, "NULL AS verified")
+    + " WHERE r.id = ?"
 )
 
 

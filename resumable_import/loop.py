@@ -44,7 +44,7 @@ from .hints import (
     start_over,
 )
 from .hooks import Hooks
-from .keys import Key, KeySpec
+from .keys import Key, KeySpec, canonical, key_of, key_of_request
 from .ledger import DeadLetter, Ledger, Run
 from .pipeline import Ready, ready_batches
 from .progress import Figures, OnProgress, Progress, known
@@ -84,6 +84,7 @@ class ImportResult:
     items_deleted: int = 0  # keys deleted (a request file's DeleteRequests), apart from puts
     finished_at: str | None = None  # when it completed (UTC, ISO 8601); None if it has not
     imported_before: bool = False  # `start` found the file imported by this run already
+    superseded: int = 0  # dead letters a later item with the same key made moot: no failures
 
 
 def finished(run: Run) -> bool:
@@ -107,6 +108,20 @@ def superseded_notice(run: Run) -> str:
     )
 
 
+def sent_key(
+    requests: bool, key_names: tuple[str, ...]
+) -> Callable[[dict[str, Any]], bytes | None]:
+    """The canonical key of a dead letter's item as it was sent: an item in attribute
+    values, or a request file's whole request; None for one without a key."""
+    of = key_of_request if requests else key_of
+
+    def key(item: dict[str, Any]) -> bytes | None:
+        k = of(item, key_names)
+        return None if k is None else canonical(k)
+
+    return key
+
+
 def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportResult:
     """The run's result; with the ledger it is in, also how many dead letters are retryable."""
     retryable = 0
@@ -114,7 +129,7 @@ def result_of(run: Run, elapsed: float, book: Ledger | None = None) -> ImportRes
         retryable = sum(book.dead_letter_counts(run.id)["retryable"].values())
     return ImportResult(
         run.id, run.state, run.items_committed, run.items_written, run.dead_letters, elapsed,
-        retryable, run.items_deleted, run.finished_at,
+        retryable, run.items_deleted, run.finished_at, superseded=run.superseded_dead_letters,
     )  # fmt: skip
 
 
@@ -152,6 +167,10 @@ def execute(
         if retry is None and settings.max_outage is not None:
             retry = RetryPolicy(max_outage=settings.max_outage)
         committer = _Committer(book, run, dump, hooks.progress, hooks.on_progress)
+        if run.dead_letters:  # only a resumed run has any: whose key a later item supersedes
+            committer.dead_keys = book.retryable_keys(
+                run.id, sent_key(dump.items_as == REQUESTS, tuple(k.name for k in keys))
+            )
         writer: BatchWriter = Writer(
             transport, run.table, tuple(k.name for k in keys), retry,
             max_inflight=settings.concurrency, max_wcu=settings.max_wcu,
@@ -207,14 +226,17 @@ def execute(
             size, digest = dump.location.finish()
             book.set_file(run.id, size, digest, [])
         run = book.run(run.id)
+        # Pending dead letters only: one a later item with its key superseded is no failure.
         state = states.COMPLETED_WITH_FAILURES if run.dead_letters else states.COMPLETED
         error = changed_while_read(run)
         book.set_state(run.id, state, error=error)
+        moot = run.superseded_dead_letters
         event(
             logging.INFO, run.id, "finished",
-            f"{state}, {run.items_written} items written, {run.dead_letters} dead letters",
+            f"{state}, {run.items_written} items written, {run.dead_letters} dead letters"
+            + (f" ({moot} more superseded by a later item with the same key)" if moot else ""),
             state=state, items=run.items_committed, written=run.items_written,
-            dead_letters=run.dead_letters, retries=committer.retries,
+            dead_letters=run.dead_letters, superseded=moot, retries=committer.retries,
             throttled=committer.throttled(), elapsed=round(time.monotonic() - started, 3),
         )  # fmt: skip
         if error:
@@ -318,11 +340,17 @@ class _Committer:
         self.throttled: Callable[[], int] = lambda: 0
         self._held: list[DeadLetter] = []
         self._held_written = 0
+        self._held_later: list[tuple[bytes, int]] = []
+        # Canonical keys of the run's retryable pending dead letters: a later item with one
+        # of them, once written, supersedes them (`retry-failed` must not undo it). Usually
+        # empty, and then no key is looked at.
+        self.dead_keys: set[bytes] = set()
 
     def commit(self, batch: Ready, failures: list[Failure]) -> None:
+        later = self._superseding(batch, failures) if self.dead_keys else []
         dead = [
             DeadLetter(batch.indexes[f.position], orjson.loads(batch.items[f.position]), f.code,
-                       f.message, f.attempts, f.retryable)
+                       f.message, f.attempts, f.retryable, key=canonical(batch.keys[f.position]))
             for f in failures
         ] + [
             DeadLetter(index, json.loads(item), code, message, 0, False)
@@ -337,16 +365,21 @@ class _Committer:
                 if entry.startswith(b'{"DeleteRequest"') and p not in failed
             )  # fmt: skip
             written -= deleted
+        if failures:
+            self.dead_keys.update(d.key for d in dead if d.retryable and d.key is not None)
         if not batch.whole:
             self._held += dead
             self._held_written += written
+            self._held_later += later
             return
         if self._held:
             dead, self._held = self._held + dead, []
         if self._held_written:
             written, self._held_written = written + self._held_written, 0
+        if self._held_later:
+            later, self._held_later = self._held_later + later, []
         dead.sort(key=lambda d: d.index)
-        self._book.commit(
+        superseded = self._book.commit(
             self._run_id,
             items_committed=batch.last + 1,
             byte_offset=batch.end,
@@ -354,13 +387,14 @@ class _Committer:
             dead=dead,
             checkpoint_hash=self._dump.prefix_hash(batch.end),
             deleted=deleted,
+            superseded=later,
         )
         self._checkpoint = (batch.last + 1, batch.end)
         self._position = batch.position
         if self._bytes_start is None:
             self._bytes_start = batch.position
         self._batches += 1
-        self.dead_letters += len(dead)
+        self.dead_letters += len(dead) - superseded
         self._dead.update(d.code for d in dead)
         if self._batches % COLLECT_EVERY == 0:
             gc.collect(1)  # the few cycles made since the last time (botocore's, per request)
@@ -370,6 +404,18 @@ class _Committer:
             self._progress(batch.last + 1, batch.position, self._dump.size or 0)
         if self._on_progress:
             self._on_progress(self.figures())
+
+    def _superseding(self, batch: Ready, failures: list[Failure]) -> list[tuple[bytes, int]]:
+        """(key, item index) of the batch's written items (puts or deletes) whose key has
+        retryable dead letters before them; those keys leave `dead_keys`, as the ledger
+        marks their dead letters superseded."""
+        failed = {f.position for f in failures}
+        later = []
+        for position, key in enumerate(batch.keys):
+            if position not in failed and (c := canonical(key)) in self.dead_keys:
+                self.dead_keys.discard(c)
+                later.append((c, batch.indexes[position]))
+        return later
 
     def retried(self) -> None:
         """The writer sends something again: counted, and told, so a stalled run ticks."""

@@ -17,6 +17,11 @@ COMPLETED = "completed"
 COMPLETED_WITH_FAILURES = "completed_with_failures"
 FAILED = "failed"
 
+# A dead letter's status besides 'pending' (still to be written: the only ones that are
+# the run's failures) and 'written' (by `retry-failed`): made moot by a later element of
+# the run with the same key, which was written (migration 0009).
+SUPERSEDED = "superseded"
+
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
@@ -54,6 +59,9 @@ class Run:
     checkpoint_hash: str | None = None  # a stream's: hash of its text before byte_offset
     items_deleted: int = 0  # keys deleted: a request file's DeleteRequests (apart from puts)
     verified: Verification | None = None  # what `verify` found the last time; None: never
+    # Dead letters a later element with the same key made moot (written after them): no
+    # failures, and never written again (`ledger.SUPERSEDED`).
+    superseded_dead_letters: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -62,6 +70,8 @@ class Run:
         del d["checkpoint_hash"]
         if not self.shape.startswith("table:"):  # only a request file's run deletes: the
             del d["items_deleted"]  # JSON of every other run stays as it was
+        if not self.superseded_dead_letters:  # the JSON of every other run stays as it was
+            del d["superseded_dead_letters"]
         if self.verified is None:  # likewise: the JSON of a run never verified is unchanged
             del d["verified"]
         else:
@@ -138,6 +148,9 @@ class DeadLetter:
     attempts: int
     retryable: bool
     id: int | None = field(default=None)
+    # The item's primary key as `keys.canonical` writes it, for one that was sent: how a
+    # later element with the same key finds it (`ledger.Ledger.commit`'s `superseded`).
+    key: bytes | None = field(default=None)
 
     @property
     def refused_before_sending(self) -> bool:

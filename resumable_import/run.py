@@ -35,6 +35,7 @@ from .loop import (
     execute,
     finished,
     result_of,
+    sent_key,
     stopped_before_writing,
     superseded_notice,
 )
@@ -226,6 +227,9 @@ def retry_failed(
 ) -> ImportResult:
     """Replay a run's retryable dead letters; those that fail again keep their new error.
 
+    Those a later item with the same key superseded (written by the run after them) are
+    not written: that would undo the later one. Nor, of two with one key, the earlier.
+
     Dead letters that DynamoDB refused as invalid are left alone: sending them again
     cannot succeed, and they stay visible in `status` until the data is fixed. As for
     `resume_run`: `profile` gives the credentials; `endpoint` and `region`, if given, must
@@ -243,6 +247,9 @@ def retry_failed(
                 client, transport = reconnect(run, client, profile)
                 info = same_table(book, run, client)
                 requests = Shape.parse(run.shape).kind == "table"  # its letters: whole requests
+                # Of two with one key only the later is written, as the run would have.
+                if book.supersede_repeats(run.id, sent_key(requests, info.key_names)):
+                    first, pages = [], book.pages_of_dead_letters(run.id, retryable_only=True)
                 writer: BatchWriter = Writer(
                     transport, run.table, info.key_names, retry, on_retry=log_retry(run.id),
                     entries=requests,

@@ -14,7 +14,9 @@ from conftest import assert_table_equals, dump_items, rimport
 
 from resumable_import import WriteSettings, resume_run
 from resumable_import.dynamo import describe_table
+from resumable_import.keys import canonical
 from resumable_import.ledger import Ledger
+from resumable_import.loop import sent_key
 
 DATA = Path(__file__).resolve().parent / "data"
 RUN = "a6cee2e2ba01"
@@ -75,3 +77,36 @@ def test_an_old_ledger_resumes_to_the_end(
     (before,) = json.loads((DATA / "old-status.json").read_text())
     assert list(after) == list(before)
     assert after["options"] == before["options"]
+
+
+def test_an_old_ledgers_dead_letters_gain_keys_and_can_be_superseded(tmp_path: Path) -> None:
+    """A retryable dead letter recorded by a rimport before migration 0009 has no key: the
+    upgrade leaves it pending, and its key is worked out from its item (and kept) when a
+    run needs it, so a later item with that key supersedes it as it would a new one."""
+    ledger, _ = _copy(tmp_path)
+    item = {"pk": {"S": "k3"}, "v": {"N": "3"}}
+    with sqlite3.connect(ledger) as db:  # as the old rimport wrote it, at schema 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 6
+        db.execute(
+            "INSERT INTO dead_letters (run_id, item_index, item, error_code, error_message,"
+            " attempts, retryable, created_at, updated_at) VALUES (?, 3, ?, 'Unprocessed',"
+            " 'throttled', 3, 1, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+            (RUN, json.dumps(item)),
+        )
+    key = canonical(("k3",))
+    with Ledger(ledger) as book:
+        assert book.schema_version >= 9
+        assert book.run(RUN).dead_letters == 1
+        assert book.retryable_keys(RUN, sent_key(False, ("pk",))) == {key}
+        run = book.run(RUN)
+        moot = book.commit(RUN, items_committed=run.items_committed + 1,
+                           byte_offset=run.byte_offset, written=1, dead=[],
+                           superseded=[(key, 9)])  # fmt: skip
+        assert moot == 1
+        run = book.run(RUN)
+        assert (run.dead_letters, run.superseded_dead_letters) == (0, 1)
+        assert book.dead_letters(RUN) == []
+    with sqlite3.connect(ledger) as db:
+        assert db.execute(
+            "SELECT status, superseded_by, item_key FROM dead_letters"
+        ).fetchall() == [("superseded", 9, key)]

@@ -55,10 +55,12 @@ def retry_failed_cmd(
         results = []
         for rid in ids:
             before = dead_letter_counts(rid, ledger=ledger)
+            moot = run_status(rid, ledger=ledger)[0].superseded_dead_letters
             result = retry_failed(rid, ledger=ledger, profile=profile, endpoint=endpoint,
                                   region=region)  # fmt: skip
             after = dead_letter_counts(rid, ledger=ledger)
-            _said_retried(run_status(rid, ledger=ledger)[0], result, before, after)
+            _said_retried(run_status(rid, ledger=ledger)[0], result, before, after,
+                          result.superseded - moot)  # fmt: skip
             results.append(result)
         if not ids:
             say("no run has dead letters worth retrying")
@@ -74,8 +76,10 @@ def _said_retried(
     result: ImportResult,
     before: dict[str, Counter[str]],
     after: dict[str, Counter[str]],
+    superseded: int = 0,
 ) -> None:
-    """What a retry did, what remains by reason, and what to do about it."""
+    """What a retry did, what remains by reason, and what to do about it. `superseded`:
+    those it left out for a later one with the same key (written instead, or pending)."""
     total = sum(sum(c.values()) for c in before.values())
     remain = [(code, n, kind) for kind, c in after.items() for code, n in c.most_common()]
     listing = ", ".join(f"{n:,} {code} ({kind})" for code, n, kind in remain)
@@ -84,8 +88,9 @@ def _said_retried(
              f"{listing}")  # fmt: skip
     else:
         rest = f": {listing}" if listing else ""
-        say(f"run {run.id}: {total - result.dead_letters:,} of {total:,} dead letters "
-             f"written, {result.dead_letters:,} remain{rest}")  # fmt: skip
+        moot = f", {superseded:,} superseded by a later one with the same key" if superseded else ""
+        say(f"run {run.id}: {total - result.dead_letters - superseded:,} of {total:,} dead "
+             f"letters written{moot}, {result.dead_letters:,} remain{rest}")  # fmt: skip
     if after["retryable"]:
         say(f"{command(run, 'retry-failed', run.id)} tries the retryable ones again later")
     if after["not retryable"]:

@@ -45,7 +45,7 @@ def finish(result: ImportResult, ledger: Path | None) -> None:
     say(
         f"run {result.run_id}: {result.state}: {count(result.items_committed, 'item')} read, "
         f"{result.items_written:,} written, {result.dead_letters:,} dead-lettered"
-        f" in {result.elapsed:.1f}s{rate}"
+        f"{_superseded(result.superseded)} in {result.elapsed:.1f}s{rate}"
     )
     if result.dead_letters:
         rid, where = result.run_id, f" --ledger {ledger}" if ledger else ""
@@ -244,7 +244,7 @@ def print_run(run: Run, ledger: Path | None) -> None:
         ("items committed", f"{run.items_committed:,} (byte {run.byte_offset:,})"),
         ("items written", f"{run.items_written:,}"),
         *([("items deleted", f"{run.items_deleted:,}")] if run.shape.startswith("table:") else []),
-        ("dead letters", f"{run.dead_letters:,}"),
+        ("dead letters", f"{run.dead_letters:,}" + _superseded(run.superseded_dead_letters)),
         ("started", run.started_at), ("updated", run.updated_at),
         ("finished", run.finished_at or "-"),
         ("elapsed", _elapsed(run)),
@@ -277,6 +277,13 @@ def print_run(run: Run, ledger: Path | None) -> None:
             typer.echo(f"  ... and {run.dead_letters - shown:,} more: "
                        f"{command(run, 'dead-letters', run.id, '--with-reasons', '--out', 'FILE')}"
                        " writes them all")  # fmt: skip
+
+
+def _superseded(n: int) -> str:
+    """Dead letters a later item with the same key made moot, said apart from the failures."""
+    if not n:
+        return ""
+    return f" ({n:,} more superseded by a later item with the same key: not failures)"
 
 
 def verified(v: Verification) -> str:
