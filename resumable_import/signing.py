@@ -22,8 +22,8 @@ from .errors import Command, CredentialsError, Text
 
 
 class Signer:
-    """Builds and signs BatchWriteItem requests for one endpoint, whose parts it keeps for
-    whatever sends them."""
+    """Builds and signs BatchWriteItem requests (and signs `verify`'s reads) for one
+    endpoint, whose parts it keeps for whatever sends them."""
 
     def __init__(self, client: Any, credentials: Any) -> None:
         self.url = client.meta.endpoint_url
@@ -54,6 +54,12 @@ class Signer:
                 b'{"RequestItems":{', orjson.dumps(table), b':[{"PutRequest":{"Item":',
                 b'}},{"PutRequest":{"Item":'.join(items), b"}}]}}",
             ))  # fmt: skip
+        headers, request = self.sign("BatchWriteItem", body)
+        return body, headers, request
+
+    def sign(self, operation: str, body: bytes) -> tuple[dict[str, str], AWSRequest]:
+        """The signed headers of a request for `operation` (`BatchWriteItem`, `Scan`, ...)
+        with `body` as it is, and botocore's request object; CredentialsError as above."""
         request = AWSRequest(
             method="POST",
             url=self.url,
@@ -61,7 +67,7 @@ class Signer:
             headers={
                 "Host": self._host_header,  # signed as is, and sent as is
                 "Content-Type": "application/x-amz-json-1.0",
-                "X-Amz-Target": "DynamoDB_20120810.BatchWriteItem",
+                "X-Amz-Target": f"DynamoDB_20120810.{operation}",
             },
         )
         try:
@@ -78,4 +84,4 @@ class Signer:
                     " continues",
                 ),
             ) from e
-        return body, dict(request.headers.items()), request
+        return dict(request.headers.items()), request

@@ -1,26 +1,42 @@
 """`verify`'s first way to read the table: by the dump's keys, 100 a `BatchGetItem`,
-strongly consistent, in file order, so the read units are in proportion to the dump."""
+strongly consistent, so the read units are in proportion to the dump.
+
+Several batches are out at once (`tableread`: the requests of one thread, on persistent
+connections), so DynamoDB answers one while the last answer is compared. Each batch is
+marked in the scratch database as it completes; the order of the marks does not matter,
+since the count and the first differences are read back from them in file order. A
+batch's unprocessed keys are asked again after a pause that grows only while its answers
+make no progress.
+"""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from .compare import differing
+from .compare import differing_items
 from .errors import ServiceError
 from .keys import canonical, key_of
+from .tableread import RETRIES, Asker, consumed, open_reads, pause
 from .verdict import VerifyResult
-from .verifyscan import RETRIES, call
 
 GET_BATCH = 100  # BatchGetItem's limit of keys a request
-
+IN_FLIGHT = 8  # batches out at once: enough to keep DynamoDB busy while one is judged
 
 Tick = Callable[[int, int], None]
 """(expected items compared so far, their bytes as JSON): progress through the table."""
+
+
+@dataclass
+class _Batch:
+    wanted: list[tuple[bytes, dict[str, Any], dict[str, Any]]]  # (raw, item, key)
+    found: list[dict[str, Any]] = field(default_factory=list)
+    asked: int = 0  # keys in the request out now
 
 
 def compare_by_key(
@@ -34,56 +50,77 @@ def compare_by_key(
 ) -> None:
     """Look each expected item (those `where` picks) up by key and mark it in `db` as the
     scan does: `seen` when the table holds its key, `diff` the attributes that differ."""
-    rows = db.execute(f"SELECT idx, item FROM expected WHERE {where} ORDER BY idx")
+    rows = db.execute(f"SELECT item FROM expected WHERE {where} ORDER BY idx")
+    chunks = iter(lambda: rows.fetchmany(GET_BATCH), [])
+    reads = open_reads(client)
+    asker = Asker(reads, table, "reading")
     done = size = 0
-    while chunk := rows.fetchmany(GET_BATCH):
-        wanted = []
-        for _, raw in chunk:
-            item = orjson.loads(raw)
-            wanted.append((item, {n: item[n] for n in key_names}))
-            size += len(raw)
-        found = {canonical(k): it for it in _get(client, table, [w[1] for w in wanted], result)
-                 if (k := key_of(it, key_names)) is not None}  # fmt: skip
-        marks = []
-        for item, key in wanted:
-            ckey = canonical(key_of(key, key_names) or ())
-            if (got := found.get(ckey)) is not None:
-                names = differing(item, got)
-                marks.append((orjson.dumps(names).decode() if names else None, ckey))
-        db.executemany("UPDATE expected SET seen = 1, diff = ? WHERE key = ?", marks)
-        done += len(chunk)
-        tick(done, size)
+    try:
+        for chunk in itertools.islice(chunks, IN_FLIGHT):  # then one more as each is done
+            _ask(asker, table, _Batch([_wanted(raw, key_names) for (raw,) in chunk]))
+        while asker.busy:
+            for batch, answer, attempt in asker.answers():
+                assert isinstance(batch, _Batch)
+                if not _take(asker, table, batch, answer, attempt, result):
+                    continue
+                _mark(db, batch, key_names)
+                done += len(batch.wanted)
+                size += sum(len(w[0]) for w in batch.wanted)
+                tick(done, size)
+                if chunk := next(chunks, None):
+                    _ask(asker, table, _Batch([_wanted(raw, key_names) for (raw,) in chunk]))
+    finally:
+        reads.close()
 
 
-def _get(
-    client: Any, table: str, keys: list[dict[str, Any]], result: VerifyResult
-) -> Iterator[dict[str, Any]]:
-    """The items of `keys` in the table, strongly consistent, the unprocessed ones asked
-    again with backoff; the pause grows only while an answer makes no progress."""
-    pending = {table: {"Keys": keys, "ConsistentRead": True}}
-    attempt = 0  # answers in a row that made no progress
-    while attempt <= RETRIES:
-        ask = lambda p=pending: client.batch_get_item(  # noqa: E731
-            RequestItems=p, ReturnConsumedCapacity="TOTAL"
+def _wanted(raw: bytes, key_names: tuple[str, ...]) -> tuple[bytes, dict[str, Any], dict]:
+    item = orjson.loads(raw)
+    return raw, item, {n: item[n] for n in key_names}
+
+
+def _ask(
+    asker: Asker, table: str, batch: _Batch, keys: list[dict[str, Any]] | None = None,
+    attempt: int = 0, after: float = 0.0,
+) -> None:  # fmt: skip
+    keys = [w[2] for w in batch.wanted] if keys is None else keys
+    batch.asked = len(keys)
+    request = {"RequestItems": {table: {"Keys": keys, "ConsistentRead": True}},
+               "ReturnConsumedCapacity": "TOTAL"}  # fmt: skip
+    asker.ask(batch, "BatchGetItem", request, attempt, after)
+
+
+def _take(
+    asker: Asker, table: str, batch: _Batch, answer: dict[str, Any], attempt: int,
+    result: VerifyResult,
+) -> bool:  # fmt: skip
+    """One answer for the batch: its items kept, its unprocessed keys asked again; whether
+    the batch is now whole."""
+    units = consumed(answer)
+    if units is not None:
+        if not result.read_units_measured:
+            result.read_units, result.read_units_measured = 0.0, True
+        result.read_units += units
+    batch.found += answer.get("Responses", {}).get(table, ())
+    left = (answer.get("UnprocessedKeys") or {}).get(table, {}).get("Keys") or []
+    if not left:
+        return True
+    attempt = 0 if len(left) < batch.asked else attempt + 1
+    if attempt > RETRIES:
+        raise ServiceError(
+            f"table {table!r} left keys unprocessed {RETRIES} times in a row",
+            "verify again later, or when the table has more read capacity",
         )
-        answer = call(client, table, "reading", ask, attempt)
-        if answer is None:  # throttled: asked again after a pause
-            attempt += 1
-            continue
-        for used in answer.get("ConsumedCapacity") or ():
-            if "CapacityUnits" in used:
-                if not result.read_units_measured:
-                    result.read_units, result.read_units_measured = 0.0, True
-                result.read_units += float(used["CapacityUnits"])
-        yield from answer.get("Responses", {}).get(table, ())
-        left = answer.get("UnprocessedKeys") or {}
-        if not left.get(table, {}).get("Keys"):
-            return
-        progress = len(left[table]["Keys"]) < len(pending[table]["Keys"])
-        attempt = 0 if progress else attempt + 1
-        pending = left
-        time.sleep(min(5.0, 0.05 * 2**attempt))
-    raise ServiceError(
-        f"table {table!r} left keys unprocessed {RETRIES} times in a row",
-        "verify again later, or when the table has more read capacity",
-    )
+    _ask(asker, table, batch, left, attempt, pause(attempt))
+    return False
+
+
+def _mark(db: sqlite3.Connection, batch: _Batch, key_names: tuple[str, ...]) -> None:
+    found = {canonical(k): it for it in batch.found
+             if (k := key_of(it, key_names)) is not None}  # fmt: skip
+    marks = []
+    for _, item, key in batch.wanted:
+        ckey = canonical(key_of(key, key_names) or ())
+        if (got := found.get(ckey)) is not None:
+            names = differing_items(item, got)
+            marks.append((orjson.dumps(names).decode() if names else None, ckey))
+    db.executemany("UPDATE expected SET seen = 1, diff = ? WHERE key = ?", marks)

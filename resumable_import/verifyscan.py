@@ -3,34 +3,26 @@ consistent, each item looked up by key among the expected ones (`verify`'s scrat
 database) and marked seen, or counted as extra when the dump does not hold it.
 
 A Scan costs in proportion to the table rather than the dump, and it is the only way to
-find the items the dump does not hold (`extra`). The segments are read in threads; the
-items are compared in the calling thread, which alone touches the scratch database, and
-the pages in between wait in a queue of two, so memory stays bounded (a page holds
-up to 1 MB of items, a few times that once parsed).
+find the items the dump does not hold (`extra`). Each segment has one page out at a time
+(`tableread`: the requests of this one thread), and each page is judged as it comes, so
+memory stays bounded: a page is up to 1 MB of JSON, a few times that parsed, and at most
+one is parsed at a time while the other segments' pages are on their way.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
-import queue
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+import orjson
 
-from .compare import differing
-from .errors import ServiceError, TableError
+from .compare import differing_items
 from .keys import canonical, key_of
+from .tableread import Asker, consumed, open_reads
 
 SEGMENTS = 4
-RETRIES = 12
-THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException",
-             "RequestLimitExceeded", "InternalServerError")  # fmt: skip
 
 
 @dataclass
@@ -45,20 +37,6 @@ class Scanned:
     seen_bytes: int = 0
 
 
-def call(client: Any, table: str, what: str, request: Callable[[], Any], attempt: int) -> Any:
-    """One read request; None after a throttling answer (to be asked again, later)."""
-    try:
-        return request()
-    except ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            raise TableError(f"table {table!r} was deleted while it was verified") from None
-        if code not in THROTTLED or attempt >= RETRIES:
-            raise ServiceError(f"{what} table {table!r} failed: {code or e}") from None
-        time.sleep(min(5.0, 0.05 * 2**attempt))
-        return None
-
-
 def scan_compare(
     db: Any,
     client: Any,
@@ -70,56 +48,34 @@ def scan_compare(
     """Scan the whole table, marking each expected item seen (with the attributes that
     differ, if any) in `db`'s `expected` table; `tick` is told the expected items seen so
     far and their bytes."""
-    pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)  # pages of up to 1 MB each
-    stop = threading.Event()
+    reads = open_reads(client)
+    asker = Asker(reads, table, "scanning")
 
-    def read(segment: int) -> None:
-        start: dict[str, Any] | None = None
-        attempt = 0
-        try:
-            while not stop.is_set():
-                args = {"TableName": table, "Segment": segment, "TotalSegments": segments,
-                        "ConsistentRead": True, "ReturnConsumedCapacity": "TOTAL"}  # fmt: skip
-                if start:
-                    args["ExclusiveStartKey"] = start
-                answer = call(client, table, "scanning", lambda a=args: client.scan(**a), attempt)
-                if answer is None:
-                    attempt += 1
-                    continue
-                attempt = 0
-                pages.put(("page", answer))
-                start = answer.get("LastEvaluatedKey")
-                if not start:
-                    break
-            pages.put(("done", None))
-        except BaseException as e:  # handed to the calling thread, which raises it
-            pages.put(("error", e))
+    def ask(segment: int, start: dict[str, Any] | None) -> None:
+        request = {"TableName": table, "Segment": segment, "TotalSegments": segments,
+                   "ConsistentRead": True, "ReturnConsumedCapacity": "TOTAL"}  # fmt: skip
+        if start:
+            request["ExclusiveStartKey"] = start
+        asker.ask(segment, "Scan", request)
 
-    threads = [threading.Thread(target=read, args=(s,), daemon=True) for s in range(segments)]
-    for t in threads:
-        t.start()
     found = Scanned(extra_keys=[])
-    done = 0
     try:
-        while done < segments:
-            kind, payload = pages.get()
-            if kind == "error":
-                raise payload
-            if kind == "done":
-                done += 1
-                continue
-            used = payload.get("ConsumedCapacity") or {}
-            if "CapacityUnits" in used:
-                found.read_units += float(used["CapacityUnits"])
-                found.measured = True
-            _judge(db, payload.get("Items", ()), key_names, found)
-            if tick:
-                tick(found.seen, found.seen_bytes)
+        for segment in range(segments):
+            ask(segment, None)
+        while asker.busy:
+            for segment, page, _ in asker.answers():
+                assert isinstance(segment, int)
+                if start := page.get("LastEvaluatedKey"):
+                    ask(segment, start)  # the next page is read while this one is judged
+                units = consumed(page)
+                if units is not None:
+                    found.read_units += units
+                    found.measured = True
+                _judge(db, page.get("Items", ()), key_names, found)
+                if tick:
+                    tick(found.seen, found.seen_bytes)
     finally:
-        stop.set()
-        while any(t.is_alive() for t in threads):  # let each thread put its last word
-            with contextlib.suppress(queue.Empty):
-                pages.get(timeout=0.1)
+        reads.close()
     return found
 
 
@@ -139,9 +95,9 @@ def _judge(db: Any, items: Any, key_names: tuple[str, ...], found: Scanned) -> N
             continue
         found.seen += 1
         found.seen_bytes += len(row[0])
-        names = differing(json.loads(row[0]), item)
+        names = differing_items(orjson.loads(row[0]), item)
         assert key is not None
-        marks.append((json.dumps(names) if names else None, canonical(key)))
+        marks.append((orjson.dumps(names).decode() if names else None, canonical(key)))
     db.executemany("UPDATE expected SET seen = 1, diff = ? WHERE key = ?", marks)
 
 
