@@ -47,8 +47,8 @@ from .transform import Transform, TransformSpec
 from .unchanged import check_same_object, file_exists, same_transform, unchanged
 from .verdict import SHOWN, Difference, VerifyResult
 from .verifyget import compare_by_key
-from .verifyplan import plan_for
-from .verifyscan import scan_compare
+from .verifyplan import Plan, plan_for
+from .verifyscan import Cut, scan_compare
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def verify_run(
                     result.dry_run = True
                     result.elapsed = time.monotonic() - started
                     return result
-                _read_table(db, client, info, result, options.extra, meter)
+                _read_table(db, client, info, result, plan, options.extra, meter)
                 if options.repair and not result.ok:
                     result.repaired = repair(db, book, run, given, info.key_names, hooks,
                                              options.profile)  # fmt: skip
@@ -149,12 +149,14 @@ def _read_table(
     client: Any,
     info: TableInfo,
     result: VerifyResult,
+    plan: Plan,
     extra: bool,
     meter: _Meter,
 ) -> None:
     """Mark each expected item in `db` by the plan's method, then count what was found."""
-    if result.method == "scan":
-        found = scan_compare(db, client, info.name, info.key_names, tick=meter.table)
+    if plan.method == "scan":
+        cut = Cut.of(plan.by_scan * 4096, plan.size / max(1, plan.items))
+        found = scan_compare(db, client, info.name, info.key_names, cut, meter.table)
         result.read_units_measured = found.measured
         result.read_units = found.read_units
         if extra:

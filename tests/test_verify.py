@@ -419,13 +419,19 @@ def test_status_shows_the_last_verification_and_forget_removes_it(
 
 
 def test_the_fast_reads_ride_out_closed_connections_and_odd_framing(
-    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+    tmp_path: Path, endpoint: str, ddb: Any, table: str, ledger: Path, monkeypatch: Any
 ) -> None:
     """Both ways read through the import's own HTTP transport: a proxy that closes every
     kept-alive connection after its second answer and chunks every body costs retries,
     not a verdict (30 batches by key share at most 8 connections); binary values and sets
-    come back as DynamoDB JSON and compare as equal."""
+    come back as DynamoDB JSON and compare as equal. The scan is cut into 8 segments of
+    pages of some 20 items, so each segment follows its LastEvaluatedKey over 10 times."""
     from faultproxy import FaultProxy, Faults
+
+    from resumable_import import verifyscan
+
+    monkeypatch.setattr(verifyscan, "PAGE_BYTES", 8192)
+    monkeypatch.setattr(verifyscan, "MAX_SEGMENTS", 8)
 
     dump = tmp_path / "export.json"  # DynamoDB's export lines: binary and sets typed
     lines = [{"Item": {"pk": {"S": f"k{i}"}, "b": {"B": "AP8="}, "pad": {"S": "x" * 300},
@@ -437,7 +443,9 @@ def test_the_fast_reads_ride_out_closed_connections_and_odd_framing(
         ddb.update_item(TableName=table, Key={"pk": {"S": "k7"}}, UpdateExpression="SET b = :b",
                         ExpressionAttributeValues={":b": {"B": b"\x00\xfe"}})  # fmt: skip
         for method in ("get", "scan"):
+            asked = proxy.stats["requests"]
             result = verify_run(run_id, VerifyOptions(method=method), ledger=ledger)
+            assert proxy.stats["requests"] - asked >= (30 if method == "get" else 100)
             assert (result.items, result.identical, result.different) == (3000, 2999, 1), method
             assert result.differences[0].attributes == ["b"], method
             assert result.read_units_measured, method
