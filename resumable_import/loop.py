@@ -198,12 +198,10 @@ def execute(
             ) from None
         except InputError as e:
             run = _stop(book, run.id, states.FAILED, e.message, bad_input=True)
-            e.hint = Text(
-                f"{run.items_committed} items before it are safely imported; fix the file and run ",
-                resume_command(run),
-                ", or start over with ",
-                start_over(run),
-            )
+            done = f"{run.items_committed:,} item{'s are' if run.items_committed != 1 else ' is'}"
+            e.hint = Text(f"{done} safely imported before it; fix the file and run ",
+                          resume_command(run), ", or start over with ",
+                          start_over(run))  # fmt: skip
             raise
         except ServiceError as e:
             softer = gentler(run, writer)
