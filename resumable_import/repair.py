@@ -22,6 +22,7 @@ from .hooks import Hooks
 from .items import write_units
 from .keys import key_of
 from .ledger import Ledger, Run
+from .reader import Shape
 from .records import DeadLetter
 from .run import reconnect
 from .runlog import log_retry, outage_notice
@@ -42,25 +43,32 @@ def repair(
     """Write again each expected item in `db` marked `fix` (and not a dead letter): how
     many were written. `client`: the caller's stand-in for the endpoint, or None."""
     settings = run.settings
+    requests = Shape.parse(run.shape).kind == "table"  # a request file's: puts and deletes
     _, transport = reconnect(run, client, profile)
     writer: BatchWriter = Writer(
         transport, run.table, key_names, RetryPolicy(max_outage=settings.max_outage or 300.0),
         max_inflight=settings.concurrency, max_wcu=settings.max_wcu,
         on_retry=log_retry(run.id), on_outage=outage_notice(run.id, hooks.notice),
+        entries=requests,
     )  # fmt: skip
-    rows = db.execute("SELECT idx, item FROM expected WHERE fix = 1 AND dead = 0 ORDER BY idx")
+    rows = db.execute(
+        "SELECT idx, item, gone FROM expected WHERE fix = 1 AND dead = 0 ORDER BY idx"
+    )
     open_jobs: deque[tuple[Job, list[tuple[int, bytes]]]] = deque()
     written = 0
     with closing(writer):
         while True:
-            chunk = rows.fetchmany(BATCH)
+            picked = rows.fetchmany(BATCH)
+            chunk = [(i, _request(raw, gone) if requests else raw) for i, raw, gone in picked]
             if chunk:
-                items = [orjson.loads(raw) for _, raw in chunk]
+                items = [orjson.loads(raw) for _, raw, _ in picked]  # an item, or a key deleted
                 job = writer.submit(
-                    [raw for _, raw in chunk],
+                    [sent for _, sent in chunk],
                     [key_of(item, key_names) for item in items],
-                    [write_units(item) for item in items] if settings.max_wcu else None,
-                )
+                    [1 if gone else write_units(item)
+                     for item, (_, _, gone) in zip(items, picked, strict=True)]
+                    if settings.max_wcu else None,
+                )  # fmt: skip
                 open_jobs.append((job, chunk))
             while open_jobs and (not chunk or len(open_jobs) >= settings.concurrency):
                 writer.poll(block=True)
@@ -70,6 +78,13 @@ def repair(
                     _dead_letter(book, run, job, done)
             if not chunk and not open_jobs:
                 return written
+
+
+def _request(item: bytes, gone: int) -> bytes:
+    """The write request that leaves the key as the request file did."""
+    if gone:
+        return b'{"DeleteRequest":{"Key":' + item + b"}}"
+    return b'{"PutRequest":{"Item":' + item + b"}}"
 
 
 def _dead_letter(book: Ledger, run: Run, job: Job, rows: list[tuple[int, bytes]]) -> None:

@@ -17,15 +17,17 @@ SHOWN = 20  # differences kept in the result, in file order
 @dataclass(frozen=True)
 class Difference:
     """An item not as the dump has it: its index in the dump, its key (as DynamoDB JSON
-    key attributes), and the attributes that differ; None for a missing item."""
+    key attributes), and the attributes that differ; None for a missing item.
+    `not_deleted`: a request file deletes the key last, and the table still holds it."""
 
     index: int
     key: dict[str, Any]
     attributes: list[str] | None  # None: the item is missing
+    not_deleted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "key": self.key, "missing": self.attributes is None,
-                "attributes": self.attributes or []}  # fmt: skip
+                "attributes": self.attributes or [], "not_deleted": self.not_deleted}  # fmt: skip
 
 
 @dataclass

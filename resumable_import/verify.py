@@ -34,13 +34,14 @@ from .dynamo import TableInfo, connect, describe_table
 from .errors import Arg, FileChangedError, InputError, TableError, Text, UsageError
 from .hints import command, start_over
 from .hooks import Hooks
-from .keys import KeySpec, canonical, key_of
+from .keys import KeySpec, canonical
 from .ledger import Ledger, Run
-from .loop import finished
+from .loop import finished, sent_key
 from .pipeline import ready_batches
 from .progress import Figures
 from .reader import Dump, Shape, items_as
 from .repair import repair
+from .requestitems import FORMAT as REQUESTS
 from .run import for_reading, using_ledger
 from .samestream import as_imported, given_again
 from .transform import Transform, TransformSpec
@@ -175,19 +176,20 @@ def _tally(
     """The counts and the first differences, in file order, from the marks in `db`; the
     read units estimated from the items' sizes when DynamoDB did not say them."""
     live = f"FROM expected WHERE {where}"
+    wrong = "((seen = 0 AND gone = 0) OR diff IS NOT NULL)"  # a key deleted is right absent
     (result.items, result.identical, result.different, result.missing, size, units) = db.execute(
-        f"SELECT count(*), coalesce(sum(seen = 1 AND diff IS NULL), 0), coalesce(sum(diff IS"
-        f" NOT NULL), 0), coalesce(sum(seen = 0), 0), coalesce(sum(length(item)), 0),"
+        f"SELECT count(*), coalesce(sum(NOT {wrong}), 0), coalesce(sum(diff IS NOT NULL), 0),"
+        f" coalesce(sum(seen = 0 AND gone = 0), 0), coalesce(sum(length(item)), 0),"
         f" coalesce(sum((length(item) + 4095) / 4096), 0) {live}"
     ).fetchone()
-    for index, raw, diff in db.execute(
-        f"SELECT idx, item, diff {live} AND (seen = 0 OR diff IS NOT NULL) ORDER BY idx LIMIT ?",
-        (SHOWN,),
+    for index, raw, diff, gone in db.execute(
+        f"SELECT idx, item, diff, gone {live} AND {wrong} ORDER BY idx LIMIT ?", (SHOWN,)
     ):
         item = orjson.loads(raw)
         names = orjson.loads(diff) if diff else None
-        result.differences.append(Difference(index, {n: item[n] for n in key_names}, names))
-    db.execute(f"UPDATE expected SET fix = 1 WHERE {where} AND (seen = 0 OR diff IS NOT NULL)")
+        key = {n: item[n] for n in key_names}
+        result.differences.append(Difference(index, key, names, not_deleted=bool(gone)))
+    db.execute(f"UPDATE expected SET fix = 1 WHERE {where} AND {wrong}")
     if not result.read_units_measured:
         result.read_units = float(units if result.method == "get" else math.ceil(size / 4096))
 
@@ -253,12 +255,6 @@ def _refuse_unfit(run: Run, options: VerifyOptions) -> None:
                 Arg("extra"), " needs the table scanned: reading by key finds only the dump's keys"
             ),
             Text("pass ", Arg("method", "scan"), " with it, or leave out ", Arg("method")),
-        )
-    if Shape.parse(run.shape).kind == "table":
-        raise UsageError(
-            f"run {run.id} read a request file ({run.file}), whose puts and deletes verify "
-            "does not compare yet",
-            "verify a run that imported a dump of items",
         )
     if not finished(run):
         raise UsageError(
@@ -341,7 +337,7 @@ def _expected_db(path: Path) -> sqlite3.Connection:
     db.execute(
         "CREATE TABLE expected (key BLOB PRIMARY KEY, idx INTEGER NOT NULL, item BLOB NOT NULL,"
         " dead INTEGER NOT NULL DEFAULT 0, seen INTEGER NOT NULL DEFAULT 0, diff TEXT,"
-        " fix INTEGER NOT NULL DEFAULT 0)"
+        " fix INTEGER NOT NULL DEFAULT 0, gone INTEGER NOT NULL DEFAULT 0)"
         " WITHOUT ROWID"
     )
     return db
@@ -363,17 +359,19 @@ def _load_expected(
     stream given again is refused at its end if its bytes are not the run's
     (`samestream`): nothing is compared before that is known."""
     keep = _sampler(sample)
+    as_expected = _from_request if dump.items_as == REQUESTS else lambda raw: (raw, 0)
     db.execute("BEGIN")
     items = 0
     with as_imported(run, dump):
         for n, ready in enumerate(
             ready_batches(dump, None, keys, 25, reader_process=False, transform=transform), 1
         ):
-            rows = list(zip(map(canonical, ready.keys), ready.indexes, ready.items, strict=True))
+            found = zip(ready.keys, ready.indexes, ready.items, strict=True)
+            rows = [(canonical(k), i, *as_expected(raw)) for k, i, raw in found]
             if keep is not None:
                 rows = [r for r in rows if keep(r[0])]
             db.executemany(
-                "INSERT OR REPLACE INTO expected (key, idx, item) VALUES (?, ?, ?)", rows
+                "INSERT OR REPLACE INTO expected (key, idx, item, gone) VALUES (?, ?, ?, ?)", rows
             )
             items += len(ready.items)
             if n % 400 == 0:
@@ -381,6 +379,15 @@ def _load_expected(
                 db.execute("BEGIN")
                 meter.dump(items, ready.position, dump.size)
     db.execute("COMMIT")
+
+
+def _from_request(entry: bytes) -> tuple[bytes, int]:
+    """A request file's entry as `checks.PrepareRequest` made it: the item a put leaves,
+    or the key a delete leaves absent (`gone`)."""
+    for head, gone in ((b'{"PutRequest":{"Item":', 0), (b'{"DeleteRequest":{"Key":', 1)):
+        if entry.startswith(head):
+            return entry[len(head) : -2], gone
+    raise AssertionError(f"not a write request: {entry[:40]!r}")
 
 
 def _sampler(share: float | None) -> Callable[[bytes], bool] | None:
@@ -395,14 +402,14 @@ def _mark_dead_letters(
 ) -> int:
     """Mark the items the run dead-lettered as expected absent; how many dead letters."""
     count = 0
+    sent = sent_key(Shape.parse(run.shape).kind == "table", key_names)
     for page in book.pages_of_dead_letters(run.id):
         marks = []
         for letter in page:
             count += 1
             if letter.refused_before_sending:  # never sent: not among the expected items
                 continue
-            key = key_of(letter.item, key_names)
-            if key is not None:
-                marks.append((canonical(key), letter.index))
+            if (key := sent(letter.item)) is not None:
+                marks.append((key, letter.index))
         db.executemany("UPDATE expected SET dead = 1 WHERE key = ? AND idx = ?", marks)
     return count

@@ -32,9 +32,13 @@ Tick = Callable[[int, int], None]
 """(expected items compared so far, their bytes as JSON): progress through the table."""
 
 
+_Wanted = tuple[bytes, dict[str, Any] | None, dict[str, Any]]
+"""An expected item as JSON, parsed (None: its key is to be absent), and its key."""
+
+
 @dataclass
 class _Batch:
-    wanted: list[tuple[bytes, dict[str, Any], dict[str, Any]]]  # (raw, item, key)
+    wanted: list[_Wanted]
     found: list[dict[str, Any]] = field(default_factory=list)
     asked: int = 0  # keys in the request out now
 
@@ -56,7 +60,7 @@ def compare_by_key(
     done = size = 0
     try:
         for chunk in itertools.islice(chunks, IN_FLIGHT):  # then one more as each is done
-            _ask(asker, table, _Batch([_wanted(raw, key_names) for raw in chunk]))
+            _ask(asker, table, _Batch([_wanted(row, key_names) for row in chunk]))
         while asker.busy:
             for batch, answer, attempt in asker.answers():
                 assert isinstance(batch, _Batch)
@@ -67,28 +71,29 @@ def compare_by_key(
                 size += sum(len(w[0]) for w in batch.wanted)
                 tick(done, size)
                 if chunk := next(chunks, None):
-                    _ask(asker, table, _Batch([_wanted(raw, key_names) for raw in chunk]))
+                    _ask(asker, table, _Batch([_wanted(row, key_names) for row in chunk]))
     finally:
         reads.close()
 
 
-def _chunks(db: sqlite3.Connection, where: str) -> Iterator[list[bytes]]:
+def _chunks(db: sqlite3.Connection, where: str) -> Iterator[list[tuple[bytes, int]]]:
     """The items `where` picks, GET_BATCH at a time in the order of their key hashes: each
     chunk a query of its own from the last key on, which sorts nothing (ordered by index,
     SQLite sorted a copy of every item first, 40 MB for the bench dump) and is not
     disturbed by the marks written in between."""
     last = b""
     while rows := db.execute(
-        f"SELECT key, item FROM expected WHERE key > ? AND ({where}) ORDER BY key LIMIT ?",
+        f"SELECT key, item, gone FROM expected WHERE key > ? AND ({where}) ORDER BY key LIMIT ?",
         (last, GET_BATCH),
     ).fetchall():
         last = rows[-1][0]
-        yield [item for _, item in rows]
+        yield [(item, gone) for _, item, gone in rows]
 
 
-def _wanted(raw: bytes, key_names: tuple[str, ...]) -> tuple[bytes, dict[str, Any], dict]:
+def _wanted(row: tuple[bytes, int], key_names: tuple[str, ...]) -> _Wanted:
+    raw, gone = row
     item = orjson.loads(raw)
-    return raw, item, {n: item[n] for n in key_names}
+    return raw, None if gone else item, {n: item[n] for n in key_names}
 
 
 def _ask(
@@ -134,6 +139,8 @@ def _mark(db: sqlite3.Connection, batch: _Batch, key_names: tuple[str, ...]) -> 
     for _, item, key in batch.wanted:
         ckey = canonical(key_of(key, key_names) or ())
         if (got := found.get(ckey)) is not None:
-            names = differing_items(item, got)
-            marks.append((orjson.dumps(names).decode() if names else None, ckey))
+            names = differing_items(item, got) if item is not None else []  # not deleted
+            marks.append(
+                (None if item is not None and not names else orjson.dumps(names).decode(), ckey)
+            )
     db.executemany("UPDATE expected SET seen = 1, diff = ? WHERE key = ?", marks)

@@ -112,7 +112,7 @@ def _judge(db: Any, items: Any, key_names: tuple[str, ...], found: Scanned) -> N
     for item in items:
         key = key_of(item, key_names)
         row = None if key is None else db.execute(
-            "SELECT item, dead FROM expected WHERE key = ?", (canonical(key),)
+            "SELECT item, dead, gone FROM expected WHERE key = ?", (canonical(key),)
         ).fetchone()  # fmt: skip
         if row is None:
             found.extra += 1
@@ -123,8 +123,11 @@ def _judge(db: Any, items: Any, key_names: tuple[str, ...], found: Scanned) -> N
             continue
         found.seen += 1
         found.seen_bytes += len(row[0])
-        names = differing_items(orjson.loads(row[0]), item)
         assert key is not None
+        if row[2]:  # still there, though the file deletes it
+            marks.append(("[]", canonical(key)))
+            continue
+        names = differing_items(orjson.loads(row[0]), item)
         marks.append((orjson.dumps(names).decode() if names else None, canonical(key)))
     db.executemany("UPDATE expected SET seen = 1, diff = ? WHERE key = ?", marks)
 

@@ -208,3 +208,42 @@ def test_deletes_handed_back_unprocessed_are_sent_again() -> None:
     assert writer.write(entries, [("2",), ("3",)]) == []
     assert set(fake.items) == {("1",), ("3",)}
     assert fake.calls == 3
+
+
+def test_a_request_file_run_is_verified_deletes_included_and_repaired(
+    tmp_path: Path, endpoint: str, ddb: Any, ledger: Path
+) -> None:
+    """verify reads the file's puts and deletes in order: a key deleted last is right
+    absent, and wrong present; `--repair` puts and deletes again, each as the file did."""
+    table = f"ProductCatalog{next(_names)}"
+    entries = [*CATALOG, _put(200, "put, deleted, put"), _delete(200), _put(200, "last")]
+    path = _write(tmp_path / "ProductCatalog.json", {table: entries})
+    done = rimport("start", path, "--create-table", "--key", "Id:N", "--endpoint", endpoint,
+                   "--ledger", ledger)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(rimport("status", "--json", "--ledger", ledger).stdout)
+    gone = ["101", "999"]  # deleted last
+    assert not set(gone) & set(_replay(entries)) and "200" in _replay(entries)
+    for method in ("get", "scan"):
+        same = rimport("verify", run["run_id"], "--method", method, "--json", "--ledger", ledger)
+        assert same.returncode == 0, same.stderr
+        assert json.loads(same.stdout)["identical"] == len(_replay(entries)) + len(gone)
+
+    put_back = {"Id": {"N": gone[0]}, "Title": {"S": "back"}}  # behind rimport's back
+    ddb.put_item(TableName=table, Item=put_back)
+    ddb.delete_item(TableName=table, Key={"Id": {"N": "200"}})
+    ddb.update_item(TableName=table, Key={"Id": {"N": "102"}}, UpdateExpression="SET Title = :t",
+                    ExpressionAttributeValues={":t": {"S": "changed"}})  # fmt: skip
+    for method in ("get", "scan"):
+        found = rimport("verify", run["run_id"], "--method", method, "--json", "--ledger", ledger)
+        assert found.returncode == 3, found.stderr
+        answer = json.loads(found.stdout)
+        assert (answer["missing"], answer["different"]) == (1, 2), answer
+        kept = [d for d in answer["differences"] if d["not_deleted"]]
+        assert [d["key"] for d in kept] == [{"Id": {"N": gone[0]}}], answer["differences"]
+    text = rimport("verify", run["run_id"], "--ledger", ledger).stderr
+    assert f"(Id={gone[0]}): still in the table, though the file deletes it" in text
+    mended = rimport("verify", run["run_id"], "--repair", "--json", "--ledger", ledger)
+    assert mended.returncode == 0, mended.stderr
+    assert json.loads(mended.stdout)["repaired"] == 3
+    assert _scan(ddb, table) == _replay(entries)

@@ -162,6 +162,8 @@ def _show(result: VerifyResult, as_json: bool) -> None:
     for d in result.differences:
         key = ", ".join(f"{name}={_part(value)}" for name, value in d.key.items())
         what = "missing" if d.attributes is None else "differs in " + ", ".join(d.attributes)
+        if d.not_deleted:
+            what = "still in the table, though the file deletes it"
         say(f"  item {d.index:,} ({key}): {what}")
     shown = len(result.differences)
     if shown < result.missing + result.different:
