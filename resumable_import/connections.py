@@ -35,8 +35,8 @@ class Connection:
     the one request it carries (None while idle)."""
 
     __slots__ = (
-        "address", "addresses", "answered", "chunks", "crc", "deadline", "events", "http",
-        "out", "phase", "reason", "request", "sent", "served", "since", "sock", "status",
+        "address", "addresses", "answered", "born", "chunks", "crc", "deadline", "events",
+        "http", "out", "phase", "reason", "request", "sent", "served", "since", "sock", "status",
     )  # fmt: skip
 
     def __init__(self, request: Request) -> None:
@@ -52,6 +52,7 @@ class Connection:
         self.status, self.reason, self.crc = 0, "", None
         self.chunks: list[bytes] = []
         self.since = 0.0  # idle since
+        self.born = 0.0  # when it began to connect
         self.events = 0  # what the selector watches it for
         self.addresses: list[Any] = []  # still to try while connecting
         self.address: Any = None  # the one it connects to

@@ -11,7 +11,8 @@ connects, shakes hands (TLS, see `connections`) and reads each socket as bytes c
 slow answer or one slow connect never holds up the others. A connection is reused only
 when h11 says the exchange ended cleanly; one the server closed while idle is dropped, and
 a request that meets such a closed connection is sent once more on a new one, as urllib3
-does, instead of counting as a failed attempt.
+does, instead of counting as a failed attempt. Which address a new connection tries first
+is `resolver`'s to say; a connection to a name is retired once older than its MAX_AGE.
 
 `SyncTransport` wraps anything with botocore's `batch_write_item(RequestItems=)` method (a
 botocore client, the test fakes); its `_BotocoreSender` form sends the same signed body
@@ -44,7 +45,7 @@ from botocore.exceptions import (
 )
 from botocore.utils import get_environ_proxies
 
-from . import answers
+from . import answers, resolver
 from .connections import (
     BUSY,
     CLOSED,
@@ -57,6 +58,7 @@ from .connections import (
     tls_context,
 )
 from .errors import RimportError
+from .resolver import Resolver
 from .signing import Signer
 
 IDLE_LIMIT = 30.0  # seconds an unused connection is kept; servers drop theirs after 60 or so
@@ -147,7 +149,7 @@ class HttpTransport:
         self._read_timeout = float(config.read_timeout or 60)
         self._tls = tls_context(client) if self._signer.https else None
         self._port = self._signer.port or (443 if self._signer.https else 80)
-        self._addresses: list[Any] = []  # resolved on the first connect (see _resolve)
+        self._resolver = Resolver(self._signer.host, self._port)
         self._idle: list[Connection] = []  # most recently used last
         self._busy: set[Connection] = set()
         self._selector = selectors.DefaultSelector()
@@ -209,11 +211,14 @@ class HttpTransport:
     # -- connections -----------------------------------------------------------------------
 
     def _reusable(self) -> Connection | None:
-        """An idle connection still open at the server's end, or None."""
+        """An idle connection still open at the server's end, or None. One to a name is
+        retired once older than MAX_AGE, so that new ones follow its new addresses."""
         now = time.monotonic()
+        old = now - resolver.MAX_AGE
         while self._idle:
             conn = self._idle.pop()
-            if now - conn.since < IDLE_LIMIT and still_open(conn.sock):
+            young = self._resolver.literal or conn.born > old
+            if young and now - conn.since < IDLE_LIMIT and still_open(conn.sock):
                 return conn
             self._close(conn)
         return None
@@ -227,30 +232,24 @@ class HttpTransport:
     def _connect(self, request: Request) -> None:
         """Start a new connection for `request`; it is sent once connected."""
         conn = Connection(request)
-        conn.deadline = time.monotonic() + self._connect_timeout
+        conn.born = time.monotonic()
+        conn.deadline = conn.born + self._connect_timeout
         self._busy.add(conn)
         try:
-            conn.addresses = list(self._resolve())
+            conn.addresses = self._resolver.addresses()
         except OSError as e:
             self._finish(conn, EndpointConnectionError(endpoint_url=self._signer.url, error=e))
             return
         self._next_address(conn, None)
 
-    def _resolve(self) -> list[Any]:
-        """The endpoint's addresses, looked up once (getaddrinfo blocks; the usual endpoints
-        are an IP address or localhost) and again after a connect failed."""
-        if not self._addresses:
-            self._addresses = socket.getaddrinfo(
-                self._signer.host, self._port, type=socket.SOCK_STREAM
-            )
-        return self._addresses
-
     def _next_address(self, conn: Connection, error: BaseException | None) -> None:
         """Connect to the next address not tried yet; fail the request when none is left."""
         if conn.sock is not None:
             self._close_socket(conn)
+        if error is not None and conn.address is not None:
+            self._resolver.refused(conn.address)
         if not conn.addresses:
-            self._addresses = []  # look the name up again next time
+            self._resolver.failed()  # look the name up again next time
             self._finish(conn, EndpointConnectionError(endpoint_url=self._signer.url, error=error))
             return
         conn.address = conn.addresses.pop(0)
@@ -273,8 +272,6 @@ class HttpTransport:
         if code:
             self._next_address(conn, OSError(code, os.strerror(code)))
             return
-        if self._addresses and self._addresses[0] != conn.address:  # try it first next time
-            self._addresses = [conn.address, *(a for a in self._addresses if a != conn.address)]
         if self._tls is None:
             self._begin(conn)
             return
