@@ -34,8 +34,8 @@ from botocore.exceptions import (
 )
 from botocore.utils import get_environ_proxies
 
-from .errors import RimportError, ServiceError, TableError
-from .transport import HttpTransport
+from .errors import ServiceError, TableError
+from .transport import HttpTransport, SyncTransport
 
 RETRIES = 12  # answers in a row that made no progress before a read gives up
 THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException",
@@ -70,32 +70,12 @@ class HttpReads:
         self._http.close()
 
 
-class SyncReads:
+class SyncReads(SyncTransport):
     """Each request asked of the client's method (`batch_get_item`, `scan`) in `send`."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._done: list[tuple[Any, Any]] = []
-        self._tokens = itertools.count()
-
     def send(self, operation: str, request: dict[str, Any]) -> Any:
-        token = next(self._tokens)
         name = "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
-        try:
-            outcome: Any = getattr(self._client, name)(**_as_botocore(request))
-        except RimportError:
-            raise
-        except Exception as e:  # delivered as the outcome, as the fast way delivers it
-            outcome = e
-        self._done.append((token, outcome))
-        return token
-
-    def wait(self, timeout: float | None) -> list[tuple[Any, Any]]:
-        done, self._done = self._done, []
-        return done
-
-    def close(self) -> None:
-        pass
+        return self._deliver(lambda: getattr(self._client, name)(**_as_botocore(request)))
 
 
 def _as_botocore(request: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import selectors
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import h11
@@ -88,9 +89,13 @@ class SyncTransport:
         self._tokens = itertools.count()
 
     def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
+        return self._deliver(lambda: self._send(table, items, entries))
+
+    def _deliver(self, ask: Callable[[], Any]) -> Any:
+        """A token for the outcome of `ask()`, which `wait` hands over."""
         token = next(self._tokens)
         try:
-            outcome: Any = self._send(table, items, entries)
+            outcome: Any = ask()
         except RimportError:
             raise
         except Exception as e:  # delivered as the answer, like a network failure would be
