@@ -26,7 +26,7 @@ from .firstitems import refuse_a_wrong_key, settle_reading
 from .hints import command, resume_command, spelled
 from .hooks import Hooks
 from .ledger import DeadLetter, Ledger, Run
-from .loop import ImportResult, result_of
+from .loop import ImportResult, finished, result_of, stopped_before_writing
 from .options import ImportOptions, Recorded
 from .pipeline import Ready, ready_batches
 from .progress import Figures, known
@@ -82,6 +82,13 @@ def import_via(
                 f"table {table!r} exists: ImportTable creates a new table",
                 Text("import into a new table name with ", Arg("table"), ", or leave out ",
                      Arg("via")),
+            )  # fmt: skip
+        last = None if options.new else book.latest_run(dump.location.name, table)
+        if last and not finished(last) and not stopped_before_writing(last):
+            raise UsageError(
+                f"{last.file} already has an unfinished run {last.id} into table {table!r}",
+                Text("continue it with ", command(last, "resume", last.id), ", or pass ",
+                     Arg("new", True), " to start over"),
             )  # fmt: skip
         refuse_a_wrong_key(dump, keys, loaded)
         settle_reading(dump, keys, loaded)
@@ -200,7 +207,7 @@ def _go(book: Ledger, run: Run, dump: Dump, client: Any, keys: tuple[Any, ...],
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
             what = "interrupted" if signum == 2 else f"stopped by signal {signum}"
-            left = " (the import goes on in DynamoDB)" if following else ""
+            left = " (its ImportTable goes on in DynamoDB)" if following else ""
             book.set_state(run.id, states.INTERRUPTED, error=f"{what} by the user{left}")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped{left}",
@@ -232,6 +239,9 @@ def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
     client = s3.client()
     staging.refuse_foreign(client, bucket, prefix, book.staging.objects(run.id))
     started = time.monotonic()
+    event(logging.INFO, run.id, "staging",
+          f"staging {len(wanted)} of {op.objects} objects to {op.via}",
+          objects=op.objects, wanted=len(wanted))  # fmt: skip
 
     def progress(batch: Ready, read: staging.Read) -> None:
         if hooks.on_progress:
@@ -258,6 +268,8 @@ def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
                   key=key, items=items, bytes=size)  # fmt: skip
             if hooks.notice:
                 hooks.notice(f"staged object {number + 1} of {op.objects}: {items:,} items")
+    event(logging.INFO, run.id, "staged_all", f"staged {op.objects} objects to {op.via}",
+          objects=op.objects, seconds=round(time.monotonic() - started, 3))  # fmt: skip
 
 
 def _told(book: Ledger, run: Run, hooks: Hooks, started: float) -> Any:

@@ -217,3 +217,26 @@ def test_via_needs_a_new_table_and_its_key(
     assert out.returncode == 2
     assert f"table {table!r} exists: ImportTable creates a new table" in out.stderr
     assert staged_lines(s3, via) == {}
+
+
+def test_a_request_file_that_deletes_is_refused_and_one_that_only_puts_is_staged(
+    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+) -> None:
+    table, via = names
+    puts = [{"PutRequest": {"Item": {"pk": {"S": f"p{i}"}, "v": {"N": str(i)}}}} for i in range(5)]
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps({table: puts}))
+    out = rimport("start", path, "--table", table, "--via", via, "--create-table", "--key",
+                  "pk:S", "--ledger", ledger, "--progress", "none")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert_table_equals(mddb, table, [{"pk": f"p{i}", "v": i} for i in range(5)])
+
+    other, other_via = f"{table}-del", f"{via}del/"
+    deletes = [*puts, {"DeleteRequest": {"Key": {"pk": {"S": "p1"}}}}]
+    path.write_text(json.dumps({other: deletes}))
+    out = rimport("start", path, "--table", other, "--via", other_via, "--create-table",
+                  "--key", "pk:S", "--ledger", ledger, "--progress", "none")  # fmt: skip
+    assert out.returncode == 2
+    assert "staged items can only be put" in out.stderr
+    assert "hint: leave out --via to import it with BatchWriteItem" in out.stderr
+    assert staged_lines(s3, other_via) == {}
