@@ -93,9 +93,16 @@ def split_via(url: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def scratch() -> Iterator[Path]:
-    """A private temporary folder for the scratch files, removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="rimport-stage-"))  # 0700
+def scratch(run_id: str | None = None) -> Iterator[Path]:
+    """A private temporary folder for the scratch files, removed afterwards. A run's own
+    (`run_id`) first removes what a killed process of the same run left: the caller holds
+    the run's lock, so no living process uses it."""
+    prefix = f"rimport-stage-{run_id or 'plan'}-"
+    if run_id:
+        for stale in Path(tempfile.gettempdir()).glob(prefix + "*"):
+            if stale.is_dir() and stale.stat().st_uid == os.getuid():
+                shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))  # 0700
     try:
         yield folder
     finally:

@@ -249,7 +249,7 @@ def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
                                       time.monotonic() - started))  # fmt: skip
 
     source = ready_batches(dump, None, keys, 25, transform=loaded)
-    with staging.scratch() as folder:
+    with staging.scratch(run.id) as folder:
         read = staging.spill(source, op.objects, folder, wanted,
                              requests=dump.items_as == REQUESTS, progress=progress)  # fmt: skip
         if book.run(run.id).items_committed == 0:

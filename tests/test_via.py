@@ -114,8 +114,10 @@ def test_staged_objects_hold_each_key_once_with_its_last_value_and_import_matche
 
 
 def test_killed_while_staging_resumes_at_the_first_object_not_uploaded(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
-) -> None:
+    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the scratch the kill leaves is the test's
     table, via = names
     dump = repeating_dump(tmp_path / "dump.jsonl", 6_000, 4_000, seed=11)
     objects = 40
@@ -140,8 +142,12 @@ def test_killed_while_staging_resumes_at_the_first_object_not_uploaded(
         assert book.staging.of(run_id).arn is None  # type: ignore[union-attr]
         assert book.run(run_id).state == "interrupted"
 
+    left = list(Path(os.environ["TMPDIR"]).glob(f"rimport-stage-{run_id}-*"))
+    assert left, "the killed process left its scratch folder"
+    assert {oct(p.stat().st_mode & 0o777) for p in left[0].iterdir()} <= {"0o600"}
     out = rimport("resume", run_id, "--ledger", ledger, "--progress", "none")
     assert out.returncode == 0, out.stderr
+    assert not list(Path(os.environ["TMPDIR"]).glob(f"rimport-stage-{run_id}-*"))
     with Ledger(ledger) as book:
         after = book.staging.objects(run_id)
         assert len(after) == objects
