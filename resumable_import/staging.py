@@ -37,7 +37,7 @@ from .stagingdb import StagedObject
 
 MAX_OBJECTS = 50_000  # StartBulkPutItems reads at most this many objects
 DUMP_BYTES_PER_OBJECT = 256 << 20  # of the dump as stored: objects of some 20-60 MB
-_MULTIPART = 64 << 20  # objects larger than this go up in parts
+_MULTIPART = 8 << 20  # objects larger than this go up in parts of this size, 4 at a time
 _LEN = 4  # bytes of each length in a scratch record
 
 

@@ -290,8 +290,10 @@ def _ended(book: Ledger, run: Run, client: Any, said: dict[str, Any],
     status = said.get("ImportStatus")
     errors = int(said.get("ErrorCount") or 0)
     imported = int(said.get("ImportedItemCount") or 0)
-    book.commit(run.id, items_committed=book.run(run.id).items_committed,
-                byte_offset=book.run(run.id).byte_offset, written=imported, dead=[])  # fmt: skip
+    now = book.run(run.id)
+    if not now.items_written:  # a resume that describes the ended import again adds none
+        book.commit(run.id, items_committed=now.items_committed, byte_offset=now.byte_offset,
+                    written=imported, dead=[])  # fmt: skip
     if (info := describe_table(client, run.table)) is not None:
         book.set_table_identity(run.id, info.identity)
     if status == "COMPLETED":

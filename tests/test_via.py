@@ -246,3 +246,27 @@ def test_a_request_file_that_deletes_is_refused_and_one_that_only_puts_is_staged
     assert "staged items can only be put" in out.stderr
     assert "hint: leave out --via to import it with BatchWriteItem" in out.stderr
     assert staged_lines(s3, other_via) == {}
+
+
+def test_a_resume_after_the_hand_off_re_attaches_to_the_same_import(
+    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+) -> None:
+    """As when rimport was stopped while it followed the import: the ARN is in the ledger,
+    so `resume` only describes it again. A second ImportTable would fail here: its table
+    exists."""
+    table, via = names
+    dump = repeating_dump(tmp_path / "dump.jsonl", 300, 120)
+    out = rimport("start", dump, "--table", table, "--via", via, "--create-table", "--key",
+                  "pk:S", "--ledger", ledger, "--progress", "none")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.split()[0]
+    with Ledger(ledger) as book:
+        arn, written = book.staging.of(run_id).arn, book.run(run_id).items_written  # type: ignore[union-attr]
+        book.set_state(run_id, "interrupted", error="stopped by signal 15 by the user")
+    out = rimport("resume", run_id, "--ledger", ledger, "--progress", "none")
+    assert out.returncode == 0, out.stderr
+    with Ledger(ledger) as book:
+        assert book.staging.of(run_id).arn == arn  # type: ignore[union-attr]
+        run = book.run(run_id)
+        assert (run.state, run.items_written) == ("completed", written)
+    assert_table_equals(mddb, table, dump_items(dump))
