@@ -929,7 +929,7 @@ def print_report(
         rss = f"{r.rss_kb / 1024:,.0f}" if r.rss_kb else "-"
         print(
             f"| {r.target} | {r.scenario} | {r.tool} | {r.items:,} | {r.rate:,.0f} | {cpu} | {rss} "
-            f"| {r.verified:,} |"
+            f"| {r.verified if isinstance(r.verified, str) else f'{r.verified:,}'} |"
         )
 
     def get(target: str, tool: str) -> Row | None:

@@ -1,5 +1,7 @@
 -- A run started with `--via s3://BUCKET/PREFIX/` stages its items to S3 and hands them to
--- DynamoDB's own bulk engine (ImportTable into a new table). `staging` holds one row per
+-- DynamoDB's own bulk engine (ImportTable into a new table, StartBulkPutItems into an
+-- existing one, with `max_wcu` and `tier` as asked: a re-attach asks with the same).
+-- `staging` holds one row per
 -- such run: where it stages, into how many objects (fixed when it starts, so that a
 -- resumed run puts each key in the same object again), which operation it hands off to,
 -- and what that operation last said of itself. `staged_objects` holds one row per object
@@ -9,10 +11,13 @@ CREATE TABLE staging (
     via TEXT NOT NULL,
     objects INTEGER NOT NULL,
     operation TEXT NOT NULL,
+    max_wcu INTEGER,
+    tier TEXT,
     arn TEXT,
     status TEXT,
     processed_items INTEGER,
     processed_bytes INTEGER,
+    total_bytes INTEGER,
     imported_items INTEGER,
     error_count INTEGER,
     failure_code TEXT,

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from .verdict import Difference, VerifyResult
     from .verify import VerifyOptions, verify_run
     from .verifyplan import runs_of
-    from .via import StagingPlan, import_via, plan_via, staging_of
+    from .via import StagingPlan, cancel_via, import_via, plan_via, staging_of
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -110,7 +110,7 @@ _HOMES = {
     "verify": ["VerifyOptions", "verify_run"],
     "verifyplan": ["runs_of"],
     "verdict": ["Difference", "VerifyResult"],
-    "via": ["StagingPlan", "import_via", "plan_via", "staging_of"],
+    "via": ["StagingPlan", "cancel_via", "import_via", "plan_via", "staging_of"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
 _HOME = {name: module for module, names in _HOMES.items() for name in names}
@@ -169,6 +169,7 @@ __all__ = [
     "VerifyOptions",
     "VerifyResult",
     "WriteSettings",
+    "cancel_via",
     "check_ledger",
     "dead_letter_counts",
     "empty_partition",

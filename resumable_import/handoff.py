@@ -1,10 +1,14 @@
-"""The hand-off of staged objects to DynamoDB's ImportTable, and following it to its end.
+"""The hand-off of staged objects to DynamoDB's bulk engines, and following one to its end.
 
-ImportTable creates the table itself (on-demand, with the run's key) and consumes no write
-capacity. Its ClientToken is derived from the run id, so a resumed run that never heard
-the answer asks again with the same token and is given the same import, never a second
-(DynamoDB keeps a token 8 hours). Once the ARN is known it is in the ledger, and a resume
-only describes it again.
+`ImportTable` ("import") creates a new table itself (on-demand, with the run's key) and
+consumes no write capacity; `StartBulkPutItems` ("bulk") writes into an existing table,
+at most `MaxWriteRequestUnits` a second, and reports the items it refused under
+`PREFIX/report/`. Each call's ClientToken is derived from the run id, so a resumed run
+that never heard the answer asks again with the same token (and the same parameters) and
+is given the same operation, never a second (DynamoDB keeps a token 8 hours). Once the
+ARN is known it is in the ledger, and a resume only describes it again.
+
+Both operations' descriptions are read into one form, the ledger's (`figures`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from .errors import ServiceError
 from .keys import KeySpec
 
 RUNNING_STATES = ("IN_PROGRESS", "CANCELLING")
-POLL_SECONDS = (0.25, 5.0)  # the first wait, and the longest: an import takes minutes
+DONE_STATES = ("COMPLETED", "COMPLETED_WITH_ERRORS")
+POLL_SECONDS = (0.25, 5.0)  # the first wait, and the longest: an operation takes minutes
+NAMES = {"import": "ImportTable", "bulk": "StartBulkPutItems"}
 
 
 def client_token(run_id: str) -> str:
@@ -30,8 +36,7 @@ def client_token(run_id: str) -> str:
 def start_import(
     client: Any, run_id: str, table: str, keys: tuple[KeySpec, ...], bucket: str, prefix: str
 ) -> dict[str, Any]:
-    """Ask ImportTable to create `table` from the gzip objects under `prefix`; its
-    ImportTableDescription (the same import again for the same run)."""
+    """Ask ImportTable to create `table` from the gzip objects under `prefix`."""
     kinds = ("HASH", "RANGE")
     request = {
         "ClientToken": client_token(run_id),
@@ -50,63 +55,108 @@ def start_import(
             "BillingMode": "PAY_PER_REQUEST",
         },
     }
-    return _call(lambda: client.import_table(**request), "ImportTable", table)
+    return _call(lambda: client.import_table(**request), "import", table)
 
 
-def describe(client: Any, arn: str) -> dict[str, Any]:
-    return _call(lambda: client.describe_import(ImportArn=arn), "DescribeImport", arn)
+def start_bulk(
+    client: Any, run_id: str, table: str, bucket: str, prefix: str, report: str,
+    max_wcu: int | None, tier: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Ask StartBulkPutItems to put the gzip objects under `prefix` into `table`, its
+    report of refused items (ERROR) under `report`."""
+    request: dict[str, Any] = {
+        "ClientToken": client_token(run_id),
+        "TableName": table,
+        "InputS3Configuration": {
+            "S3Bucket": bucket, "S3KeyPrefix": prefix, "InputFormat": "DYNAMODB_JSON",
+            "InputCompressionType": "GZIP",
+        },
+        "OutputS3Configuration": {"S3Bucket": bucket, "S3KeyPrefix": report,
+                                  "OutputType": ["ERROR"]},
+    }  # fmt: skip
+    if max_wcu is not None:
+        request["MaxWriteRequestUnits"] = max_wcu
+    if tier is not None:
+        request["PerformanceTier"] = tier
+    return _call(lambda: client.start_bulk_put_items(**request), "bulk", table)
+
+
+def describe(client: Any, kind: str, arn: str) -> dict[str, Any]:
+    if kind == "bulk":
+        return _call(lambda: client.describe_bulk_operation(BulkOperationArn=arn), kind, arn)
+    return _call(lambda: client.describe_import(ImportArn=arn), kind, arn)
+
+
+def cancel(client: Any, arn: str) -> str:
+    """Cancel a bulk operation; the state it says it is in."""
+    try:
+        return str(client.cancel_bulk_operation(BulkOperationArn=arn)["BulkOperationStatus"])
+    except (ClientError, BotoCoreError) as e:
+        raise _failure(e, "CancelBulkOperation", arn) from None
 
 
 def follow(
     client: Any,
+    kind: str,
     first: dict[str, Any],
     told: Callable[[dict[str, Any]], None],
     poll: tuple[float, float] = POLL_SECONDS,
 ) -> dict[str, Any]:
-    """Describe the import until it has ended, waiting twice as long each time up to the
-    longest wait; `told` each description as it comes."""
+    """Describe the operation until it has ended, waiting twice as long each time up to
+    the longest wait; `told` each description (as `figures`) as it comes."""
     said = first
     told(said)
     wait, longest = poll
-    while said.get("ImportStatus") in RUNNING_STATES:
+    while said["status"] in RUNNING_STATES:
         time.sleep(wait)
         wait = min(longest, wait * 2)
-        said = describe(client, said["ImportArn"])
+        said = describe(client, kind, said["arn"])
         told(said)
     return said
 
 
-def figures(said: dict[str, Any]) -> dict[str, Any]:
-    """What the ledger keeps of an ImportTableDescription."""
-    return {
-        "arn": said.get("ImportArn"),
-        "status": said.get("ImportStatus"),
-        "processed_items": said.get("ProcessedItemCount"),
-        "processed_bytes": said.get("ProcessedSizeBytes"),
-        "imported_items": said.get("ImportedItemCount"),
-        "error_count": said.get("ErrorCount"),
-        "failure_code": said.get("FailureCode"),
-        "failure_message": said.get("FailureMessage") or _log_group(said),
-    }
-
-
-def _log_group(said: dict[str, Any]) -> str | None:
+def figures(kind: str, said: dict[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of an operation's description, the same for both kinds."""
+    if kind == "bulk":
+        processed = said.get("ProcessedItemCount")
+        failed = said.get("FailedItemCount")
+        written = None if processed is None else processed - (failed or 0)
+        return {
+            "arn": said.get("BulkOperationArn"), "status": said.get("BulkOperationStatus"),
+            "processed_items": processed, "processed_bytes": said.get("ProcessedInputBytes"),
+            "total_bytes": said.get("TotalInputBytes"), "imported_items": written,
+            "error_count": failed, "failure_code": said.get("FailureCode"),
+            "failure_message": said.get("FailureMessage"),
+        }  # fmt: skip
     group = said.get("CloudWatchLogGroupArn")
-    return f"items refused are logged in {group}" if group and said.get("ErrorCount") else None
+    logged = f"items refused are logged in {group}" if group and said.get("ErrorCount") else None
+    return {
+        "arn": said.get("ImportArn"), "status": said.get("ImportStatus"),
+        "processed_items": said.get("ProcessedItemCount"),
+        "processed_bytes": said.get("ProcessedSizeBytes"), "total_bytes": None,
+        "imported_items": said.get("ImportedItemCount"), "error_count": said.get("ErrorCount"),
+        "failure_code": said.get("FailureCode"),
+        "failure_message": said.get("FailureMessage") or logged,
+    }  # fmt: skip
 
 
-def _call(call: Callable[[], dict[str, Any]], what: str, name: str) -> dict[str, Any]:
+def _call(call: Callable[[], dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    key = "BulkOperationDescription" if kind == "bulk" else "ImportTableDescription"
     try:
-        return dict(call()["ImportTableDescription"])
-    except ClientError as e:
+        return figures(kind, dict(call()[key]))
+    except (ClientError, BotoCoreError) as e:
+        raise _failure(e, NAMES[kind], name) from None
+
+
+def _failure(e: Exception, what: str, name: str) -> ServiceError:
+    if isinstance(e, ClientError):
         error = e.response.get("Error", {})
-        raise ServiceError(
+        return ServiceError(
             f"{what} of {name} refused: {error.get('Code')}: {error.get('Message')}",
-            "check the table name, the S3 prefix and the credentials' dynamodb:ImportTable "
-            "and s3:GetObject permissions",
-        ) from None
-    except BotoCoreError as e:
-        raise ServiceError(
-            f"{what} of {name}: cannot reach DynamoDB ({e})",
-            "check the network and the endpoint, then resume the run",
-        ) from None
+            "check the table name, the S3 prefix and the credentials' DynamoDB and S3 "
+            "permissions for it",
+        )
+    return ServiceError(
+        f"{what} of {name}: cannot reach DynamoDB ({e})",
+        "check the network and the endpoint, then resume the run",
+    )

@@ -31,19 +31,22 @@ class Operation:
 
     via: str  # s3://BUCKET/PREFIX/
     objects: int  # how many objects the keys are spread over
-    operation: str  # "import": ImportTable into a new table
+    operation: str  # "import": ImportTable into a new table; "bulk": StartBulkPutItems
+    max_wcu: int | None = None  # StartBulkPutItems' MaxWriteRequestUnits, if asked
+    tier: str | None = None  # its PerformanceTier, if asked
     arn: str | None = None
     status: str | None = None  # the operation's own: IN_PROGRESS, COMPLETED, FAILED, ...
     processed_items: int | None = None
     processed_bytes: int | None = None
+    total_bytes: int | None = None
     imported_items: int | None = None
     error_count: int | None = None
     failure_code: str | None = None
     failure_message: str | None = None
 
 
-_FOLLOWED = ("arn", "status", "processed_items", "processed_bytes", "imported_items",
-             "error_count", "failure_code", "failure_message")  # fmt: skip
+_FOLLOWED = ("arn", "status", "processed_items", "processed_bytes", "total_bytes",
+             "imported_items", "error_count", "failure_code", "failure_message")  # fmt: skip
 
 
 def _now() -> str:
@@ -61,18 +64,19 @@ class Staging:
         self._guarded = guarded
         self._transaction = transaction
 
-    def plan(self, run_id: str, via: str, objects: int, operation: str) -> None:
+    def plan(self, run_id: str, via: str, objects: int, operation: str,
+             max_wcu: int | None = None, tier: str | None = None) -> None:  # fmt: skip
         """Record where and into how many objects a new run stages, and what it hands to."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO staging (run_id, via, objects, operation, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, via, objects, operation, _now()),
+                "INSERT INTO staging (run_id, via, objects, operation, max_wcu, tier,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, via, objects, operation, max_wcu, tier, _now()),
             )
 
     def of(self, run_id: str) -> Operation | None:
         """The run's plan and operation; None for a run that writes itself."""
-        columns = ("via", "objects", "operation", *_FOLLOWED)
+        columns = ("via", "objects", "operation", "max_wcu", "tier", *_FOLLOWED)
         row = self._guarded(
             lambda: self._db.execute(
                 f"SELECT {', '.join(columns)} FROM staging WHERE run_id = ?", (run_id,)

@@ -57,10 +57,22 @@ def import_via(
     hooks: Hooks = Hooks(),
     *,
     objects: int | None = None,
+    tier: str | None = None,
     ledger: str | Ledger | None = None,
 ) -> ImportResult:
-    """Import `path` into a new table `table` through S3 and ImportTable, as a run."""
-    keys = _keys_for_import(options)
+    """Import `path` through S3 as a run: into a new table by ImportTable when
+    `options.create_table` (with `options.create_keys`), else into the existing table by
+    StartBulkPutItems (at most `options.settings.max_wcu` write units a second, at least
+    1,024; `tier` STANDARD or ACCELERATED)."""
+    kind = "import" if options.create_table else "bulk"
+    keys = _keys_for_import(options) if kind == "import" else ()
+    max_wcu = _bulk_wcu(options.settings.max_wcu) if kind == "bulk" else None
+    if tier is not None and (kind != "bulk" or tier not in ("STANDARD", "ACCELERATED")):
+        raise UsageError(
+            f"performance tier {tier!r}: StartBulkPutItems (an existing table) takes "
+            "STANDARD or ACCELERATED",
+            Text("leave out ", Arg("tier"), " or give one of those"),
+        )
     bucket, prefix = staging.split_via(via)
     where = resolve_endpoint(options.endpoint)
     endpoints.check(where, options.allow_remote)
@@ -77,7 +89,16 @@ def import_via(
         book.ready_for_runs()
         conn = connect(where, options.region, profile=options.profile)
         client, region = conn.client, conn.region
-        if describe_table(client, table) is not None:
+        info = describe_table(client, table)
+        if kind == "bulk":
+            if info is None:
+                raise UsageError(
+                    f"no table {table!r}: StartBulkPutItems puts into an existing table",
+                    Text("let ImportTable create it: add ", Arg("create_table", True), " ",
+                         Arg("key"), " NAME:S|N|B"),
+                )  # fmt: skip
+            keys = info.keys
+        elif info is not None:
             raise UsageError(
                 f"table {table!r} exists: ImportTable creates a new table",
                 Text("import into a new table name with ", Arg("table"), ", or leave out ",
@@ -102,8 +123,9 @@ def import_via(
                              tuple(spelled(k) for k in keys),
                              loaded.record() if loaded else None),
             source=None if dump.location.kind == "file" else dump.location.kind,
+            table_identity=info.identity if info else None,
         )  # fmt: skip
-        book.staging.plan(run.id, f"s3://{bucket}/{prefix}", count, "import")
+        book.staging.plan(run.id, f"s3://{bucket}/{prefix}", count, kind, max_wcu, tier)
         with book.lock(run.id):
             if hooks.on_start:
                 hooks.on_start(run)
@@ -140,8 +162,37 @@ def staging_of(
         return None if op is None else (op, book.staging.objects(run.id))
 
 
+def cancel_via(run_id: str, *, ledger: str | Ledger | None = None) -> Operation:
+    """Cancel a `--via` run's StartBulkPutItems; the operation as it then says it is. What
+    it wrote stays written. A run no process follows is marked failed here; one that is
+    followed ends so itself, when its follower sees the operation cancelled."""
+    with _using(ledger) as book:
+        run = book.run(run_id)
+        op = book.staging.of(run.id)
+        if op is None or op.operation != "bulk" or op.arn is None:
+            bulk = op is not None and op.operation == "bulk"
+            what = "has not started its" if bulk else "hands nothing to"
+            raise UsageError(
+                f"run {run.id} {what} StartBulkPutItems: there is no operation to cancel",
+                Text(command(run, "status", run.id), " shows where it stands"),
+            )
+        where = endpoints.parse(run.endpoint)
+        endpoints.check(where, run.recorded.allow_remote)
+        client = connect(where, run.region).client
+        handoff.cancel(client, op.arn)
+        said = handoff.describe(client, "bulk", op.arn)
+        book.staging.followed(run.id, **said)
+        if not book.is_locked(run.id) and not finished(run):
+            before = f"{said['imported_items'] or 0:,} items written before"
+            book.set_state(run.id, states.FAILED, error=f"cancelled by the user ({before})")
+        event(logging.INFO, run.id, "cancelled", f"cancelled {op.arn}: {said['status']}")
+        op = book.staging.of(run.id)
+        assert op is not None
+        return op
+
+
 def plan_via(path: str, keys: tuple[Any, ...], via: str, options: ImportOptions,
-             objects: int | None = None) -> StagingPlan:  # fmt: skip
+             objects: int | None = None, *, bulk: bool = False) -> StagingPlan:  # fmt: skip
     """Read the dump as staging would, keeping nothing: what would be staged."""
     staging.split_via(via)
     loaded = load(options.transform) if options.transform is not None else None
@@ -155,7 +206,8 @@ def plan_via(path: str, keys: tuple[Any, ...], via: str, options: ImportOptions,
                              requests=dump.items_as == REQUESTS)  # fmt: skip
         made = [staging.build(folder, n, compress=False)[1:] for n in range(count)]
     return StagingPlan(sum(m[0] for m in made), len(read.rejected), sum(m[1] for m in made),
-                       count, "ImportTable (a new table, on-demand)")  # fmt: skip
+                       count, "StartBulkPutItems (the existing table)" if bulk
+                       else "ImportTable (a new table, on-demand)")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -165,6 +217,15 @@ def _using(ledger: str | Ledger | None) -> Iterator[Ledger]:
     else:
         with Ledger(ledger) as book:
             yield book
+
+
+def _bulk_wcu(given: float | None) -> int | None:
+    if given is not None and given < 1024:
+        raise UsageError(
+            f"StartBulkPutItems takes MaxWriteRequestUnits of at least 1,024, not {given:g}",
+            Text("give ", Arg("max_wcu", 1024), " or more, or leave it out"),
+        )
+    return None if given is None else int(given)
 
 
 def _keys_for_import(options: ImportOptions) -> tuple[Any, ...]:
@@ -189,25 +250,30 @@ def _go(book: Ledger, run: Run, dump: Dump, client: Any, keys: tuple[Any, ...],
     assert op is not None
     book.set_state(run.id, states.RUNNING)
     following = False
+    name = handoff.NAMES[op.operation]
     with log_to(book):
         try:
             if op.arn is None:
                 _stage(book, run, dump, keys, loaded, op, hooks)
                 bucket, prefix = staging.split_via(op.via)
-                said = handoff.start_import(client, run.id, run.table, keys, bucket,
-                                            staging.data_prefix(prefix))  # fmt: skip
-                book.staging.followed(run.id, **handoff.figures(said))
+                data = staging.data_prefix(prefix)
+                if op.operation == "bulk":
+                    said = handoff.start_bulk(client, run.id, run.table, bucket, data,
+                                              f"{prefix}report/", op.max_wcu, op.tier)  # fmt: skip
+                else:
+                    said = handoff.start_import(client, run.id, run.table, keys, bucket, data)
+                book.staging.followed(run.id, **said)
             else:
-                said = handoff.describe(client, op.arn)
+                said = handoff.describe(client, op.operation, op.arn)
             following = True
             event(logging.INFO, run.id, "handed_off",
-                  f"ImportTable {said['ImportArn']} into {run.table}: {said['ImportStatus']}",
-                  arn=said["ImportArn"])  # fmt: skip
-            said = handoff.follow(client, said, _told(book, run, hooks, started))
+                  f"{name} {said['arn']} into {run.table}: {said['status']}",
+                  arn=said["arn"])  # fmt: skip
+            said = handoff.follow(client, op.operation, said, _told(book, run, hooks, started))
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
             what = "interrupted" if signum == 2 else f"stopped by signal {signum}"
-            left = " (its ImportTable goes on in DynamoDB)" if following else ""
+            left = f" (its {name} goes on in DynamoDB)" if following else ""
             book.set_state(run.id, states.INTERRUPTED, error=f"{what} by the user{left}")
             raise RunInterrupted(
                 f"{what}; run {run.id} stopped{left}",
@@ -224,7 +290,7 @@ def _go(book: Ledger, run: Run, dump: Dump, client: Any, keys: tuple[Any, ...],
             with contextlib.suppress(Exception):
                 book.set_state(run.id, states.FAILED, error=f"unexpected {type(e).__name__}: {e}")
             raise
-        return _ended(book, run, client, said, started)
+        return _ended(book, run, client, name, said, started)
 
 
 def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
@@ -274,38 +340,43 @@ def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
 
 def _told(book: Ledger, run: Run, hooks: Hooks, started: float) -> Any:
     def told(said: dict[str, Any]) -> None:
-        book.staging.followed(run.id, **handoff.figures(said))
+        book.staging.followed(run.id, **said)
         if hooks.on_progress:
-            hooks.on_progress(Figures(int(said.get("ProcessedItemCount") or 0),
-                                      int(said.get("ProcessedSizeBytes") or 0), None,
+            hooks.on_progress(Figures(int(said["processed_items"] or 0),
+                                      int(said["processed_bytes"] or 0), said["total_bytes"],
                                       time.monotonic() - started))  # fmt: skip
 
     return told
 
 
-def _ended(book: Ledger, run: Run, client: Any, said: dict[str, Any],
+def _ended(book: Ledger, run: Run, client: Any, name: str, said: dict[str, Any],
            started: float) -> ImportResult:  # fmt: skip
     """The run's end, as the operation's own: completed (with failures when it or the
     read refused items), or failed with its failure code."""
-    status = said.get("ImportStatus")
-    errors = int(said.get("ErrorCount") or 0)
-    imported = int(said.get("ImportedItemCount") or 0)
+    status = said["status"]
+    errors = int(said["error_count"] or 0)
+    imported = int(said["imported_items"] or 0)
     now = book.run(run.id)
     if not now.items_written:  # a resume that describes the ended import again adds none
         book.commit(run.id, items_committed=now.items_committed, byte_offset=now.byte_offset,
                     written=imported, dead=[])  # fmt: skip
     if (info := describe_table(client, run.table)) is not None:
         book.set_table_identity(run.id, info.identity)
-    if status == "COMPLETED":
+    staged = sum(o.items for o in book.staging.objects(run.id))
+    if status in handoff.DONE_STATES and imported + errors < staged:
+        state = states.FAILED  # an operation that says it is done but lost items is not
+        error = (f"{name} {status} but wrote {imported:,} of the {staged:,} items staged "
+                 f"and refused {errors:,}")  # fmt: skip
+    elif status in handoff.DONE_STATES:
         failures = errors or book.run(run.id).dead_letters
         state = states.COMPLETED_WITH_FAILURES if failures else states.COMPLETED
-        error = f"ImportTable refused {errors} items" if errors else None
+        error = f"{name} refused {errors} items" if errors else None
     else:
         state = states.FAILED
-        code = said.get("FailureCode") or status
-        error = f"ImportTable {status}: {code}: {said.get('FailureMessage') or ''}".rstrip(": ")
+        code = said["failure_code"] or status
+        error = f"{name} {status}: {code}: {said['failure_message'] or ''}".rstrip(": ")
     book.set_state(run.id, state, error=error)
-    event(logging.INFO, run.id, "finished", f"{state}: ImportTable {status}, {imported} items "
+    event(logging.INFO, run.id, "finished", f"{state}: {name} {status}, {imported} items "
           f"imported, {errors} refused", state=state, imported=imported, errors=errors)  # fmt: skip
     result = result_of(book.run(run.id), time.monotonic() - started, book)
     if state == states.FAILED:

@@ -204,14 +204,19 @@ def test_refused_elements_become_the_runs_dead_letters(
     assert_table_equals(mddb, table, [i for i in dump_items(dump) if "pk" in i])
 
 
-def test_via_needs_a_new_table_and_its_key(
+def test_via_with_create_table_needs_a_new_table_and_its_key(
     tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
     dump = repeating_dump(tmp_path / "dump.jsonl", 10, 10)
     out = rimport("start", dump, "--table", table, "--via", via, "--ledger", ledger)
     assert out.returncode == 2
-    assert "hint: add --create-table --key NAME:S|N|B" in out.stderr
+    assert f"no table '{table}': StartBulkPutItems puts into an existing table" in out.stderr
+    assert "hint: let ImportTable create it: add --create-table --key NAME:S|N|B" in out.stderr
+    out = rimport("start", dump, "--table", table, "--via", via, "--create-table",
+                  "--ledger", ledger)  # fmt: skip
+    assert out.returncode == 2
+    assert "hint: add --key NAME:S|N|B" in out.stderr
     mddb.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",

@@ -138,8 +138,8 @@ def start(
             "--via",
             metavar="s3://BUCKET/PREFIX/",
             help="Stage the checked items in S3 (gzip DynamoDB JSON, each key once, its "
-            "last value) and hand them to ImportTable, which creates the table (with "
-            "--create-table --key); the prefix must be empty.",
+            "last value) and hand them to StartBulkPutItems (an existing table), or with "
+            "--create-table --key to ImportTable, which creates it; the prefix must be empty.",
             show_default=False,
         ),
     ] = None,
@@ -154,6 +154,15 @@ def start(
             show_default=False,
         ),
     ] = None,
+    performance_tier: Annotated[
+        str | None,
+        typer.Option(
+            "--performance-tier",
+            metavar="TIER",
+            help="With --via into an existing table: standard or accelerated.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
@@ -164,15 +173,18 @@ def start(
     if verify and str(file) == "-":
         guard(_no_verify_of_a_stream)
     if via is not None:
-        _start_via(file, table, via, via_objects, dry_run, ledger, progress,
+        tier = performance_tier.upper() if performance_tier else None
+        _start_via(file, table, via, via_objects, tier, dry_run, ledger, progress,
                    ImportOptions(format=format, items_path=items_path, endpoint=endpoint,
                                  create_keys=guard(lambda: _key_specs(key, sort_key)),
                                  create_table=create_table, region=region,
                                  allow_remote=allow_remote, transform=transform,
+                                 settings=WriteSettings(max_wcu=max_wcu),
                                  new=new, profile=profile))  # fmt: skip
         return
-    if via_objects is not None:
-        guard(lambda: _needs_via("--via-objects"))
+    for flag, value in (("--via-objects", via_objects), ("--performance-tier", performance_tier)):
+        if value is not None:
+            guard(lambda f=flag: _needs_via(f))
     if dry_run:
         _validate(file, table, pattern, key, sort_key, (endpoint, region, profile), format,
                   items_path, progress, transform)  # fmt: skip
@@ -219,25 +231,32 @@ def start(
         _then(lambda: finish(result, ledger), after)
 
 
-def _start_via(file: str, table: str | None, via: str, objects: int | None, dry_run: bool,
-               ledger: Path | None, progress: str, options: ImportOptions) -> None:  # fmt: skip
-    """`start --via`: one file, staged in S3 and handed to ImportTable (or, with
-    --dry-run, only what would be staged)."""
+def _start_via(file: str, table: str | None, via: str, objects: int | None, tier: str | None,
+               dry_run: bool, ledger: Path | None, progress: str,
+               options: ImportOptions) -> None:  # fmt: skip
+    """`start --via`: one file, staged in S3 and handed to StartBulkPutItems or
+    ImportTable (or, with --dry-run, only what would be staged)."""
 
     def work() -> ImportResult | StagingPlan:
         if _is_folder(file) or file == "-":
             raise UsageError("--via stages one file", "give the path of one dump file")
-        if not options.create_table or not options.create_keys:
+        if options.create_table and not options.create_keys:
             raise UsageError(
-                "--via hands the items to ImportTable, which creates the table",
-                "add --create-table --key NAME:S|N|B (and --sort-key if it has one)",
+                "--via --create-table hands the items to ImportTable, which creates the "
+                "table: it needs its key",
+                "add --key NAME:S|N|B (and --sort-key if it has one)",
             )
+        if options.create_keys and not options.create_table:
+            raise UsageError("--key and --sort-key go with --create-table")
         name = table or _table_for(file)
         if dry_run:
-            return plan_via(file, options.create_keys, via, options, objects)
+            keys = options.create_keys or table_keys(name, options.endpoint, options.region,
+                                                     options.profile)  # fmt: skip
+            return plan_via(file, keys, via, options, objects, bulk=not options.create_table)
         with _meter(progress) as bar:
             hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
-            return import_via(file, name, via, options, hooks, objects=objects, ledger=ledger)
+            return import_via(file, name, via, options, hooks, objects=objects, tier=tier,
+                              ledger=ledger)  # fmt: skip
 
     result = guard(work)
     if isinstance(result, StagingPlan):

@@ -1,4 +1,5 @@
-"""`rimport status`: every run as a table, or one in full, or either as JSON."""
+"""`rimport status`: every run as a table, or one in full, or either as JSON; and `rimport
+cancel`, which stops the bulk operation a `--via` run handed off to."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from resumable_import import redacted, run_status, staging_of
+from resumable_import import cancel_via, redacted, run_status, staging_of
 
 from .app import app, guard
 from .hints import ledger_check_command
-from .options import LedgerOpt
+from .options import LedgerOpt, RunIdArg
 from .render import EXIT_ERROR, count, print_run, print_table, run_json, say
 
 
@@ -77,7 +78,7 @@ def _print_via(op: Any, objects: list[Any]) -> None:
     for name, value in (
         ("via", op.via),
         ("staged", f"{len(objects)} of {op.objects} objects, {items:,} items, {size:,} bytes"),
-        ("operation", "ImportTable" if op.operation == "import" else op.operation),
+        ("operation", "ImportTable" if op.operation == "import" else "StartBulkPutItems"),
         ("operation arn", op.arn or "- (not started)"),
         ("operation state", op.status or "-"),
         ("processed", f"{op.processed_items or 0:,} items, {op.processed_bytes or 0:,} bytes"),
@@ -86,3 +87,10 @@ def _print_via(op: Any, objects: list[Any]) -> None:
           if op.failure_code or op.failure_message else []),
     ):  # fmt: skip
         typer.echo(f"{name + ':':<17}{value}")
+
+
+@app.command()
+def cancel(run_id: RunIdArg, ledger: LedgerOpt = None) -> None:
+    """Cancel the StartBulkPutItems a `--via` run handed off to; what it wrote stays."""
+    op = guard(lambda: cancel_via(run_id, ledger=ledger))
+    typer.echo(f"{op.arn}: {op.status}; {op.imported_items or 0:,} items written before")
