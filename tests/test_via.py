@@ -12,11 +12,9 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from conftest import RIMPORT, assert_table_equals, dump_items, rimport
 
@@ -25,23 +23,6 @@ from resumable_import.ledger import Ledger
 from resumable_import.staging import object_of
 
 _names = iter(range(10**6))
-
-
-@pytest.fixture(scope="module")
-def s3(moto: str) -> Iterator[Any]:
-    """moto's S3 on the server that also serves DynamoDB (ImportTable reads its S3)."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")}
-    os.environ["AWS_ENDPOINT_URL_S3"] = moto
-    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = moto
-    client = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
-    client.create_bucket(Bucket="stage")
-    yield client
-    client.close()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture
@@ -74,17 +55,17 @@ def staged_lines(s3: Any, prefix: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_staged_objects_hold_each_key_once_with_its_last_value_and_import_matches_the_dump(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
-    dump = repeating_dump(tmp_path / "dump.jsonl", 2_000, 800)
+    dump = repeating_dump(tmp_path / "dump.jsonl", 1_000, 400)
     out = rimport("start", dump, "--table", table, "--via", via, "--via-objects", "4",
                   "--create-table", "--key", "pk:S", "--ledger", ledger,
                   "--progress", "none")  # fmt: skip
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.split()[0]
 
-    objects = staged_lines(s3, via)
+    objects = staged_lines(stage_s3, via)
     assert len(objects) == 4 and all(k.endswith(".json.gz") for k in objects)
     last = {}
     for item in dump_items(dump):
@@ -106,7 +87,7 @@ def test_staged_objects_hold_each_key_once_with_its_last_value_and_import_matche
     assert_table_equals(mddb, table, dump_items(dump))
     st = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
     assert (st["state"], st["items_committed"], st["items_written"]) == (
-        "completed", 2_000, len(last))  # fmt: skip
+        "completed", 1_000, len(last))  # fmt: skip
     assert st["via"]["status"] == "COMPLETED" and st["via"]["arn"].startswith("arn:aws:dynamodb")
     assert st["via"]["imported_items"] == len(last) and len(st["via"]["staged"]) == 4
     text = rimport("status", run_id, "--ledger", ledger).stdout
@@ -114,7 +95,7 @@ def test_staged_objects_hold_each_key_once_with_its_last_value_and_import_matche
 
 
 def test_killed_while_staging_resumes_at_the_first_object_not_uploaded(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path,
+    tmp_path: Path, stage_s3: Any, mddb: Any, names: tuple[str, str], ledger: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the scratch the kill leaves is the test's
@@ -153,15 +134,17 @@ def test_killed_while_staging_resumes_at_the_first_object_not_uploaded(
         assert len(after) == objects
         assert after[: len(before)] == before  # the same objects, not uploaded again
         assert book.run(run_id).state == "completed"
-    assert len(staged_lines(s3, via)) == objects
+    assert len(staged_lines(stage_s3, via)) == objects
     assert_table_equals(mddb, table, dump_items(dump))
 
 
 def test_a_prefix_holding_other_objects_is_refused(
-    tmp_path: Path, s3: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
-    s3.put_object(Bucket="stage", Key=via.removeprefix("s3://stage/") + "old.json", Body=b"{}")
+    stage_s3.put_object(
+        Bucket="stage", Key=via.removeprefix("s3://stage/") + "old.json", Body=b"{}"
+    )
     dump = repeating_dump(tmp_path / "dump.jsonl", 10, 10)
     out = rimport("start", dump, "--table", table, "--via", via, "--create-table", "--key",
                   "pk:S", "--ledger", ledger)  # fmt: skip
@@ -172,7 +155,7 @@ def test_a_prefix_holding_other_objects_is_refused(
 
 
 def test_dry_run_says_what_would_be_staged_and_stages_nothing(
-    tmp_path: Path, s3: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
     dump = repeating_dump(tmp_path / "dump.jsonl", 300, 100)
@@ -183,11 +166,11 @@ def test_dry_run_says_what_would_be_staged_and_stages_nothing(
     assert f"would stage {distinct:,} items (" in out.stdout
     assert f"in 3 objects under {via}" in out.stdout
     assert f"ImportTable (a new table, on-demand) into table {table}" in out.stdout
-    assert staged_lines(s3, via) == {}
+    assert staged_lines(stage_s3, via) == {}
 
 
 def test_refused_elements_become_the_runs_dead_letters(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
     dump = repeating_dump(tmp_path / "dump.jsonl", 200, 200)
@@ -205,7 +188,7 @@ def test_refused_elements_become_the_runs_dead_letters(
 
 
 def test_via_with_create_table_needs_a_new_table_and_its_key(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
     dump = repeating_dump(tmp_path / "dump.jsonl", 10, 10)
@@ -227,11 +210,11 @@ def test_via_with_create_table_needs_a_new_table_and_its_key(
                   "pk:S", "--ledger", ledger)  # fmt: skip
     assert out.returncode == 2
     assert f"table {table!r} exists: ImportTable creates a new table" in out.stderr
-    assert staged_lines(s3, via) == {}
+    assert staged_lines(stage_s3, via) == {}
 
 
 def test_a_request_file_that_deletes_is_refused_and_one_that_only_puts_is_staged(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     table, via = names
     puts = [{"PutRequest": {"Item": {"pk": {"S": f"p{i}"}, "v": {"N": str(i)}}}} for i in range(5)]
@@ -250,11 +233,11 @@ def test_a_request_file_that_deletes_is_refused_and_one_that_only_puts_is_staged
     assert out.returncode == 2
     assert "staged items can only be put" in out.stderr
     assert "hint: leave out --via to import it with BatchWriteItem" in out.stderr
-    assert staged_lines(s3, other_via) == {}
+    assert staged_lines(stage_s3, other_via) == {}
 
 
 def test_a_resume_after_the_hand_off_re_attaches_to_the_same_import(
-    tmp_path: Path, s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
+    tmp_path: Path, stage_s3: Any, mddb: Any, names: tuple[str, str], ledger: Path
 ) -> None:
     """As when rimport was stopped while it followed the import: the ARN is in the ledger,
     so `resume` only describes it again. A second ImportTable would fail here: its table
