@@ -174,3 +174,30 @@ def test_max_wcu_under_1024_is_refused_before_anything_is_staged(
     assert out.returncode == 2
     assert "MaxWriteRequestUnits of at least 1,024, not 500" in out.stderr
     assert "hint: give --max-wcu 1024 or more, or leave it out" in out.stderr
+
+
+def test_sigterm_while_following_leaves_the_operation_running_and_says_how_to_follow_it(
+    tmp_path: Path, stage_s3: Any, mddb: Any, moto: str, table: str, ledger: Path
+) -> None:
+    dump = repeating_dump(tmp_path / "dump.jsonl", 200, 200)
+    with bulk_standin.running(moto, delay=0.02) as standin:
+        proc = subprocess.Popen(start(dump, table, standin, ledger), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=os.environ.copy())  # fmt: skip
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        deadline = time.monotonic() + 60
+        with Ledger(ledger) as book:
+            while (op := book.staging.of(run_id)) is None or op.arn is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert "(its StartBulkPutItems goes on in DynamoDB)" in err
+        assert f"rimport resume {run_id}" in err
+        assert standin.operations[op.arn].status == "IN_PROGRESS"
+        out = rimport("resume", run_id, "--ledger", ledger, "--progress", "none")
+        assert out.returncode == 0, out.stderr
+        assert standin.started == 1
+    assert_table_equals(mddb, table, dump_items(dump))
