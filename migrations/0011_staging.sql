@@ -13,6 +13,7 @@ CREATE TABLE staging (
     operation TEXT NOT NULL,
     max_wcu INTEGER,
     tier TEXT,
+    compression TEXT NOT NULL DEFAULT 'gzip',
     arn TEXT,
     status TEXT,
     processed_items INTEGER,

@@ -34,15 +34,16 @@ def client_token(run_id: str) -> str:
 
 
 def start_import(
-    client: Any, run_id: str, table: str, keys: tuple[KeySpec, ...], bucket: str, prefix: str
-) -> dict[str, Any]:
+    client: Any, run_id: str, table: str, keys: tuple[KeySpec, ...], bucket: str, prefix: str,
+    compression: str = "gzip",
+) -> dict[str, Any]:  # fmt: skip
     """Ask ImportTable to create `table` from the gzip objects under `prefix`."""
     kinds = ("HASH", "RANGE")
     request = {
         "ClientToken": client_token(run_id),
         "S3BucketSource": {"S3Bucket": bucket, "S3KeyPrefix": prefix},
         "InputFormat": "DYNAMODB_JSON",
-        "InputCompressionType": "GZIP",
+        "InputCompressionType": compression.upper(),
         "TableCreationParameters": {
             "TableName": table,
             "AttributeDefinitions": [
@@ -60,7 +61,7 @@ def start_import(
 
 def start_bulk(
     client: Any, run_id: str, table: str, bucket: str, prefix: str, report: str,
-    max_wcu: int | None, tier: str | None,
+    max_wcu: int | None, tier: str | None, compression: str = "gzip",
 ) -> dict[str, Any]:  # fmt: skip
     """Ask StartBulkPutItems to put the gzip objects under `prefix` into `table`, its
     report of refused items (ERROR) under `report`."""
@@ -69,7 +70,7 @@ def start_bulk(
         "TableName": table,
         "InputS3Configuration": {
             "S3Bucket": bucket, "S3KeyPrefix": prefix, "InputFormat": "DYNAMODB_JSON",
-            "InputCompressionType": "GZIP",
+            "InputCompressionType": compression.upper(),
         },
         "OutputS3Configuration": {"S3Bucket": bucket, "S3KeyPrefix": report,
                                   "OutputType": ["ERROR"]},

@@ -73,8 +73,11 @@ def data_prefix(prefix: str) -> str:
     return f"{prefix}data/"
 
 
-def object_key(prefix: str, number: int, objects: int) -> str:
-    return f"{data_prefix(prefix)}part-{number:05d}-of-{objects:05d}.json.gz"
+COMPRESSIONS = {"gzip": ".json.gz", "zstd": ".json.zst"}  # and each object's suffix
+
+
+def object_key(prefix: str, number: int, objects: int, compression: str = "gzip") -> str:
+    return f"{data_prefix(prefix)}part-{number:05d}-of-{objects:05d}{COMPRESSIONS[compression]}"
 
 
 def split_via(url: str) -> tuple[str, str]:
@@ -171,10 +174,12 @@ def _records(path: Path) -> Iterator[tuple[bytes, bytes]]:
             yield key, item
 
 
-def build(folder: Path, number: int, *, compress: bool = True) -> tuple[Path, int, int]:
+def build(
+    folder: Path, number: int, *, compress: bool = True, compression: str = "gzip"
+) -> tuple[Path, int, int]:
     """Make object `number` from its scratch file: each key's last line only, in the
-    order of the dump. (path, items, bytes); bytes as stored (uncompressed if not
-    `compress`, for a dry run, which keeps no object)."""
+    order of the dump, gzip or zstd. (path, items, bytes); bytes as stored (uncompressed
+    if not `compress`, for a dry run, which keeps no object)."""
     source = spill_path(folder, number)
     last: dict[bytes, int] = {}
     for position, (key, _) in enumerate(_records(source)):
@@ -185,7 +190,11 @@ def build(folder: Path, number: int, *, compress: bool = True) -> tuple[Path, in
     size = 0
     with _private(target, "wb") as raw:
         out: Any = raw
-        if compress:
+        if compress and compression == "zstd":
+            import zstandard
+
+            out = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
+        elif compress:
             out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0)
         for position, (_, item) in enumerate(_records(source)):
             if position in keep:
@@ -193,7 +202,7 @@ def build(folder: Path, number: int, *, compress: bool = True) -> tuple[Path, in
                 out.write(line)
                 size += len(line)
         if compress:
-            out.close()  # the gzip trailer; `raw` stays open
+            out.close()  # the gzip or zstd trailer; `raw` stays open
             size = raw.tell()
     source.unlink()
     return target, len(keep), size

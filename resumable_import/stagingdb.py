@@ -34,6 +34,7 @@ class Operation:
     operation: str  # "import": ImportTable into a new table; "bulk": StartBulkPutItems
     max_wcu: int | None = None  # StartBulkPutItems' MaxWriteRequestUnits, if asked
     tier: str | None = None  # its PerformanceTier, if asked
+    compression: str = "gzip"  # of the objects: gzip or zstd
     arn: str | None = None
     status: str | None = None  # the operation's own: IN_PROGRESS, COMPLETED, FAILED, ...
     processed_items: int | None = None
@@ -65,18 +66,19 @@ class Staging:
         self._transaction = transaction
 
     def plan(self, run_id: str, via: str, objects: int, operation: str,
-             max_wcu: int | None = None, tier: str | None = None) -> None:  # fmt: skip
+             max_wcu: int | None = None, tier: str | None = None,
+             compression: str = "gzip") -> None:  # fmt: skip
         """Record where and into how many objects a new run stages, and what it hands to."""
         with self._transaction():
             self._db.execute(
                 "INSERT INTO staging (run_id, via, objects, operation, max_wcu, tier,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, via, objects, operation, max_wcu, tier, _now()),
+                " compression, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, via, objects, operation, max_wcu, tier, compression, _now()),
             )
 
     def of(self, run_id: str) -> Operation | None:
         """The run's plan and operation; None for a run that writes itself."""
-        columns = ("via", "objects", "operation", "max_wcu", "tier", *_FOLLOWED)
+        columns = ("via", "objects", "operation", "max_wcu", "tier", "compression", *_FOLLOWED)
         row = self._guarded(
             lambda: self._db.execute(
                 f"SELECT {', '.join(columns)} FROM staging WHERE run_id = ?", (run_id,)

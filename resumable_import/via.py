@@ -58,6 +58,7 @@ def import_via(
     *,
     objects: int | None = None,
     tier: str | None = None,
+    compression: str = "gzip",
     ledger: str | Ledger | None = None,
 ) -> ImportResult:
     """Import `path` through S3 as a run: into a new table by ImportTable when
@@ -72,6 +73,11 @@ def import_via(
             f"performance tier {tier!r}: StartBulkPutItems (an existing table) takes "
             "STANDARD or ACCELERATED",
             Text("leave out ", Arg("tier"), " or give one of those"),
+        )
+    if compression not in staging.COMPRESSIONS:
+        raise UsageError(
+            f"{compression!r}: staged objects are gzip or zstd",
+            Text("give ", Arg("compression", "zstd"), " or leave it out"),
         )
     bucket, prefix = staging.split_via(via)
     where = resolve_endpoint(options.endpoint)
@@ -125,7 +131,9 @@ def import_via(
             source=None if dump.location.kind == "file" else dump.location.kind,
             table_identity=info.identity if info else None,
         )  # fmt: skip
-        book.staging.plan(run.id, f"s3://{bucket}/{prefix}", count, kind, max_wcu, tier)
+        book.staging.plan(
+            run.id, f"s3://{bucket}/{prefix}", count, kind, max_wcu, tier, compression
+        )
         with book.lock(run.id):
             if hooks.on_start:
                 hooks.on_start(run)
@@ -259,9 +267,11 @@ def _go(book: Ledger, run: Run, dump: Dump, client: Any, keys: tuple[Any, ...],
                 data = staging.data_prefix(prefix)
                 if op.operation == "bulk":
                     said = handoff.start_bulk(client, run.id, run.table, bucket, data,
-                                              f"{prefix}report/", op.max_wcu, op.tier)  # fmt: skip
+                                              f"{prefix}report/", op.max_wcu, op.tier,
+                                              op.compression)  # fmt: skip
                 else:
-                    said = handoff.start_import(client, run.id, run.table, keys, bucket, data)
+                    said = handoff.start_import(client, run.id, run.table, keys, bucket, data,
+                                                op.compression)  # fmt: skip
                 book.staging.followed(run.id, **said)
             else:
                 said = handoff.describe(client, op.operation, op.arn)
@@ -324,8 +334,8 @@ def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
             book.commit(run.id, items_committed=read.items, byte_offset=read.end, written=0,
                         dead=dead)  # fmt: skip
         for number in sorted(wanted):
-            path, items, size = staging.build(folder, number)
-            key = staging.object_key(prefix, number, op.objects)
+            path, items, size = staging.build(folder, number, compression=op.compression)
+            key = staging.object_key(prefix, number, op.objects, op.compression)
             etag = staging.upload(client, path, bucket, key)
             path.unlink()
             book.staging.uploaded(run.id, StagedObject(number, key, etag, items, size))

@@ -129,7 +129,9 @@ class BulkStandin:
         bucket = op.request["InputS3Configuration"]["S3Bucket"]
         for key in keys:
             body = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            for line in gzip.decompress(body).splitlines():
+            kind = op.request["InputS3Configuration"].get("InputCompressionType", "NONE")
+            text = {"GZIP": gzip.decompress, "ZSTD": _unzstd}.get(kind, bytes)(body)
+            for line in text.splitlines():
                 if op.status != "IN_PROGRESS":
                     break
                 if self.fail and op.processed >= 1:
@@ -206,6 +208,12 @@ class BulkStandin:
                 self.wfile.write(data)
 
         return Handler
+
+
+def _unzstd(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(data).read()
 
 
 def _error(code: str, message: str) -> tuple[int, dict[str, Any]]:

@@ -201,3 +201,22 @@ def test_sigterm_while_following_leaves_the_operation_running_and_says_how_to_fo
         assert out.returncode == 0, out.stderr
         assert standin.started == 1
     assert_table_equals(mddb, table, dump_items(dump))
+
+
+def test_zstd_objects_are_staged_and_named_so_in_the_request(
+    tmp_path: Path, stage_s3: Any, mddb: Any, moto: str, table: str, ledger: Path
+) -> None:
+    dump = repeating_dump(tmp_path / "dump.jsonl", 200, 90)
+    with bulk_standin.running(moto) as standin:
+        out = subprocess.run(start(dump, table, standin, ledger, "--via-objects", "2",
+                                   "--via-compression", "zstd"),
+                             capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        (request,) = [body for op, body in standin.requests if op == "StartBulkPutItems"]
+    assert request["InputS3Configuration"]["InputCompressionType"] == "ZSTD"
+    listed = stage_s3.list_objects_v2(Bucket="stage", Prefix=f"{table}/data/")["Contents"]
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == [
+        "part-00000-of-00002.json.zst", "part-00001-of-00002.json.zst"]  # fmt: skip
+    body = stage_s3.get_object(Bucket="stage", Key=listed[0]["Key"])["Body"].read()
+    assert body[:4] == b"\x28\xb5\x2f\xfd"  # zstd's magic number
+    assert_table_equals(mddb, table, dump_items(dump))

@@ -28,7 +28,7 @@ OPTION_FLAGS = {
     "key": "--key", "sort_key": "--sort-key", "create_table": "--create-table",
     "profile": "--profile", "method": "--method", "extra": "--extra", "sample": "--sample",
     "dry_run": "--dry-run", "repair": "--repair", "via": "--via", "via_objects": "--via-objects",
-    "tier": "--performance-tier",
+    "tier": "--performance-tier", "compression": "--via-compression",
 }  # fmt: skip
 
 

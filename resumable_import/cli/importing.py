@@ -154,6 +154,14 @@ def start(
             show_default=False,
         ),
     ] = None,
+    via_compression: Annotated[
+        str,
+        typer.Option(
+            "--via-compression",
+            metavar="KIND",
+            help="With --via: gzip or zstd objects.",
+        ),
+    ] = "gzip",
     performance_tier: Annotated[
         str | None,
         typer.Option(
@@ -174,7 +182,8 @@ def start(
         guard(_no_verify_of_a_stream)
     if via is not None:
         tier = performance_tier.upper() if performance_tier else None
-        _start_via(file, table, via, via_objects, tier, dry_run, ledger, progress,
+        _start_via(file, table, via, via_objects, tier, via_compression, dry_run, ledger,
+                   progress,
                    ImportOptions(format=format, items_path=items_path, endpoint=endpoint,
                                  create_keys=guard(lambda: _key_specs(key, sort_key)),
                                  create_table=create_table, region=region,
@@ -182,7 +191,9 @@ def start(
                                  settings=WriteSettings(max_wcu=max_wcu),
                                  new=new, profile=profile))  # fmt: skip
         return
-    for flag, value in (("--via-objects", via_objects), ("--performance-tier", performance_tier)):
+    zstd = via_compression if via_compression != "gzip" else None
+    for flag, value in (("--via-objects", via_objects), ("--performance-tier", performance_tier),
+                        ("--via-compression", zstd)):  # fmt: skip
         if value is not None:
             guard(lambda f=flag: _needs_via(f))
     if dry_run:
@@ -232,7 +243,7 @@ def start(
 
 
 def _start_via(file: str, table: str | None, via: str, objects: int | None, tier: str | None,
-               dry_run: bool, ledger: Path | None, progress: str,
+               compression: str, dry_run: bool, ledger: Path | None, progress: str,
                options: ImportOptions) -> None:  # fmt: skip
     """`start --via`: one file, staged in S3 and handed to StartBulkPutItems or
     ImportTable (or, with --dry-run, only what would be staged)."""
@@ -256,7 +267,7 @@ def _start_via(file: str, table: str | None, via: str, objects: int | None, tier
         with _meter(progress) as bar:
             hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
             return import_via(file, name, via, options, hooks, objects=objects, tier=tier,
-                              ledger=ledger)  # fmt: skip
+                              compression=compression, ledger=ledger)  # fmt: skip
 
     result = guard(work)
     if isinstance(result, StagingPlan):
