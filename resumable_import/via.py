@@ -104,6 +104,7 @@ def import_via(
                          Arg("key"), " NAME:S|N|B"),
                 )  # fmt: skip
             keys = info.keys
+            _refuse_a_global_table(client, table)
         elif info is not None:
             raise UsageError(
                 f"table {table!r} exists: ImportTable creates a new table",
@@ -225,6 +226,17 @@ def _using(ledger: str | Ledger | None) -> Iterator[Ledger]:
     else:
         with Ledger(ledger) as book:
             yield book
+
+
+def _refuse_a_global_table(client: Any, table: str) -> None:
+    """StartBulkPutItems does not write to a table with replicas (a global table)."""
+    replicas = client.describe_table(TableName=table)["Table"].get("Replicas")
+    if replicas:
+        raise UsageError(
+            f"table {table!r} is a global table (replicated to {len(replicas)} more "
+            "Regions): StartBulkPutItems does not support global tables",
+            Text("leave out ", Arg("via"), " to write it with BatchWriteItem"),
+        )
 
 
 def _bulk_wcu(given: float | None) -> int | None:

@@ -69,8 +69,11 @@ class Operation:
 
 
 class BulkStandin:
-    def __init__(self, moto: str, *, delay: float = 0.0, fail: str | None = None) -> None:
+    def __init__(
+        self, moto: str, *, delay: float = 0.0, fail: str | None = None, replicas: bool = False
+    ) -> None:
         self.moto = moto
+        self.replicas = replicas  # DescribeTable says the table has a replica (global)
         self.delay = delay
         self.fail = fail
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (operation, body)
@@ -179,7 +182,7 @@ class BulkStandin:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
                 if operation not in _OWN:
-                    return self._forward(raw)
+                    return self._forward(raw, operation)
                 body = json.loads(raw)
                 standin.requests.append((operation, body))
                 call = {"StartBulkPutItems": standin.start,
@@ -188,14 +191,21 @@ class BulkStandin:
                 status, answer = call(body)
                 self._send(status, json.dumps(answer).encode())
 
-            def _forward(self, raw: bytes) -> None:
+            def _forward(self, raw: bytes, operation: str) -> None:
                 there = urlparse(standin.moto)
                 conn = http.client.HTTPConnection(there.hostname, there.port, timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                     conn.request("POST", self.path, raw, headers)
                     answer = conn.getresponse()
-                    self._send(answer.status, answer.read(), answer.getheader("Content-Type"))
+                    data = answer.read()
+                    if operation == "DescribeTable" and standin.replicas and answer.status == 200:
+                        described = json.loads(data)
+                        described["Table"]["Replicas"] = [
+                            {"RegionName": "eu-west-1", "ReplicaStatus": "ACTIVE"}
+                        ]
+                        data = json.dumps(described).encode()
+                    self._send(answer.status, data, answer.getheader("Content-Type"))
                 finally:
                     conn.close()
 

@@ -220,3 +220,17 @@ def test_zstd_objects_are_staged_and_named_so_in_the_request(
     body = stage_s3.get_object(Bucket="stage", Key=listed[0]["Key"])["Body"].read()
     assert body[:4] == b"\x28\xb5\x2f\xfd"  # zstd's magic number
     assert_table_equals(mddb, table, dump_items(dump))
+
+
+def test_a_global_table_is_refused_before_anything_is_staged(
+    tmp_path: Path, stage_s3: Any, moto: str, table: str, ledger: Path
+) -> None:
+    dump = repeating_dump(tmp_path / "dump.jsonl", 10, 10)
+    with bulk_standin.running(moto, replicas=True) as standin:
+        out = subprocess.run(start(dump, table, standin, ledger), capture_output=True,
+                             text=True, env=os.environ.copy())  # fmt: skip
+        assert standin.requests == []
+    assert out.returncode == 2
+    assert "is a global table (replicated to 1 more Regions): StartBulkPutItems" in out.stderr
+    assert "hint: leave out --via to write it with BatchWriteItem" in out.stderr
+    assert "Contents" not in stage_s3.list_objects_v2(Bucket="stage", Prefix=f"{table}/")
