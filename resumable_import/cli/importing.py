@@ -155,12 +155,7 @@ def start(
         ),
     ] = None,
     via_compression: Annotated[
-        str,
-        typer.Option(
-            "--via-compression",
-            metavar="KIND",
-            help="With --via: gzip or zstd objects.",
-        ),
+        str, typer.Option("--via-compression", metavar="KIND", help="With --via: gzip or zstd.")
     ] = "gzip",
     performance_tier: Annotated[
         str | None,
