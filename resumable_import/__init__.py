@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from .verdict import Difference, VerifyResult
     from .verify import VerifyOptions, verify_run
     from .verifyplan import runs_of
+    from .via import StagingPlan, cancel_via, import_via, plan_via, staging_of
     from .writer import RetryPolicy
 
 # Loaded on first use, so that a process needing one module (the reader process imports
@@ -109,6 +110,7 @@ _HOMES = {
     "verify": ["VerifyOptions", "verify_run"],
     "verifyplan": ["runs_of"],
     "verdict": ["Difference", "VerifyResult"],
+    "via": ["StagingPlan", "cancel_via", "import_via", "plan_via", "staging_of"],
     "writer": ["RetryPolicy"],
 }  # fmt: skip
 _HOME = {name: module for module, names in _HOMES.items() for name in names}
@@ -157,6 +159,7 @@ __all__ = [
     "RunInterrupted",
     "ServiceError",
     "SettingsChange",
+    "StagingPlan",
     "Stopped",
     "TableError",
     "TableMissingError",
@@ -166,6 +169,7 @@ __all__ = [
     "VerifyOptions",
     "VerifyResult",
     "WriteSettings",
+    "cancel_via",
     "check_ledger",
     "dead_letter_counts",
     "empty_partition",
@@ -177,9 +181,11 @@ __all__ = [
     "import_file",
     "import_folder",
     "import_requests",
+    "import_via",
     "is_loopback",
     "load_transform",
     "plan",
+    "plan_via",
     "progress_bar",
     "redacted",
     "request_tables",
@@ -190,6 +196,7 @@ __all__ = [
     "runs_of",
     "settings_of",
     "sidecar_path",
+    "staging_of",
     "table_for",
     "table_keys",
     "validate_file",

@@ -6,9 +6,8 @@ is refused rather than rewritten.
 
 Whether a run is alive is not written anywhere (`locks.py`); what the ledger holds is read
 as values (`records.py`), and its files are its user's alone (`ledgerfiles.py`). Whatever
-SQLite or the file system says
-(read-only, a full disk, a damaged file) leaves as a LedgerError that names the file and
-what to do.
+SQLite or the file system says (read-only, a full disk, a damaged file) leaves as a
+LedgerError that names the file and what to do. `--via`'s records: `stagingdb.py`.
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ from .records import (
     Run,
     Verification,
 )
+from .stagingdb import Staging
 
 __all__ = [
     "COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "INTERRUPTED", "RUNNING", "DeadLetter",
@@ -82,13 +82,13 @@ class Ledger:
             self._db.isolation_level = None
             self._db.row_factory = sqlite3.Row
             self._letters = DeadLetters(self._db, self._guarded, self._transaction)  # their SQL
+            self.staging = Staging(self._db, self._guarded, self._transaction)
             self._db.execute("PRAGMA busy_timeout = 10000")
             if readonly:
                 check_version(self._db, self.path, migrations()[-1][0], read_only=True)
                 return
             self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL loses at most the last commits on power loss, never on a process crash;
-            # a lost checkpoint only means re-writing a few idempotent puts.
+            # NORMAL loses at most the last commits on power loss (a few idempotent puts).
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.Error as e:

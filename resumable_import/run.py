@@ -54,6 +54,7 @@ from .unchanged import (
     stream_again,
     unchanged,
 )
+from .via import resume_via
 from .writer import BatchWriter, RetryPolicy, Writer, wait_for
 
 
@@ -189,6 +190,10 @@ def resume_run(
             _same_place(run, options.endpoint, options.region)
             if finished(run):
                 return result_of(run, 0.0, book)
+            if book.staging.of(run.id) is not None:  # staged to S3 for ImportTable
+                client, _ = reconnect(run, client, options.profile)
+                loaded = same_transform(run, options.transform)
+                return resume_via(book, run, client, hooks, loaded)
             run = _retune(book, run, options.settings)
             loaded = same_transform(run, options.transform)
             if run.source == "stream":

@@ -93,6 +93,23 @@ def mddb(moto: str) -> Iterator[Any]:
     client.close()  # moto's server waits for its open keep-alive connections as it stops
 
 
+@pytest.fixture(scope="module")
+def stage_s3(moto: str) -> Iterator[Any]:
+    """moto's S3 on the server that also serves DynamoDB (ImportTable reads its S3)."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")}
+    os.environ["AWS_ENDPOINT_URL_S3"] = moto
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = moto
+    client = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
+    client.create_bucket(Bucket="stage")
+    yield client
+    client.close()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 _tables = iter(range(10**6))
 
 

@@ -27,7 +27,8 @@ OPTION_FLAGS = {
     "max_outage": "--max-outage", "pattern": "--pattern", "force": "--force", "out": "--out",
     "key": "--key", "sort_key": "--sort-key", "create_table": "--create-table",
     "profile": "--profile", "method": "--method", "extra": "--extra", "sample": "--sample",
-    "dry_run": "--dry-run", "repair": "--repair",
+    "dry_run": "--dry-run", "repair": "--repair", "via": "--via", "via_objects": "--via-objects",
+    "tier": "--performance-tier", "compression": "--via-compression",
 }  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from resumable_import import (
     ResumeOptions,
     Run,
     SettingsChange,
+    StagingPlan,
     UsageError,
     VerifyOptions,
     WriteSettings,
@@ -36,9 +37,11 @@ from resumable_import import (
     import_file,
     import_folder,
     import_requests,
+    import_via,
     is_loopback,
     load_transform,
     plan,
+    plan_via,
     redacted,
     request_tables,
     resume_run,
@@ -129,6 +132,40 @@ def start(
             "dump, as `rimport verify` does (exit 3 when they differ).",
         ),
     ] = False,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            "--via",
+            metavar="s3://BUCKET/PREFIX/",
+            help="Stage the checked items in S3 (gzip DynamoDB JSON, each key once, its "
+            "last value) and hand them to StartBulkPutItems (an existing table), or with "
+            "--create-table --key to ImportTable, which creates it; the prefix must be empty.",
+            show_default=False,
+        ),
+    ] = None,
+    via_objects: Annotated[
+        int | None,
+        typer.Option(
+            "--via-objects",
+            metavar="N",
+            min=1,
+            help="With --via: spread the keys over N objects [default: one per 256 MiB of "
+            "the dump].",
+            show_default=False,
+        ),
+    ] = None,
+    via_compression: Annotated[
+        str, typer.Option("--via-compression", metavar="KIND", help="With --via: gzip or zstd.")
+    ] = "gzip",
+    performance_tier: Annotated[
+        str | None,
+        typer.Option(
+            "--performance-tier",
+            metavar="TIER",
+            help="With --via into an existing table: standard or accelerated.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Import a dump, or every dump of a folder, each file as a run; prints run ids first.
 
@@ -138,6 +175,22 @@ def start(
     _check_progress(progress)
     if verify and str(file) == "-":
         guard(_no_verify_of_a_stream)
+    if via is not None:
+        tier = performance_tier.upper() if performance_tier else None
+        _start_via(file, table, via, via_objects, tier, via_compression, dry_run, ledger,
+                   progress,
+                   ImportOptions(format=format, items_path=items_path, endpoint=endpoint,
+                                 create_keys=guard(lambda: _key_specs(key, sort_key)),
+                                 create_table=create_table, region=region,
+                                 allow_remote=allow_remote, transform=transform,
+                                 settings=WriteSettings(max_wcu=max_wcu),
+                                 new=new, profile=profile))  # fmt: skip
+        return
+    zstd = via_compression if via_compression != "gzip" else None
+    for flag, value in (("--via-objects", via_objects), ("--performance-tier", performance_tier),
+                        ("--via-compression", zstd)):  # fmt: skip
+        if value is not None:
+            guard(lambda f=flag: _needs_via(f))
     if dry_run:
         _validate(file, table, pattern, key, sort_key, (endpoint, region, profile), format,
                   items_path, progress, transform)  # fmt: skip
@@ -182,6 +235,52 @@ def start(
         after()
     else:
         _then(lambda: finish(result, ledger), after)
+
+
+def _start_via(file: str, table: str | None, via: str, objects: int | None, tier: str | None,
+               compression: str, dry_run: bool, ledger: Path | None, progress: str,
+               options: ImportOptions) -> None:  # fmt: skip
+    """`start --via`: one file, staged in S3 and handed to StartBulkPutItems or
+    ImportTable (or, with --dry-run, only what would be staged)."""
+
+    def work() -> ImportResult | StagingPlan:
+        if _is_folder(file) or file == "-":
+            raise UsageError("--via stages one file", "give the path of one dump file")
+        if options.create_table and not options.create_keys:
+            raise UsageError(
+                "--via --create-table hands the items to ImportTable, which creates the "
+                "table: it needs its key",
+                "add --key NAME:S|N|B (and --sort-key if it has one)",
+            )
+        if options.create_keys and not options.create_table:
+            raise UsageError("--key and --sort-key go with --create-table")
+        name = table or _table_for(file)
+        if dry_run:
+            keys = options.create_keys or table_keys(name, options.endpoint, options.region,
+                                                     options.profile)  # fmt: skip
+            return plan_via(file, keys, via, options, objects, bulk=not options.create_table)
+        with _meter(progress) as bar:
+            hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
+            return import_via(file, name, via, options, hooks, objects=objects, tier=tier,
+                              compression=compression, ledger=ledger)  # fmt: skip
+
+    result = guard(work)
+    if isinstance(result, StagingPlan):
+        typer.echo(
+            f"would stage {result.items:,} items ({result.bytes:,} bytes of JSON "
+            f"lines before gzip) in {result.objects:,} objects under {via}"
+        )
+        if result.refused:
+            typer.echo(f"{result.refused:,} elements would be refused (dead letters)")
+        typer.echo(f"then: {result.operation} into table {table or _table_for(file)}")
+        return
+    finish(result, ledger)
+
+
+def _needs_via(flag: str) -> None:
+    raise UsageError(
+        f"{flag} goes with --via", f"add --via s3://BUCKET/PREFIX/ or leave out {flag}"
+    )
 
 
 def _then(report: Callable[[], None], after: Callable[[], None]) -> None:
