@@ -159,7 +159,7 @@ class HttpTransport:
 
     def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
         token = next(self._tokens)
-        body, headers, _ = self._signer.request(table, items, entries)
+        body, headers = self._signer.sign(table, items, entries)
         request = Request(token, [*headers.items(), ("Content-Length", str(len(body)))], body)
         conn = self._reusable()
         if conn is None:
