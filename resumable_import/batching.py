@@ -82,13 +82,13 @@ def batches(
     batch: Batch | None = None
     previous_end = 0  # an element's text lies between the previous one's end and its own
     try:
-        for raw in raw_items:
+        for index, value, end in raw_items:
             rejected = None
             try:
-                item, key, wcu = prepare(raw.value, raw.end - previous_end)
+                item, key, wcu = prepare(value, end - previous_end)
             except ItemError as e:
-                rejected = Rejected(raw.index, raw.value, e)
-            previous_end = raw.end
+                rejected = Rejected(index, value, e)
+            previous_end = end
             # Refused items count toward the batch's size: a long run of them closes
             # batches too, so the checkpoint moves on and each commit stays small.
             if batch is not None and (
@@ -98,13 +98,13 @@ def batches(
                 yield batch
                 batch = None
             if batch is None:
-                batch = Batch(raw.index, raw.index, raw.end)
-            batch.last, batch.end = raw.index, raw.end
+                batch = Batch(index, index, end)
+            batch.last, batch.end = index, end
             if rejected is not None:
                 batch.rejected.append(rejected)
                 continue
             batch.items.append(item)
-            batch.indexes.append(raw.index)
+            batch.indexes.append(index)
             batch.units.append(wcu)
             batch.keys.append(key)
             batch.distinct.add(key)

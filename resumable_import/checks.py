@@ -97,7 +97,11 @@ class Prepare:
             key = self._typed_key(item)
             size = item_size(item)  # also checks nesting, numbers and sets
         else:
-            key = self._plain_key(value)
+            single = self._single  # the common case inline: one key attribute, as it is
+            if single is None or type(k := value.get(single[0])) not in single[1] or k == "":
+                key = self._plain_key(value)
+            else:
+                key = (k,)
             size = item_size(item) if span > _SPAN_SAFE else 0
         if size > MAX_ITEM_BYTES:
             raise ItemError(

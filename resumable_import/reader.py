@@ -304,7 +304,7 @@ class Dump:
             t.expect("[", "'['")
         index = start.index if start else 0
         for value in array_values(t, after=resuming, index=index):
-            yield RawItem(index, value, t.byte_offset(t.pos))
+            yield RawItem(index, value, t.base + t.pos)  # t.byte_offset(t.pos), inline
             index += 1
         for _ in path:  # what follows the array in each enclosing object
             while (key := next_key(t, first=False)) is not None:

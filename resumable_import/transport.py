@@ -165,14 +165,13 @@ class HttpTransport:
     # -- the Transport interface -----------------------------------------------------------
 
     def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
-        body, headers, _ = self._signer.request(table, items, entries)
+        body, headers = self._signer.sign(table, items, entries)
         return self._start(body, headers)
 
     def send(self, operation: str, body: bytes) -> Any:
         """Like `start`, for any operation whose JSON `body` is given whole (`verify` reads
         the table with it); its answer comes by `wait` too."""
-        headers, _ = self._signer.sign(operation, body)
-        return self._start(body, headers)
+        return self._start(body, self._signer.headers(operation, body))
 
     def _start(self, body: bytes, headers: dict[str, str]) -> Any:
         token = next(self._tokens)

@@ -47,7 +47,7 @@ class Committer:
         self.waiting = 0  # refused elements read when the slow first batch was committed
         self.committed: list[int] = []
 
-    def commit(self, batch: Ready, failures: list[Failure]) -> None:
+    def commit(self, batch: Ready, failures: list[Failure], *, more: bool = False) -> None:
         if not self.committed:
             self.waiting = self.source.refused
         self.committed.append(batch.last)

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resumable_import.attributes import to_attribute, to_item
+from resumable_import.attributes import to_attribute, to_attributes, to_item
 from resumable_import.checks import MAX_ITEM_BYTES, Prepare
 from resumable_import.items import ItemError, item_size
 from resumable_import.keys import KeySpec
@@ -186,3 +186,56 @@ def test_an_items_size_stays_under_twice_its_text(value: dict[str, Any]) -> None
     """What lets `Prepare` skip measuring elements whose text spans under 200 KB."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     assert item_size(to_attribute(value, limits=False)["M"]) < 2 * len(text.encode())
+
+
+_JSON_SCALARS = (
+    st.text()
+    | st.integers(min_value=-(10**45), max_value=10**45)
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.none()
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def _converted(value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", orjson.dumps(to_item(value))
+    except ItemError as e:
+        return e.code, e.message
+    except Exception as e:  # Unsupported, compared as it is
+        return type(e).__name__, str(e)
+
+
+def _general(value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", orjson.dumps(to_attributes(value))
+    except ItemError as e:
+        return e.code, e.message
+    except Exception as e:
+        return type(e).__name__, str(e)
+
+
+@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=6))
+def test_the_fast_conversion_is_the_general_one(value: dict[str, Any]) -> None:
+    """`to_item` takes a way of its own for what JSON decodes to: the same item, or the
+    same error, as `to_attributes` (numbers past the limits, nesting, the lot)."""
+    assert _converted(value) == _general(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        nested(32), nested(33), {"pk": "k", "l": lists(31)}, {"pk": "k", "l": lists(32)},
+        {"pk": "k", 1: "an int name"}, {"pk": "k", "t": (1, 2)}, {"pk": "k", "f": 0.1},
+        {"pk": "k", "s": {"a", "b"}}, {"pk": "k", "n": 10**38}, {"pk": "k", "n": -(10**37)},
+        {"pk": "k", "n": Decimal("1E+126")}, {"pk": "k", "n": Decimal("1.5E+3")},
+        {"pk": "k", "b": b"bytes"}, {"pk": "k", "m": {"deep": [{"x": 1e400}]}},
+    ],
+)  # fmt: skip
+def test_the_fast_conversion_hands_over_what_it_does_not_know(value: dict[Any, Any]) -> None:
+    assert _converted(value) == _general(value)

@@ -335,11 +335,11 @@ def test_an_unexpected_failure_leaves_the_run_failed_not_running(
     real = loop_module._Committer.commit
     calls = []
 
-    def commit_then_break(self, batch, failures) -> None:  # type: ignore[no-untyped-def]
+    def commit_then_break(self, batch, failures, **more) -> None:  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 3:
             raise TypeError("a bug")
-        real(self, batch, failures)
+        real(self, batch, failures, **more)
 
     monkeypatch.setattr(loop_module._Committer, "commit", commit_then_break)
     path = write_dump(tmp_path / "d.json", 200)
