@@ -46,6 +46,25 @@ def start(dump: Path, table: str, standin: Any, ledger: Path, *more: str) -> lis
             *more]  # fmt: skip
 
 
+def handed_off(
+    dump: Path, table: str, standin: Any, ledger: Path
+) -> tuple[subprocess.Popen[str], str, str]:
+    """A `start --via` in a child process, once the operation's ARN is in the ledger: the
+    process, its run id and the ARN."""
+    proc = subprocess.Popen(start(dump, table, standin, ledger), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ.copy())  # fmt: skip
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    deadline = time.monotonic() + 60
+    with Ledger(ledger) as book:
+        while (op := book.staging.of(run_id)) is None or op.arn is None:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    return proc, run_id, op.arn
+
+
 def test_staged_items_are_put_into_the_existing_table_with_the_runs_token_and_settings(
     tmp_path: Path,
     stage_s3: Any,
@@ -88,20 +107,10 @@ def test_killed_while_the_operation_runs_resume_re_attaches_to_it(
 ) -> None:
     dump = repeating_dump(tmp_path / "dump.jsonl", 300, 150)
     with bulk_standin.running(moto, delay=0.01) as standin:
-        proc = subprocess.Popen(start(dump, table, standin, ledger), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=os.environ.copy())  # fmt: skip
-        assert proc.stdout is not None
-        run_id = proc.stdout.readline().strip()
-        deadline = time.monotonic() + 60
-        with Ledger(ledger) as book:
-            while (op := book.staging.of(run_id)) is None or op.arn is None:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            assert standin.operations[op.arn].status == "IN_PROGRESS"  # the kill came first
+        proc, run_id, arn = handed_off(dump, table, standin, ledger)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert standin.operations[arn].status == "IN_PROGRESS"  # the kill came first
         out = rimport("resume", run_id, "--ledger", ledger, "--progress", "none")
         assert out.returncode == 0, out.stderr
         assert standin.started == 1  # one operation, not two
@@ -120,23 +129,14 @@ def test_cancel_stops_the_operation_and_the_run_says_so(
 ) -> None:
     dump = repeating_dump(tmp_path / "dump.jsonl", 300, 300)
     with bulk_standin.running(moto, delay=0.05) as standin:
-        proc = subprocess.Popen(start(dump, table, standin, ledger), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=os.environ.copy())  # fmt: skip
-        assert proc.stdout is not None
-        run_id = proc.stdout.readline().strip()
-        deadline = time.monotonic() + 60
-        with Ledger(ledger) as book:
-            while (op := book.staging.of(run_id)) is None or op.arn is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+        proc, run_id, arn = handed_off(dump, table, standin, ledger)
         out = rimport("cancel", run_id, "--ledger", ledger)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.startswith(f"{op.arn}: CANCELLING; ")
+        assert out.stdout.startswith(f"{arn}: CANCELLING; ")
         _, err = proc.communicate(timeout=60)
         assert proc.returncode != 0
         assert "StartBulkPutItems CANCELLED" in err
-        assert standin.operations[op.arn].status == "CANCELLED"
+        assert standin.operations[arn].status == "CANCELLED"
     st = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
     assert st["state"] == "failed" and st["via"]["status"] == "CANCELLED"
     written = mddb.scan(TableName=table, Select="COUNT")["Count"]
@@ -181,22 +181,13 @@ def test_sigterm_while_following_leaves_the_operation_running_and_says_how_to_fo
 ) -> None:
     dump = repeating_dump(tmp_path / "dump.jsonl", 200, 200)
     with bulk_standin.running(moto, delay=0.02) as standin:
-        proc = subprocess.Popen(start(dump, table, standin, ledger), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=os.environ.copy())  # fmt: skip
-        assert proc.stdout is not None
-        run_id = proc.stdout.readline().strip()
-        deadline = time.monotonic() + 60
-        with Ledger(ledger) as book:
-            while (op := book.staging.of(run_id)) is None or op.arn is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+        proc, run_id, arn = handed_off(dump, table, standin, ledger)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode != 0
         assert "(its StartBulkPutItems goes on in DynamoDB)" in err
         assert f"rimport resume {run_id}" in err
-        assert standin.operations[op.arn].status == "IN_PROGRESS"
+        assert standin.operations[arn].status == "IN_PROGRESS"
         out = rimport("resume", run_id, "--ledger", ledger, "--progress", "none")
         assert out.returncode == 0, out.stderr
         assert standin.started == 1
