@@ -5,9 +5,9 @@ transaction each and recorded in `PRAGMA user_version`. A ledger written by a ne
 is refused rather than rewritten.
 
 Whether a run is alive is not written anywhere (`locks.py`); what the ledger holds is read
-as values (`records.py`), and its files are its user's alone (`ledgerfiles.py`). Whatever
+as values (`records.py`), its files are its user's alone (`ledgerfiles.py`), and what
 SQLite or the file system says (read-only, a full disk, a damaged file) leaves as a
-LedgerError that names the file and what to do. `--via`'s records: `stagingdb.py`.
+LedgerError naming the file and what to do. `--via`'s records: `stagingdb.py`.
 """
 
 from __future__ import annotations
@@ -397,14 +397,15 @@ class Ledger:
             )
 
     def forget(self, run_id: str) -> int:
-        """Remove the run, its dead letters and its verifications in one transaction,
-        holding its lock so that no process runs it meanwhile (RunBusyError if one does).
-        Returns how many of its dead letters were still pending, which went with it."""
+        """Remove the run, its dead letters, verifications and staging in one transaction,
+        holding its lock so that no process runs it meanwhile (RunBusyError if one does);
+        how many of its dead letters were still pending, which went with it."""
         if self._locks.holds(run_id):
             raise RunBusyError(f"run {run_id} is being run by this process")
         with self.lock(run_id):
             with self._transaction("BEGIN IMMEDIATE"):
                 pending = self._letters.remove(run_id)
+                self.staging.remove(run_id)
                 self._db.execute("DELETE FROM verifications WHERE run_id = ?", (run_id,))
                 self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             self._locks.remove(run_id)
@@ -485,8 +486,6 @@ _SELECT_RUNS = (  # every run's row, with its counts of dead letters and its las
     " r.block_hashes, r.folder, r.table_identity, r.active_seconds, r.running_since, "
     f" r.source, r.checkpoint_hash, r.items_deleted, {COUNTS_OF_RUN}, {_VERIFIED} FROM runs r"
 )
-
-
 _SELECT_DAMAGED = (  # what a damaged ledger may still read of a run: its row alone
     _SELECT_RUNS.replace(COUNTS_OF_RUN, UNCOUNTED).replace(_VERIFIED, "NULL AS verified")
     + " WHERE r.id = ?"

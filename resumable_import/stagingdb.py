@@ -106,6 +106,11 @@ class Staging:
         )
         return [StagedObject(*tuple(r)) for r in rows]
 
+    def remove(self, run_id: str) -> None:
+        """The run's staging record and objects, in the caller's transaction (`forget`)."""
+        self._db.execute("DELETE FROM staged_objects WHERE run_id = ?", (run_id,))
+        self._db.execute("DELETE FROM staging WHERE run_id = ?", (run_id,))
+
     def followed(self, run_id: str, **said: Any) -> None:
         """What the operation last said of itself (its ARN, status and counts)."""
         unknown = set(said) - set(_FOLLOWED)

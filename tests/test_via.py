@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -92,6 +93,12 @@ def test_staged_objects_hold_each_key_once_with_its_last_value_and_import_matche
     assert st["via"]["imported_items"] == len(last) and len(st["via"]["staged"]) == 4
     text = rimport("status", run_id, "--ledger", ledger).stdout
     assert "operation state: COMPLETED" in text and st["via"]["arn"] in text
+
+    gone = rimport("forget", run_id, "--ledger", ledger)  # and its staging goes with it
+    assert gone.returncode == 0, gone.stderr
+    with sqlite3.connect(ledger) as db:
+        for name in ("staging", "staged_objects"):
+            assert db.execute(f"SELECT count(*) FROM {name}").fetchone() == (0,), name
 
 
 def test_killed_while_staging_resumes_at_the_first_object_not_uploaded(
