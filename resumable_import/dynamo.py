@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound, SSLError
 
 from . import endpoint
 from .endpoint import AWS, Endpoint
@@ -29,6 +29,7 @@ from .errors import (
     hint_for,
 )
 from .keys import KeySpec
+from .outcomes import CA_HINT
 
 
 def resolve_endpoint(flag: str | None) -> Endpoint:
@@ -270,4 +271,5 @@ def _service_error(e: Exception, table: str) -> ServiceError:
         what = f"{code}: {err.get('Message')}"
     else:
         what = str(e)
-    return ServiceError(f"cannot reach table {table!r}: {what}", hint_for(code))
+    hint = CA_HINT if isinstance(e, SSLError) else hint_for(code)  # the real cause: the CA
+    return ServiceError(f"cannot reach table {table!r}: {what}", hint)

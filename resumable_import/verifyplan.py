@@ -59,8 +59,9 @@ class Plan:
         other = self.by_scan if self.method == "get" else self.by_key
         mine = self.by_key if self.method == "get" else self.by_scan
         return (
-            f"reading the table {how} ({self.why}): about {mine:,.0f} read units for "
-            f"{self.items:,} items; the other way about {other:,.0f}"
+            f"reading the table {how} ({self.why}): about {mine:,.0f} read unit"
+            f"{'' if round(mine) == 1 else 's'} for {self.items:,} item"
+            f"{'' if self.items == 1 else 's'}; the other way about {other:,.0f}"
         )
 
     def as_dict(self) -> dict[str, Any]:

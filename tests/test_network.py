@@ -122,6 +122,10 @@ def test_an_endpoint_whose_certificate_is_not_trusted_is_a_clear_error_at_once(
         out = start(dump, table, proxy.url, ledger)
     assert out.returncode != 0
     assert "certificate verify failed" in out.stderr.lower(), out.stderr
+    assert (
+        "hint: if a proxy or a private CA signs the endpoint's certificate, point"
+        " AWS_CA_BUNDLE" in out.stderr
+    ), out.stderr
     assert retries(ledger) == []
     assert time.monotonic() - started < 20
 
