@@ -74,8 +74,7 @@ if TYPE_CHECKING:
     from .transform import load_transform
     from .validate import Report, validate_file
     from .verdict import Difference, VerifyResult
-    from .verify import VerifyOptions, verify_run
-    from .verifyplan import runs_of
+    from .verify import VerifyOptions, runs_of, verify_run
     from .via import StagingPlan, cancel_via, import_via, plan_via, staging_of
     from .writer import RetryPolicy
 
@@ -107,8 +106,7 @@ _HOMES = {
             "retry_failed", "run_status", "settings_of"],
     "transform": ["load_transform"],
     "validate": ["Report", "validate_file"],
-    "verify": ["VerifyOptions", "verify_run"],
-    "verifyplan": ["runs_of"],
+    "verify": ["VerifyOptions", "runs_of", "verify_run"],
     "verdict": ["Difference", "VerifyResult"],
     "via": ["StagingPlan", "cancel_via", "import_via", "plan_via", "staging_of"],
     "writer": ["RetryPolicy"],

@@ -1,45 +1,14 @@
-"""What `verify` is to read and how: the runs its targets name (ids, or a folder's), and
-the plan, the way of reading the table that costs fewer read units, worked out from the
-expected items before any of the table is read."""
+"""How `verify` is to read the table: the plan, the way that costs fewer read units, worked
+out from the expected items before any of the table is read."""
 
 from __future__ import annotations
 
 import math
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .dynamo import TableInfo
-from .errors import Arg, Command, Text, UsageError
-from .folder import S3Key, folder_of
-from .ledger import Ledger
-from .run import for_reading
-
-
-def runs_of(targets: list[str], ledger: str | Path | Ledger | None = None) -> list[str]:
-    """The run ids that `targets` name, in order: each a run id (or a unique prefix of
-    one) or a folder (a local one, or an S3 prefix), which names the last run of each of
-    its files started from it."""
-    ids: list[str] = []
-    with for_reading(ledger) as book:
-        runs = None
-        for target in targets:
-            folder = folder_of(target)
-            if isinstance(folder, S3Key) or folder.is_dir():
-                runs = runs if runs is not None else book.runs()
-                name = str(folder.resolve())
-                latest = {r.file: r.id for r in sorted(runs, key=lambda r: r.started_at)
-                          if r.folder == name}  # fmt: skip
-                if not latest:
-                    raise UsageError(
-                        f"{target}: no run was started from this folder",
-                        Text("import it with ", Command("start", (target,), (Arg("table", "T"),))),
-                    )
-                ids += latest.values()
-            else:
-                ids.append(book.run(target).id)
-    return list(dict.fromkeys(ids))
 
 
 @dataclass(frozen=True)

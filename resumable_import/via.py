@@ -312,7 +312,7 @@ def _go(book: Ledger, run: Run, dump: Dump, client: Any, keys: tuple[Any, ...],
             with contextlib.suppress(Exception):
                 book.set_state(run.id, states.FAILED, error=f"unexpected {type(e).__name__}: {e}")
             raise
-        return _ended(book, run, client, name, said, started)
+        return _ended(book, run, client, loaded, hooks, said, started)
 
 
 def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
@@ -371,10 +371,13 @@ def _told(book: Ledger, run: Run, hooks: Hooks, started: float) -> Any:
     return told
 
 
-def _ended(book: Ledger, run: Run, client: Any, name: str, said: dict[str, Any],
-           started: float) -> ImportResult:  # fmt: skip
+def _ended(book: Ledger, run: Run, client: Any, loaded: Transform | None, hooks: Hooks,
+           said: dict[str, Any], started: float) -> ImportResult:  # fmt: skip
     """The run's end, as the operation's own: completed (with failures when it or the
     read refused items), or failed with its failure code."""
+    op = book.staging.of(run.id)
+    assert op is not None
+    name = handoff.NAMES[op.operation]
     status = said["status"]
     errors = int(said["error_count"] or 0)
     imported = int(said["imported_items"] or 0)
@@ -390,9 +393,9 @@ def _ended(book: Ledger, run: Run, client: Any, name: str, said: dict[str, Any],
         error = (f"{name} {status} but wrote {imported:,} of the {staged:,} items staged "
                  f"and refused {errors:,}")  # fmt: skip
     elif status in handoff.DONE_STATES:
+        error = _reconciled(book, run, client, loaded, hooks, op, said) if errors else None
         failures = errors or book.run(run.id).dead_letters
         state = states.COMPLETED_WITH_FAILURES if failures else states.COMPLETED
-        error = f"{name} refused {errors} items" if errors else None
     else:
         state = states.FAILED
         code = said["failure_code"] or status
@@ -407,3 +410,23 @@ def _ended(book: Ledger, run: Run, client: Any, name: str, said: dict[str, Any],
             Text("see the run with ", command(run, "status", run.id)),
         )
     return result
+
+
+def _reconciled(book: Ledger, run: Run, client: Any, loaded: Transform | None, hooks: Hooks,
+                op: Operation, said: dict[str, Any]) -> str:  # fmt: skip
+    """Find the items the operation refused by reading the table back, and keep them as
+    the run's dead letters (`verify.reconcile`); what the run's end then says."""
+    from .expected import reconcile
+
+    name, errors = handoff.NAMES[op.operation], int(said["error_count"])
+    if op.operation == "bulk":
+        why = f"its report is under {op.via}report/"
+    else:
+        why = said["failure_message"] or "its CloudWatch log group names each"
+    if hooks.notice:
+        hooks.notice(f"{name} refused {errors:,} items: reading the table back to find them")
+    found = reconcile(book, run, client, loaded, f"{name}Refused", f"{name} refused it; {why}")
+    event(logging.INFO, run.id, "reconciled",
+          f"{name} refused {errors} items; {found} not in the table as the dump has them "
+          "are dead letters", refused=errors, found=found)  # fmt: skip
+    return f"{name} refused {errors:,} items ({why})"

@@ -7,13 +7,15 @@ answers itself, in the shapes of botocore's model (which validates every request
 it is sent, and parses every answer); every other call (DescribeTable, ...) it forwards,
 bytes as they are, to a moto server. An operation reads the staged gzip objects from that
 moto's S3 and puts their items into its DynamoDB, one by one. It can be told to be slow
-(`delay` seconds per item) or to fail (`fail` = a FailureCode), and it remembers every
+(`delay` seconds per item), to fail (`fail` = a FailureCode) or to refuse some items
+(`refuse`, counted in FailedItemCount and not written), and it remembers every
 request, so a test can count how many operations were started: the same ClientToken with
 the same parameters is the same operation, with others an
 IdempotentParameterMismatchException, as the API reference says.
 
 What it does not do: write the ERROR report of refused items (their layout is not one we
-can check here), throttle by MaxWriteRequestUnits, or ION input.
+can check here: rimport finds them by reading the table back), throttle by
+MaxWriteRequestUnits, or ION input.
 """
 
 from __future__ import annotations
@@ -70,9 +72,11 @@ class Operation:
 
 class BulkStandin:
     def __init__(
-        self, moto: str, *, delay: float = 0.0, fail: str | None = None, replicas: bool = False
-    ) -> None:
+        self, moto: str, *, delay: float = 0.0, fail: str | None = None, replicas: bool = False,
+        refuse: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
         self.moto = moto
+        self.refuse = refuse  # the `pk` values whose items it refuses, as failed items
         self.replicas = replicas  # DescribeTable says the table has a replica (global)
         self.delay = delay
         self.fail = fail
@@ -141,9 +145,12 @@ class BulkStandin:
                     op.failure = (self.fail, "the stand-in was told to fail")
                     op.status, op.ended = "FAILED", time.time()
                     return
+                item = json.loads(line)["Item"]
                 try:
-                    self._ddb.put_item(TableName=op.request["TableName"],
-                                       Item=json.loads(line)["Item"])  # fmt: skip
+                    if item.get("pk", {}).get("S") in self.refuse:
+                        op.failed += 1
+                    else:
+                        self._ddb.put_item(TableName=op.request["TableName"], Item=item)
                 except self._ddb.exceptions.ClientError:
                     op.failed += 1
                 op.processed += 1

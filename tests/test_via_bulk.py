@@ -77,8 +77,9 @@ def test_staged_items_are_put_into_the_existing_table_with_the_runs_token_and_se
     dump = repeating_dump(tmp_path / "dump.jsonl", 300, 120)
     with bulk_standin.running(moto) as standin:
         out = subprocess.run(start(dump, table, standin, ledger, "--via-objects", "3",
-                                   "--max-wcu", "2048", "--performance-tier", "accelerated"),
-                             capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+                                   "--max-wcu", "2048", "--performance-tier", "accelerated",
+                                   "--progress", "json"), capture_output=True, text=True,
+                             env={**os.environ, "RIMPORT_PROGRESS_INTERVAL": "0"})  # fmt: skip
         assert out.returncode == 0, out.stderr
         run_id = out.stdout.split()[0]
         starts = [body for op, body in standin.requests if op == "StartBulkPutItems"]
@@ -96,6 +97,11 @@ def test_staged_items_are_put_into_the_existing_table_with_the_runs_token_and_se
     assert (st["state"], st["items_written"]) == ("completed", distinct)
     assert st["via"]["operation"] == "bulk" and st["via"]["status"] == "COMPLETED"
     assert st["via"]["total_bytes"] == sum(o["bytes"] for o in st["via"]["staged"])
+    told = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    assert told[0]["bytes_total"] == dump.stat().st_size  # staging: the dump read
+    followed = told[-1]  # then the operation: its input bytes processed, of its total
+    assert (followed["bytes_done"], followed["bytes_total"], followed["percent"]) == (
+        st["via"]["total_bytes"], st["via"]["total_bytes"], 100.0)  # fmt: skip
 
 
 def test_killed_while_the_operation_runs_resume_re_attaches_to_it(
@@ -227,3 +233,38 @@ def test_a_global_table_is_refused_before_anything_is_staged(
     assert "is a global table (replicated to 1 more Regions): StartBulkPutItems" in out.stderr
     assert "hint: leave out --via to write it with BatchWriteItem" in out.stderr
     assert "Contents" not in stage_s3.list_objects_v2(Bucket="stage", Prefix=f"{table}/")
+
+
+def test_items_the_operation_refused_come_home_as_dead_letters_and_retry_failed_writes_them(
+    tmp_path: Path,
+    stage_s3: Any,
+    mddb: Any,
+    moto: str,
+    table: str,
+    ledger: Path,
+) -> None:
+    dump = repeating_dump(tmp_path / "dump.jsonl", 200, 80)
+    items = dump_items(dump)
+    last = {i["pk"]: n for n, i in enumerate(items)}
+    held, absent = sorted(last)[3], sorted(last)[11]
+    mddb.put_item(TableName=table, Item={"pk": {"S": held}, "n": {"N": "-1"}})  # an old value
+    with bulk_standin.running(moto, refuse=frozenset({held, absent})) as standin:
+        out = subprocess.run(start(dump, table, standin, ledger), capture_output=True,
+                             text=True, env=os.environ.copy())  # fmt: skip
+        assert out.returncode != 0
+        run_id = out.stdout.split()[0]
+        assert "StartBulkPutItems refused 2 items: reading the table back" in out.stderr
+        got = {i["pk"]["S"]: i for i in mddb.scan(TableName=table)["Items"]}
+        assert absent not in got and got[held]["n"] == {"N": "-1"}
+        st = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
+        assert (st["state"], st["dead_letters"]) == ("completed_with_failures", 2)
+        assert f"its report is under {via_of(table)}report/" in st["error"]
+        letters = st["dead_letter_details"]["first"]
+        assert sorted((d["index"], d["code"]) for d in letters) == sorted(
+            (last[k], "StartBulkPutItemsRefused") for k in (held, absent)
+        )
+        again = rimport("retry-failed", run_id, "--ledger", ledger)
+        assert again.returncode == 0, again.stderr
+    assert_table_equals(mddb, table, items)
+    st = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
+    assert st["dead_letters"] == 0
