@@ -180,6 +180,13 @@ class Flow:
     def throttle(self, number: int) -> None:
         """The request numbered `number` was throttled as a whole."""
         self.throttled += 1
+        self.cut(number)
+
+    def cut(self, number: int | None = None) -> None:
+        """Cut the requests in flight and the pace as a throttle of the request numbered
+        `number` does (None: the last one sent, when another writer of the same table
+        was throttled), without counting a throttle here."""
+        number = self._sends if number is None else number
         if number <= self._cut_after:
             return  # sent before the last cut: that cut already answered it
         now = self._clock()

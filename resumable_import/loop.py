@@ -55,7 +55,8 @@ from .runlog import event, log_retry, log_to, outage_notice
 from .transform import Transform
 from .transport import Transport
 from .unchanged import changed_while_read, file_exists
-from .writer import BatchWriter, Failure, Job, RetryPolicy, Writer
+from .workers import writer_for
+from .writer import BatchWriter, Failure, Job, RetryPolicy
 
 # Batches handed to the writer but not yet committed are bounded by the bytes of their
 # items, not by their number: behind one slow answer, the other connections keep working
@@ -147,7 +148,13 @@ def execute(
     hooks: Hooks,
     retry: RetryPolicy | None,
     transform: Transform | None = None,
+    *,
+    profile: str | None = None,
+    shared_client: bool = False,
 ) -> ImportResult:
+    """Write the run's dump from its checkpoint on, committing as it goes. `profile`: the
+    AWS profile writer processes take credentials from; `shared_client`: the client is
+    the caller's, which only this process can use (one writer, here)."""
     started = time.monotonic()
     resuming = run.items_committed > 0
     book.set_state(run.id, states.RUNNING)
@@ -172,11 +179,11 @@ def execute(
             committer.dead_keys = book.retryable_keys(
                 run.id, sent_key(dump.items_as == REQUESTS, tuple(k.name for k in keys))
             )
-        writer: BatchWriter = Writer(
-            transport, run.table, tuple(k.name for k in keys), retry,
-            max_inflight=settings.concurrency, max_wcu=settings.max_wcu,
+        writer = writer_for(
+            run, transport, tuple(k.name for k in keys), retry, entries=dump.items_as == REQUESTS,
             on_retry=log_retry(run.id, committer.retried),
-            on_outage=outage_notice(run.id, hooks.notice), entries=dump.items_as == REQUESTS,
+            on_outage=outage_notice(run.id, hooks.notice), profile=profile,
+            shared_client=shared_client,
         )  # fmt: skip
         committer.throttled = lambda: writer.throttled
         start = Position(run.items_committed, run.byte_offset) if resuming else None

@@ -17,11 +17,18 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
 
 
+MAX_WORKERS = 64
+
+
 def _check(
     batch_size: int | None, concurrency: int | None, max_wcu: float | None,
-    max_outage: float | None,
+    max_outage: float | None, workers: int | None = None,
 ) -> None:  # fmt: skip
     """Refuse settings DynamoDB or the writer cannot work with; None is "not given"."""
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(
+            f"workers must be between 1 and {MAX_WORKERS}, not {workers}", param="workers"
+        )
     if batch_size is not None and not 1 <= batch_size <= 25:
         raise UsageError(
             f"batch_size must be between 1 and 25, not {batch_size}", param="batch_size"
@@ -47,9 +54,10 @@ class SettingsChange:
     concurrency: int | None = None
     max_wcu: float | None = None
     max_outage: float | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
-        _check(self.batch_size, self.concurrency, self.max_wcu, self.max_outage)
+        _check(self.batch_size, self.concurrency, self.max_wcu, self.max_outage, self.workers)
 
     def given(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -63,9 +71,12 @@ class WriteSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     max_wcu: float | None = None  # None: as fast as the table takes
     max_outage: float | None = None  # seconds of silence to wait out; None: RetryPolicy's
+    # Writer processes (`workers.py`); None: as many as the cores and the endpoint call for
+    # (`workers.default_workers`), settled when the run is created.
+    workers: int | None = None
 
     def __post_init__(self) -> None:
-        _check(self.batch_size, self.concurrency, self.max_wcu, self.max_outage)
+        _check(self.batch_size, self.concurrency, self.max_wcu, self.max_outage, self.workers)
 
     def changed_by(self, change: SettingsChange) -> WriteSettings:
         return replace(self, **change.given())
@@ -139,6 +150,8 @@ class Recorded:
             "allow_remote": self.allow_remote, "max_outage": s.max_outage,
             "keys": list(self.keys),
         }  # fmt: skip
+        if s.workers is not None:  # only what an older rimport would not have written
+            out["workers"] = s.workers
         if self.transform is not None:
             out["transform"] = self.transform
         if self.changes:

@@ -55,6 +55,7 @@ from .unchanged import (
     unchanged,
 )
 from .via import resume_via
+from .workers import settled
 from .writer import BatchWriter, RetryPolicy, Writer, wait_for
 
 
@@ -106,6 +107,7 @@ def import_file(
                 ),
                 param="new=True",
             )
+        shared = client is not None
         client, transport, region = connect_to(where, options.region, client, options.profile)
         info = ensure_table(
             client,
@@ -132,7 +134,7 @@ def import_file(
             format=options.format,
             shape=dump.describe(),
             options=Recorded(
-                options.settings,
+                settled(options.settings, where.loopback),
                 options.allow_remote,
                 tuple(spelled(k) for k in info.keys),
                 loaded.record() if loaded else None,
@@ -149,7 +151,7 @@ def import_file(
                 hooks.notice(dump.note)
             with closing(dump.location):  # a FIFO opened for the run
                 return execute(book, run, dump, client, transport, info.keys, hooks, retry,
-                               loaded)  # fmt: skip
+                               loaded, profile=options.profile, shared_client=shared)  # fmt: skip
 
 
 def resume_run(
@@ -211,13 +213,14 @@ def resume_run(
                 check_unchanged(book, run, dump)
                 run = book.run(run.id)  # with the size and hashes of a file fixed since
                 dump.size = run.file_size  # read what was hashed, not what was appended since
+            shared = client is not None
             client, transport = reconnect(run, client, options.profile)
             info = same_table(book, run, client)
             if hooks.on_start:
                 hooks.on_start(run)
             with closing(dump.location):  # a FIFO opened for the run
                 return execute(book, run, dump, client, transport, info.keys, hooks, retry,
-                               loaded)  # fmt: skip
+                               loaded, profile=options.profile, shared_client=shared)  # fmt: skip
 
 
 def retry_failed(

@@ -65,6 +65,7 @@ from .signing import Signer
 IDLE_LIMIT = 30.0  # seconds an unused connection is kept; servers drop theirs after 60 or so
 _BUFFER = 1 << 16
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+_WAKE = object()  # the selector's mark of a file given to `wake_on`
 
 
 class Transport(Protocol):
@@ -78,6 +79,10 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Close the connections; requests still out are abandoned."""
+
+    def wake_on(self, fileobj: Any) -> None:
+        """Let `wait` also return as soon as `fileobj` is readable (a writer process's pipe
+        from the run, so new work is taken in while answers are awaited)."""
 
 
 class SyncTransport:
@@ -117,6 +122,9 @@ class SyncTransport:
 
     def close(self) -> None:
         pass
+
+    def wake_on(self, fileobj: Any) -> None:
+        pass  # every answer is in before `wait` is called: it never waits
 
 
 class _BotocoreSender(SyncTransport):
@@ -193,17 +201,24 @@ class HttpTransport:
                 remaining = 0.0
             else:
                 remaining = max(0.0, first - now if end is None else min(end, first) - now)
+            woken = False
             for key, mask in self._selector.select(remaining):
-                self._on_event(key.data, mask)
+                if key.data is _WAKE:
+                    woken = True
+                else:
+                    self._on_event(key.data, mask)
             now = time.monotonic()
             if now >= first:
                 self._expire(now)
-            if self._done or not self._busy or (end is not None and now >= end):
+            if woken or self._done or not self._busy or (end is not None and now >= end):
                 break
         if now - self._swept > 1.0:
             self._sweep(now)
         done, self._done = self._done, []
         return done
+
+    def wake_on(self, fileobj: Any) -> None:
+        self._selector.register(fileobj, _READ, _WAKE)
 
     def close(self) -> None:
         for conn in [*self._busy, *self._idle]:

@@ -260,6 +260,10 @@ class Writer:
         """Throttled answers so far, for the log and the benchmark."""
         return self._flow.throttled
 
+    def slow_down(self) -> None:
+        """Another writer of the table was throttled: the table's limit is this one's too."""
+        self._flow.cut()
+
     def submit(
         self, items: list[bytes], keys: list[Key | None], units: list[int] | None = None
     ) -> Job:

@@ -1,6 +1,6 @@
-"""One contract, three backends: the same writer and run tests against the in-memory fake,
-DynamoDB Local and moto in server mode (the `backend` fixture), and the fake checked
-against DynamoDB Local, request by request.
+"""One contract, four backends: the same writer and run tests against the in-memory fake,
+DynamoDB Local, moto in server mode, and DynamoDB Local written by two writer processes
+(the `backend` fixture), and the fake checked against DynamoDB Local, request by request.
 
 The writer tests hold a `BatchWriter` to the contract its docstring states (what lands,
 what comes back as a dead letter, what raises), through `submit` and `poll` only, so that
@@ -44,6 +44,7 @@ from resumable_import import (
 from resumable_import.dynamo import connect
 from resumable_import.keys import Key, key_of
 from resumable_import.transport import SyncTransport, open_transport
+from resumable_import.workers import ProcessWriter, WriterSpec
 from resumable_import.writer import BatchWriter, Job, RetryPolicy, Writer
 
 # Real servers answer at once; the retries that do happen (a split) need not wait.
@@ -77,6 +78,7 @@ class Backend:
     client: Any  # for the table calls, and what a fake run is given as `client=`
     url: str | None = None  # the endpoint of a real server
     connection: Any = None  # rimport's own client and credentials for it
+    workers: int = 1  # writer processes (`workers.ProcessWriter`) when more than one
     _open: list[BatchWriter] = field(default_factory=list)
 
     def table(self) -> str:
@@ -95,6 +97,14 @@ class Backend:
 
     def writer(self, table: str, **options: Any) -> BatchWriter:
         """The writer under contract, on the transport a run would give it here."""
+        if self.workers > 1:
+            assert self.url is not None
+            spec = WriterSpec(self.url, "us-east-1", None, table, ("pk",), POLICY,
+                              options.pop("max_inflight", 1), options.pop("max_wcu", None),
+                              options.pop("entries", False))  # fmt: skip
+            writer: BatchWriter = ProcessWriter(self.workers, spec, **options)
+            self._open.append(writer)
+            return writer
         if self.connection is None:
             transport = SyncTransport(self.client)
         else:
@@ -125,7 +135,9 @@ class Backend:
     ) -> ImportResult:
         """A run through the library API, as a program using rimport would start it."""
         if self.url:
-            return import_file(dump, table, replace(options, endpoint=self.url), ledger=ledger)
+            settings = replace(options.settings, workers=self.workers)
+            options = replace(options, endpoint=self.url, settings=settings)
+            return import_file(dump, table, options, ledger=ledger)
         return import_file(dump, table, options, ledger=ledger, client=self.client)
 
     def close(self) -> None:
@@ -145,15 +157,18 @@ def _as_boto3(value: Any) -> Any:
     return value
 
 
-@pytest.fixture(params=["fake", "dynamodb-local", "moto"])
+@pytest.fixture(params=["fake", "dynamodb-local", "moto", "2 writer processes"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Each backend in turn; a real server is started (once a session) only when asked for."""
+    """Each backend in turn; a real server is started (once a session) only when asked for.
+    The last is DynamoDB Local written by the second writer, two processes."""
     if request.param == "fake":
         chosen = Backend("fake", FakeEndpoint())
     else:
-        url = request.getfixturevalue("endpoint" if request.param == "dynamodb-local" else "moto")
-        client = request.getfixturevalue("ddb" if request.param == "dynamodb-local" else "mddb")
-        chosen = Backend(request.param, client, url, _connection(url))
+        local = request.param != "moto"
+        url = request.getfixturevalue("endpoint" if local else "moto")
+        client = request.getfixturevalue("ddb" if local else "mddb")
+        workers = 2 if request.param == "2 writer processes" else 1
+        chosen = Backend(request.param, client, url, _connection(url), workers)
     yield chosen
     chosen.close()
 

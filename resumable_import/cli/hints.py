@@ -24,7 +24,8 @@ OPTION_FLAGS = {
     "allow_remote": "--allow-remote", "endpoint": "--endpoint", "region": "--region",
     "table": "--table", "transform": "--transform", "ledger": "--ledger", "source": "--from",
     "batch_size": "--batch-size", "concurrency": "--concurrency", "max_wcu": "--max-wcu",
-    "max_outage": "--max-outage", "pattern": "--pattern", "force": "--force", "out": "--out",
+    "max_outage": "--max-outage", "workers": "--workers", "pattern": "--pattern",
+    "force": "--force", "out": "--out",
     "key": "--key", "sort_key": "--sort-key", "create_table": "--create-table",
     "profile": "--profile", "method": "--method", "extra": "--extra", "sample": "--sample",
     "dry_run": "--dry-run", "repair": "--repair", "via": "--via", "via_objects": "--via-objects",
@@ -70,7 +71,8 @@ def _words(a: Arg) -> list[str]:
 # Arguments of the library as its errors spell them, and the flags that say them here.
 _FLAGS = {
     "batch_size": "--batch-size", "concurrency": "--concurrency", "max_wcu": "--max-wcu",
-    "max_outage": "--max-outage", "create_keys": "--create-table --key", "new=True": "--new",
+    "max_outage": "--max-outage", "workers": "--workers",
+    "create_keys": "--create-table --key", "new=True": "--new",
     "allow_remote=True": "--allow-remote", "region=NAME": "--region REGION",
 }  # fmt: skip
 

@@ -58,6 +58,7 @@ from .options import (
     CONCURRENCY,
     MAX_OUTAGE,
     MAX_WCU,
+    WORKERS,
     EndpointOpt,
     FileArg,
     FormatOpt,
@@ -99,6 +100,7 @@ def start(
     items_path: ItemsPathOpt = None,
     concurrency: Annotated[int, CONCURRENCY] = DEFAULT_CONCURRENCY,
     max_wcu: Annotated[float | None, MAX_WCU] = None,
+    workers: Annotated[int | None, WORKERS] = None,
     create_table: Annotated[
         bool,
         typer.Option("--create-table", help="Create the table (on-demand, with --key) if missing."),
@@ -202,7 +204,7 @@ def start(
         if keys and not create_table:
             raise UsageError("--key and --sort-key go with --create-table or --dry-run")
         with _meter(progress) as bar:
-            settings = WriteSettings(batch_size, concurrency, max_wcu, max_outage)
+            settings = WriteSettings(batch_size, concurrency, max_wcu, max_outage, workers)
             options = ImportOptions(
                 format=format, items_path=items_path, create_keys=keys, endpoint=endpoint,
                 create_table=create_table,
@@ -351,6 +353,7 @@ def resume(
     concurrency: Annotated[int | None, CONCURRENCY] = None,
     max_wcu: Annotated[float | None, MAX_WCU] = None,
     max_outage: Annotated[float | None, MAX_OUTAGE] = None,
+    workers: Annotated[int | None, WORKERS] = None,
     progress: ProgressOpt = "auto",
     endpoint: RunEndpointOpt = None,
     region: RunRegionOpt = None,
@@ -358,14 +361,15 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint, after checking the file is unchanged.
 
-    --batch-size, --concurrency, --max-wcu and --max-outage replace the run's own for the
-    rest of it (after throttling, or a proxy's 413); `rimport status RUN_ID` shows the change.
+    --batch-size, --concurrency, --max-wcu, --max-outage and --workers replace the run's
+    own for the rest of it (after throttling, or a proxy's 413); `rimport status RUN_ID`
+    shows the change.
     """
     _check_progress(progress)
 
     def work() -> ImportResult:
         with _meter(progress) as bar:
-            change = SettingsChange(batch_size, concurrency, max_wcu, max_outage)
+            change = SettingsChange(batch_size, concurrency, max_wcu, max_outage, workers)
             hooks = Hooks(on_progress=bar, on_start=_starting(bar), notice=bar.note)
             options = ResumeOptions(source, settings=change, profile=profile, endpoint=endpoint,
                                     region=region)  # fmt: skip

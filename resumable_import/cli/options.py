@@ -173,6 +173,13 @@ CONCURRENCY = typer.Option(min=1, max=64, metavar="N", help="Requests in flight 
 MAX_WCU = typer.Option(metavar="N", help="Cap on write capacity units per second.", min=1)
 
 
+WORKERS = typer.Option(
+    min=1, max=64, metavar="N", show_default=False,
+    help="Writer processes, items routed to them by key [default: 1 for a local endpoint, "
+    "else one per two cores beyond the first, at most 8].",
+)  # fmt: skip
+
+
 MAX_OUTAGE = typer.Option(
     metavar="SECONDS",
     min=0,

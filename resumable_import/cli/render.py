@@ -333,7 +333,8 @@ def run_json(run: Run, ledger: Path | None) -> dict[str, Any]:
 
 
 _SETTING_NAMES = {"batch_size": "batch size", "concurrency": "concurrency",
-                  "max_wcu": "max WCU", "max_outage": "max outage"}  # fmt: skip
+                  "max_wcu": "max WCU", "max_outage": "max outage",
+                  "workers": "writer processes"}  # fmt: skip
 
 
 def _settings(run: Run) -> str:

@@ -1,0 +1,117 @@
+"""`--workers N`: writer processes, items routed by key, against DynamoDB Local. Each
+process is killed for real (SIGKILL, SIGTERM), and the table compared with the dump item
+by item after `resume`; the dump repeats keys, so the later item of a key must win
+whichever process wrote it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import assert_table_equals, dump_items, kill_when, rimport, wait_for_checkpoint
+from test_crash import alive, children, spawn
+
+from resumable_import.ledger import Ledger
+
+ITEMS = 20_000
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Items whose keys repeat, far apart and close together."""
+    rng = random.Random(11)
+    path = tmp_path_factory.mktemp("workers") / "dump.jsonl"
+    with path.open("w") as f:
+        for i in range(ITEMS):
+            f.write(json.dumps({"pk": f"k{rng.randrange(12_000):05d}", "n": i,
+                                "pad": "x" * rng.randrange(10, 300)}) + "\n")  # fmt: skip
+    return path
+
+
+def writers_of(pid: int, count: int) -> list[int]:
+    """The writer processes of the rimport `pid` (not its resource tracker), once all
+    `count` have started."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = [
+            c for c in children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+        if len(found) == count:
+            return found
+        assert time.monotonic() < deadline, f"{len(found)} writer processes, not {count}"
+        time.sleep(0.01)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone since it was listed
+        return b""
+
+
+def gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 15
+    while [pid for pid in pids if alive(pid)]:
+        assert time.monotonic() < deadline, "a writer process outlived its run"
+        time.sleep(0.05)
+
+
+def start(dump: Path, table: str, endpoint: str, ledger: Path, workers: int) -> Any:
+    proc = spawn("start", dump, "--table", table, "--endpoint", endpoint, "--ledger", ledger,
+                 "--workers", str(workers), "--progress", "none")  # fmt: skip
+    run_id = proc.stdout.readline().strip()
+    assert run_id, proc.communicate()[1]
+    return proc, run_id
+
+
+def test_a_writer_process_killed_stops_the_run_naming_it_and_resume_completes(
+    dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    proc, run_id = start(dump, table, endpoint, ledger, 2)
+    victim = writers_of(proc.pid, 2)[1]
+    with Ledger(ledger) as book:
+        wait_for_checkpoint(proc, book, run_id, ITEMS // 5)
+        signal_at = book.run(run_id).items_committed
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        run = book.run(run_id)
+    assert proc.returncode == 1
+    assert f"(pid {victim}) was killed by signal 9" in err and "writer process" in err
+    assert f"rimport resume {run_id}" in err
+    assert run.state == "failed" and run.items_committed >= signal_at
+    out = rimport("resume", run_id, "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert_table_equals(ddb, table, dump_items(dump))
+    st = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
+    assert (st["state"], st["items_committed"], st["dead_letters"]) == ("completed", ITEMS, 0)
+
+
+def test_stopped_then_killed_its_writers_go_and_resume_with_other_workers_equals_the_file(
+    dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
+) -> None:
+    proc, run_id = start(dump, table, endpoint, ledger, 2)
+    writers = writers_of(proc.pid, 2)
+    with Ledger(ledger) as book:
+        wait_for_checkpoint(proc, book, run_id, ITEMS // 5)
+        proc.send_signal(signal.SIGTERM)  # as a scheduler stops a job
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and "stopped by signal 15" in err
+        assert book.run(run_id).state == "interrupted"
+        gone(writers)
+        stopped_at = book.run(run_id).items_committed
+        proc = spawn("resume", run_id, "--ledger", ledger, "--progress", "none")
+        writers = writers_of(proc.pid, 2)
+        assert kill_when(proc, book, run_id, stopped_at + ITEMS // 4) > stopped_at
+        assert book.run(run_id).state == "interrupted"
+    gone(writers)  # the run's end of their pipes closed with it
+    out = rimport("resume", run_id, "--workers", "3", "--ledger", ledger)
+    assert out.returncode == 0, out.stderr
+    assert_table_equals(ddb, table, dump_items(dump))
+    shown = rimport("status", run_id, "--ledger", ledger).stdout
+    assert "writer processes 3 (2 until resumed at " in shown
