@@ -363,7 +363,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="dumps ten times smaller")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,7,8,9,10,11,12",
+        default="1,2,3,4,7,8,9,10,11,12,13",
         metavar="T,T",
         help="targets to measure (default: all); `pipe` and `s3` are target 9's scenarios, "
         "each beside the local file",
@@ -424,6 +424,8 @@ def main() -> None:
         rows += verify_rows
     if "12" in only:
         rows += via_staging(n, tmp)
+    if "13" in only:
+        rows += workers(n, ledger)
     commit_us = commit_cost(tmp)
     print_report(rows, limit, resume, commit_us, throttled, big_size, ledgers, units)
     if per_step:
@@ -629,6 +631,32 @@ def latency(n: dict[str, int], ledger: Path) -> list[Row]:
             )
         )
 
+    return rows
+
+
+def workers(n: dict[str, int], ledger: Path) -> list[Row]:
+    """`--workers 1` and `2` side by side, against the instant and the 10 ms stand-in, at
+    the default concurrency and at 32 (each process keeps that many requests in flight).
+    The peak RSS is the largest of any one process (the kernel's for the children waited
+    for); the CPU is all of them together."""
+    rows = []
+    print("13. writer processes (--workers)", file=sys.stderr)
+    path, _ = dump("main", n["latency"])
+    for latency_ms in (0, 10):
+        scenario = "instant stand-in" if not latency_ms else "10 ms per request"
+        with standin(latency_ms=latency_ms) as s:
+            for count, c in ((1, 16), (2, 16), (1, 32), (2, 32)):
+                rows.append(
+                    on_standin(
+                        "13 workers", scenario, s, f"rimport --workers {count} --concurrency {c}",
+                        n["latency"],
+                        lambda count=count, c=c: rimport(
+                            "start", path, "--table", "t", "--endpoint", s.url, "--new",
+                            "--workers", str(count), "--concurrency", str(c), ledger=ledger,
+                            reader_process=False,
+                        ),
+                    )
+                )  # fmt: skip
     return rows
 
 
@@ -950,6 +978,16 @@ def print_report(
     def get(target: str, tool: str) -> Row | None:
         return next((r for r in rows if r.target == target and r.tool.startswith(tool)), None)
 
+    for scenario in ("instant stand-in", "10 ms per request"):
+        pool = [r for r in rows if r.target == "13 workers" and r.scenario == scenario]
+        if pool:
+            one = max((r for r in pool if "--workers 1" in r.tool), key=lambda r: r.rate)
+            two = max((r for r in pool if "--workers 2" in r.tool), key=lambda r: r.rate)
+            print(
+                f"\n13. {scenario}: {two.rate:,.0f} items/s with {two.tool} against "
+                f"{one.rate:,.0f} with {one.tool} ({two.rate / one.rate:.2f}x; target "
+                f"40,000 at 10 ms); largest process {two.rss_kb / 1024:,.0f} MB (target 100)"
+            )
     via = [r for r in rows if r.target == "12 via"]
     if len(via) == 3:
         print(

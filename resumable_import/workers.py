@@ -106,6 +106,11 @@ class ProcessWriter:
         paces = [p for p in self._paces if p is not None]
         return sum(paces) if paces else None
 
+    @property
+    def paces(self) -> list[float | None]:
+        """Each process's pace, as it last said: None until it or another was throttled."""
+        return list(self._paces)
+
     def submit(
         self, items: list[bytes], keys: list[Key | None], units: list[int] | None = None
     ) -> Job:

@@ -47,6 +47,8 @@ class Faults:
     error_above: int = 0  # ... for every request whose body is larger than this
     reset_every: int = 0  # reset the connection in the middle of one answer in N
     trickle_every: int = 0  # send one answer in N a byte at a time
+    throttle_with: bytes = b""  # throttle the writes whose body holds these bytes ...
+    throttle_times: int = 0  # ... this many times (DynamoDB's own 400 answer)
 
 
 _PAGES = {
@@ -171,6 +173,14 @@ class FaultProxy:
 
     def _refusal(self, number: int, body: bytes) -> _Answer | None:
         f = self.faults
+        throttled = self.stats["throttled"] < f.throttle_times and f.throttle_with in body
+        if number and f.throttle_with and throttled:
+            self.stats["throttled"] += 1
+            said = (b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceeded'
+                    b'Exception","message":"The level of configured provisioned throughput for'
+                    b' the table was exceeded."}')  # fmt: skip
+            return _Answer(400, b"Bad Request",
+                           [(b"content-type", b"application/x-amz-json-1.0")], said)  # fmt: skip
         if not f.error or not number:
             return None
         if (f.error_once and number == 1) or (f.error_above and len(body) > f.error_above):

@@ -15,9 +15,13 @@ from typing import Any
 
 import pytest
 from conftest import assert_table_equals, dump_items, kill_when, rimport, wait_for_checkpoint
+from faultproxy import FaultProxy, Faults
+from test_contract import finish, wire
 from test_crash import alive, children, spawn
 
 from resumable_import.ledger import Ledger
+from resumable_import.workers import ProcessWriter, WriterSpec
+from resumable_import.writer import RetryPolicy
 
 ITEMS = 20_000
 
@@ -115,3 +119,28 @@ def test_stopped_then_killed_its_writers_go_and_resume_with_other_workers_equals
     assert_table_equals(ddb, table, dump_items(dump))
     shown = rimport("status", run_id, "--ledger", ledger).stdout
     assert "writer processes 3 (2 until resumed at " in shown
+
+
+def test_a_throttle_seen_by_one_writer_process_slows_the_other(
+    endpoint: str, ddb: Any, table: str
+) -> None:
+    """Only the requests holding the key `hot` are throttled, and that key goes to one
+    process; the other is told to slow down all the same (its pace is set)."""
+    policy = RetryPolicy(base_delay=0.001, max_delay=0.05)
+    with FaultProxy(endpoint, Faults(throttle_with=b'"hot"', throttle_times=3)) as proxy:
+        spec = WriterSpec(proxy.url, "us-east-1", None, table, ("pk",), policy, 4, None, False)
+        writer = ProcessWriter(2, spec)
+        try:
+            first = [{"pk": {"S": "hot"}}] + [{"pk": {"S": f"a{i}"}} for i in range(24)]
+            finish(writer, writer.submit(*wire(first)))
+            assert writer.paces.count(None) == 1  # the throttled one paced, the other told
+            later = [{"pk": {"S": f"b{i}"}} for i in range(50)]
+            jobs = [writer.submit(*wire(later[i : i + 25])) for i in (0, 25)]
+            finish(writer, *jobs)
+            assert [j.failures for j in jobs] == [[], []]
+            assert (writer.throttled, proxy.stats["throttled"]) == (3, 3)
+            assert writer.paces.count(None) == 0
+        finally:
+            writer.close()
+    stored = {i["pk"]["S"] for i in ddb.scan(TableName=table)["Items"]}
+    assert stored == {i["pk"]["S"] for i in first + later}
