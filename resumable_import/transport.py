@@ -14,14 +14,12 @@ a request that meets such a closed connection is sent once more on a new one, as
 does, instead of counting as a failed attempt. Which address a new connection tries first
 is `resolver`'s to say; a connection to a name is retired once older than its MAX_AGE.
 
-`SyncTransport` wraps anything with botocore's `batch_write_item(RequestItems=)` method (a
-botocore client, the test fakes); its `_BotocoreSender` form sends the same signed body
-through botocore's own HTTP session when a proxy is configured for the endpoint (so proxy
-settings keep working, one request at a time).
+`SyncTransport` wraps anything with botocore's `batch_write_item` (a client, the test
+fakes); `_BotocoreSender` sends the same signed body through botocore's HTTP session when
+a proxy is configured for the endpoint (proxy settings keep working, one at a time).
 
-Every transport keeps the error contract `answers` describes: an outcome is a 200's JSON
-or the exception botocore would have raised. `start` raises only `CredentialsError`, when
-the credentials cannot be refreshed to sign with.
+Every transport keeps the error contract of `answers`: an outcome is a 200's JSON or the
+exception botocore would raise; `start` raises only `CredentialsError` (none to sign with).
 """
 
 from __future__ import annotations
@@ -70,9 +68,8 @@ _WAKE = object()  # the selector's mark of a file given to `wake_on`
 
 class Transport(Protocol):
     def start(self, table: str, items: list[bytes], entries: bool = False) -> Any:
-        """Send a BatchWriteItem of `items` (attribute maps as JSON, or with `entries`
-        whole write requests: puts and deletes); return a token its answer will carry.
-        Raises only CredentialsError: network faults are answers."""
+        """Send a BatchWriteItem of `items` (attribute maps as JSON, or with `entries` whole
+        write requests); a token its answer will carry. Network faults are answers."""
 
     def wait(self, timeout: float | None) -> list[tuple[Any, Any]]:
         """Answers that arrived within `timeout`: (token, response dict or exception)."""
@@ -81,8 +78,7 @@ class Transport(Protocol):
         """Close the connections; requests still out are abandoned."""
 
     def wake_on(self, fileobj: Any) -> None:
-        """Let `wait` also return as soon as `fileobj` is readable (a writer process's pipe
-        from the run, so new work is taken in while answers are awaited)."""
+        """Let `wait` also return once `fileobj` is readable (a writer process's pipe)."""
 
 
 class SyncTransport:
@@ -124,7 +120,7 @@ class SyncTransport:
         pass
 
     def wake_on(self, fileobj: Any) -> None:
-        pass  # every answer is in before `wait` is called: it never waits
+        """Every answer is in before `wait` is called: it never waits."""
 
 
 class _BotocoreSender(SyncTransport):
@@ -201,12 +197,11 @@ class HttpTransport:
                 remaining = 0.0
             else:
                 remaining = max(0.0, first - now if end is None else min(end, first) - now)
-            woken = False
-            for key, mask in self._selector.select(remaining):
-                if key.data is _WAKE:
-                    woken = True
-                else:
+            events = self._selector.select(remaining)
+            for key, mask in events:
+                if key.data is not _WAKE:
                     self._on_event(key.data, mask)
+            woken = any(key.data is _WAKE for key, _ in events)
             now = time.monotonic()
             if now >= first:
                 self._expire(now)

@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from . import endpoint as endpoints
 from .errors import RimportError, ServiceError
 from .keys import Key, canonical
 from .ledger import Run
@@ -286,7 +285,7 @@ def writer_for(
     """The run's writer: `Writer` in this process for one worker (or a client the caller
     gave, which no other process can use), else `ProcessWriter`."""
     s = run.settings
-    workers = s.workers or default_workers(endpoints.parse(run.endpoint).loopback)
+    workers = s.workers or 1  # a run recorded before writer processes ran with one
     if workers > 1 and not shared_client:
         spec = WriterSpec(run.endpoint, run.region, profile, run.table, key_names,
                           retry or RetryPolicy(), s.concurrency, s.max_wcu, entries)  # fmt: skip

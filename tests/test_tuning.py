@@ -99,7 +99,7 @@ def test_resume_with_a_smaller_batch_uses_it_records_it_and_status_shows_it(
     at = change["at"][:16].replace("T", " ")
     assert line.split(None, 1)[1] == (
         f"batch size 10 (25 until resumed at {at} UTC), concurrency 2 (1 until resumed at "
-        f"{at} UTC), max WCU -, max outage -"
+        f"{at} UTC), max WCU -, max outage -, writer processes 1"
     )
     as_json = json.loads(rimport("status", run_id, "--json", "--ledger", ledger).stdout)
     assert as_json["options"]["changes"] == [change]

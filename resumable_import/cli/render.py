@@ -342,6 +342,8 @@ def _settings(run: Run) -> str:
     resumed at 2026-11-29 22:10 UTC), concurrency 16, ..."."""
     parts = []
     for name, value, before in settings_of(run):
+        if name == "workers" and value is None and not before:
+            continue  # a run from before writer processes: it writes with one
         shown = "-" if value is None else f"{value:g}" if isinstance(value, float) else value
         unit = " s" if name == "max_outage" and value is not None else ""
         earlier = "; ".join(
