@@ -4,7 +4,7 @@ One process converts and checks items at some 40-60 µs each, and writing them (
 signing, the HTTP exchange, the answers) is about half of that: past one core, the run's
 process keeps reading and committing, and hands the writing to `--workers N` processes,
 each a `Writer` with its own connections and flow control. An item goes to the process
-its key's CRC-32 names, so one key always goes to one process: with the run loop's rule
+its key's hash names, so one key always goes to one process: with the run loop's rule
 that no two unfinished jobs share a key, the later item of a key is still the one that
 stays. Items are gathered per process into requests of up to 25 (a job's 25 items are
 spread over all of them), and a job is acknowledged once every process answered for each
@@ -24,14 +24,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import selectors
 import signal
-import zlib
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
 from .errors import RimportError, ServiceError
-from .keys import Key, canonical
+from .keys import Key
 from .ledger import Run
 from .options import WriteSettings
 from .transport import Transport
@@ -90,6 +90,10 @@ class ProcessWriter:
             theirs.close()
             self._pipes.append(mine)
             self._processes.append(process)
+        self._selector = selectors.DefaultSelector()  # one for the run: made once
+        for n, (pipe, process) in enumerate(zip(self._pipes, self._processes, strict=True)):
+            self._selector.register(pipe, selectors.EVENT_READ, ("pipe", n))
+            self._selector.register(process.sentinel, selectors.EVENT_READ, ("process", n))
         self._buffers: list[list[tuple[Job, int]]] = [[] for _ in range(workers)]
         self._open: dict[int, _Request] = {}
         self._ids = 0
@@ -115,10 +119,12 @@ class ProcessWriter:
     ) -> Job:
         job = Job(items, keys, units=units)
         job.parts = len(items)  # items not yet answered for
-        workers = len(self._pipes)
+        workers, buffers = len(self._pipes), self._buffers
         for position, key in enumerate(keys):
-            worker = 0 if key is None else zlib.crc32(canonical(key)) % workers
-            buffer = self._buffers[worker]
+            # The key's hash in this process (keys compare and hash as DynamoDB's do, and
+            # only this process routes): one key, one writer, for the whole run.
+            worker = hash(key) % workers
+            buffer = buffers[worker]
             buffer.append((job, position))
             if len(buffer) >= self._batch_size:
                 self._send(worker)
@@ -131,14 +137,13 @@ class ProcessWriter:
                     self._send(worker)
             if not self._open:
                 return
-        sentinels = {p.sentinel: n for n, p in enumerate(self._processes)}
-        ready = wait([*self._pipes, *sentinels], timeout=None if block else 0)
-        for pipe in ready:
-            if isinstance(pipe, Connection):
-                self._take(self._pipes.index(pipe))
-        for handle in ready:
-            if not isinstance(handle, Connection) and handle in sentinels:
-                self._died(sentinels[handle])
+        ready = self._selector.select(None if block else 0)
+        for key, _ in ready:
+            if key.data[0] == "pipe":
+                self._take(key.data[1])
+        for key, _ in ready:
+            if key.data[0] == "process":
+                self._died(key.data[1])
 
     def close(self) -> None:
         for pipe in self._pipes:
@@ -149,6 +154,7 @@ class ProcessWriter:
             if process.is_alive():
                 process.terminate()
                 process.join()
+        self._selector.close()
         for pipe in self._pipes:
             pipe.close()
 
