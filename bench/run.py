@@ -615,6 +615,7 @@ def latency(n: dict[str, int], ledger: Path) -> list[Row]:
                         s.url,
                         "--concurrency",
                         str(c),
+                        "--new",  # else the runs after the first find the dump imported
                         ledger=ledger,
                         reader_process=split,
                     ),
