@@ -55,12 +55,6 @@ class WriterSpec:
     entries: bool
 
 
-@dataclass
-class _Request:
-    worker: int
-    slots: list[tuple[Job, int]]  # each item's job and position in it
-
-
 class ProcessWriter:
     """`BatchWriter` over `workers` processes (see the module docstring)."""
 
@@ -95,7 +89,7 @@ class ProcessWriter:
             self._selector.register(pipe, selectors.EVENT_READ, ("pipe", n))
             self._selector.register(process.sentinel, selectors.EVENT_READ, ("process", n))
         self._buffers: list[list[tuple[Job, int]]] = [[] for _ in range(workers)]
-        self._open: dict[int, _Request] = {}
+        self._open: dict[int, list[tuple[Job, int]]] = {}  # each item's job and position
         self._ids = 0
         self._throttled = [0] * workers
         self._paces: list[float | None] = [None] * workers
@@ -161,7 +155,7 @@ class ProcessWriter:
     def _send(self, worker: int) -> None:
         slots, self._buffers[worker] = self._buffers[worker], []
         self._ids += 1
-        self._open[self._ids] = _Request(worker, slots)
+        self._open[self._ids] = slots
         items = [job.items[p] for job, p in slots]
         keys = [job.keys[p] for job, p in slots]
         units = [job.units[p] for job, p in slots] if slots[0][0].units else None
@@ -183,11 +177,11 @@ class ProcessWriter:
         kind = message[0]
         if kind == "done":
             _, number, failures, retries, throttled, pace = message
-            request = self._open.pop(number)
+            slots = self._open.pop(number)
             for position, code, text, attempts, retryable in failures:
-                job, at = request.slots[position]
+                job, at = slots[position]
                 job.failures.append(Failure(at, code, text, attempts, retryable))
-            for job, _ in request.slots:
+            for job, _ in slots:
                 job.parts -= 1
             for retry in retries:
                 if self._on_retry:
