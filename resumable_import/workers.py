@@ -287,6 +287,7 @@ def writer_for(
     s = run.settings
     workers = s.workers or 1  # a run recorded before writer processes ran with one
     if workers > 1 and not shared_client:
+        transport.close()  # each process opens its own
         spec = WriterSpec(run.endpoint, run.region, profile, run.table, key_names,
                           retry or RetryPolicy(), s.concurrency, s.max_wcu, entries)  # fmt: skip
         return ProcessWriter(workers, spec, batch_size=s.batch_size, on_retry=on_retry,
