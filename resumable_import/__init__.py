@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .loop import ImportResult
     from .options import (
         DEFAULT_CONCURRENCY,
+        MAX_WORKERS,
         ImportOptions,
         ResumeOptions,
         SettingsChange,
@@ -95,8 +96,8 @@ _HOMES = {
     "hooks": ["Hooks"],
     "keys": ["KeySpec"],
     "ledger": ["Ledger", "Run"],
-    "options": ["DEFAULT_CONCURRENCY", "ImportOptions", "ResumeOptions", "SettingsChange",
-                "WriteSettings"],
+    "options": ["DEFAULT_CONCURRENCY", "MAX_WORKERS", "ImportOptions", "ResumeOptions",
+                "SettingsChange", "WriteSettings"],
     "progress": ["Figures"],
     "records": ["Verification"],
     "requestruns": ["import_requests", "request_tables"],
@@ -128,6 +129,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "MAX_WORKERS",
     "Arg",
     "Command",
     "CredentialsError",

@@ -22,6 +22,7 @@ from . import handoff, s3, staging
 from . import ledger as states
 from .dynamo import connect, describe_table, resolve_endpoint
 from .errors import Arg, LedgerError, RimportError, RunInterrupted, Text, UsageError
+from .expected import reconcile
 from .firstitems import refuse_a_wrong_key, settle_reading
 from .hints import command, resume_command, spelled
 from .hooks import Hooks
@@ -312,7 +313,7 @@ def _go(book: Ledger, run: Run, dump: Dump, client: Any, keys: tuple[Any, ...],
             with contextlib.suppress(Exception):
                 book.set_state(run.id, states.FAILED, error=f"unexpected {type(e).__name__}: {e}")
             raise
-        return _ended(book, run, client, loaded, hooks, said, started)
+        return _ended(book, run, client, loaded, hooks, op, said, started)
 
 
 def _stage(book: Ledger, run: Run, dump: Dump, keys: tuple[Any, ...],
@@ -372,11 +373,9 @@ def _told(book: Ledger, run: Run, hooks: Hooks, started: float) -> Any:
 
 
 def _ended(book: Ledger, run: Run, client: Any, loaded: Transform | None, hooks: Hooks,
-           said: dict[str, Any], started: float) -> ImportResult:  # fmt: skip
+           op: Operation, said: dict[str, Any], started: float) -> ImportResult:  # fmt: skip
     """The run's end, as the operation's own: completed (with failures when it or the
     read refused items), or failed with its failure code."""
-    op = book.staging.of(run.id)
-    assert op is not None
     name = handoff.NAMES[op.operation]
     status = said["status"]
     errors = int(said["error_count"] or 0)
@@ -415,9 +414,7 @@ def _ended(book: Ledger, run: Run, client: Any, loaded: Transform | None, hooks:
 def _reconciled(book: Ledger, run: Run, client: Any, loaded: Transform | None, hooks: Hooks,
                 op: Operation, said: dict[str, Any]) -> str:  # fmt: skip
     """Find the items the operation refused by reading the table back, and keep them as
-    the run's dead letters (`verify.reconcile`); what the run's end then says."""
-    from .expected import reconcile
-
+    the run's dead letters (`expected.reconcile`); what the run's end then says."""
     name, errors = handoff.NAMES[op.operation], int(said["error_count"])
     if op.operation == "bulk":
         why = f"its report is under {op.via}report/"

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from .. import MAX_WORKERS
+
 LedgerOpt = Annotated[
     Path | None,
     typer.Option(
@@ -174,7 +176,7 @@ MAX_WCU = typer.Option(metavar="N", help="Cap on write capacity units per second
 
 
 WORKERS = typer.Option(
-    min=1, max=64, metavar="N", show_default=False,
+    min=1, max=MAX_WORKERS, metavar="N", show_default=False,
     help="Writer processes, items routed to them by key [default: 1 for a local endpoint, "
     "else one per two cores beyond the first, at most 8].",
 )  # fmt: skip
