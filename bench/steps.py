@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
-import h11
 import orjson
 from botocore.credentials import Credentials
 
-from resumable_import import answers
+from resumable_import import answers, http1
 from resumable_import.attributes import to_item
 from resumable_import.batching import batches
 from resumable_import.checks import Prepare
@@ -132,7 +131,7 @@ def _steps(path: Path, items: int) -> list[tuple[str, float]]:
         ("key and size checks (checks, keys)", (prepared - convert - serialise) * per),
         ("batching: 25 a batch, no key twice (batching)", batching * per),
         ("request body and SigV4 signature (signing)", sign * per),
-        ("HTTP framing, request and answer (h11)", http * per),
+        ("HTTP framing, request and answer (http1, httptools)", http * per),
         ("answer parsing and verdict (answers, outcomes)", answer * per),
         ("checkpoint commit (ledger)", commit / 25),
         ("progress figures (progress)", progress * per),
@@ -140,18 +139,14 @@ def _steps(path: Path, items: int) -> list[tuple[str, float]]:
 
 
 def _exchanges(signed: list[tuple[bytes, dict[str, str]]]) -> None:
-    """What the transport asks of h11 for each request: send it, parse the answer."""
-    conn = h11.Connection(h11.CLIENT)
+    """What the transport does for each request: write its head, parse the answer."""
+    answer = http1.Answer()
     for body, headers in signed:
-        head = conn.send(h11.Request(method="POST", target="/", headers=[
-            *headers.items(), ("Content-Length", str(len(body)))]))  # fmt: skip
-        conn.send_with_data_passthrough(h11.Data(data=body))
-        conn.send(h11.EndOfMessage())
-        assert head
-        conn.receive_data(_RESPONSE)
-        while not isinstance(event := conn.next_event(), h11.EndOfMessage):
-            assert event is not h11.NEED_DATA
-        conn.start_next_cycle()
+        head = http1.request_head("/", [*headers.items(), ("Content-Length", str(len(body)))])
+        assert memoryview(head + body)
+        answer.reset()
+        answer.feed(_RESPONSE)
+        assert answer.complete and answer.keep_alive
 
 
 def _commits(count: int) -> float:

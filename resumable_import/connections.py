@@ -1,6 +1,6 @@
 """What `transport.HttpTransport` keeps per connection, and how it trusts the endpoint.
 
-Each connection is a non-blocking socket with its own h11 state and at most one request,
+Each connection is a non-blocking socket with the answer it is reading and at most one request,
 so that one thread can keep many of them busy; its TLS is verified as botocore's client was
 configured to verify, so the fast path trusts exactly what the plain client would. An idle
 connection the server closed, or sent something unasked on, is not used again.
@@ -13,8 +13,9 @@ import socket
 import ssl
 from typing import Any
 
-import h11
 from botocore.httpsession import get_cert_path
+
+from .http1 import Answer
 
 # The phases of a connection.
 CONNECTING, HANDSHAKE, BUSY, IDLE, CLOSED = "connecting", "handshake", "busy", "idle", "closed"
@@ -23,25 +24,25 @@ CONNECTING, HANDSHAKE, BUSY, IDLE, CLOSED = "connecting", "handshake", "busy", "
 class Request:
     """One BatchWriteItem on its way, which may move to a new connection once."""
 
-    __slots__ = ("body", "headers", "resent", "token")
+    __slots__ = ("body", "head", "resent", "token")
 
-    def __init__(self, token: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.token, self.headers, self.body = token, headers, body
+    def __init__(self, token: int, head: bytes, body: bytes) -> None:
+        self.token, self.head, self.body = token, head, body
         self.resent = False  # sent again already, after a reused connection turned out dead
 
 
 class Connection:
-    """One HTTP/1.1 connection: a non-blocking socket, the h11 state of its exchanges, and
-    the one request it carries (None while idle)."""
+    """One HTTP/1.1 connection: a non-blocking socket, the one request it carries (None
+    while idle) and that request's answer."""
 
     __slots__ = (
-        "address", "addresses", "answered", "born", "chunks", "crc", "deadline", "events",
-        "http", "out", "phase", "reason", "request", "sent", "served", "since", "sock", "status",
+        "address", "addresses", "answer", "answered", "born", "deadline", "events", "out",
+        "phase", "request", "sent", "served", "since", "sock",
     )  # fmt: skip
 
     def __init__(self, request: Request) -> None:
         self.sock: socket.socket | None = None
-        self.http = h11.Connection(h11.CLIENT)
+        self.answer = Answer()
         self.phase = CONNECTING
         self.request: Request | None = request
         self.out = memoryview(b"")
@@ -49,8 +50,6 @@ class Connection:
         self.deadline = 0.0
         self.served = 0  # exchanges completed on it: a dead reused connection is not a failure
         self.answered = False  # a byte of the current answer arrived
-        self.status, self.reason, self.crc = 0, "", None
-        self.chunks: list[bytes] = []
         self.since = 0.0  # idle since
         self.born = 0.0  # when it began to connect
         self.events = 0  # what the selector watches it for

@@ -4,12 +4,12 @@
 already serialized, goes out on one of a few persistent HTTP/1.1 connections, watched with
 a selector so that one thread keeps them all busy.
 
-The HTTP protocol itself is h11's job (a maintained sans-IO implementation): keep-alive
-rules of HTTP/1.0 and 1.1, 1xx answers, chunked bodies with extensions and trailers, the
-Content-Length/Transfer-Encoding rules. This module only moves bytes, never blocking: it
-connects, shakes hands (TLS, see `connections`) and reads each socket as bytes come, so one
-slow answer or one slow connect never holds up the others. A connection is reused only
-when h11 says the exchange ended cleanly; one the server closed while idle is dropped, and
+Reading the answers is httptools' job (`http1`): keep-alive rules of HTTP/1.0 and 1.1, 1xx
+answers, chunked bodies with extensions and trailers, the Content-Length/Transfer-Encoding
+rules. This module only moves bytes, never blocking: it connects, shakes hands (TLS, see
+`connections`) and reads each socket as bytes come, so one slow answer or one slow connect
+never holds up the others. A connection is reused only when the whole request went out and
+its answer ended cleanly, keeping it alive; one the server closed while idle is dropped, and
 a request that meets such a closed connection is sent once more on a new one, as urllib3
 does, instead of counting as a failed attempt. Which address a new connection tries first
 is `resolver`'s to say; a connection to a name is retired once older than its MAX_AGE.
@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import h11
 import orjson
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -44,7 +43,7 @@ from botocore.exceptions import (
 )
 from botocore.utils import get_environ_proxies
 
-from . import answers, resolver
+from . import answers, http1, resolver
 from .connections import (
     BUSY,
     CLOSED,
@@ -179,7 +178,10 @@ class HttpTransport:
 
     def _start(self, body: bytes, headers: dict[str, str]) -> Any:
         token = next(self._tokens)
-        request = Request(token, [*headers.items(), ("Content-Length", str(len(body)))], body)
+        head = http1.request_head(
+            self._signer.path, [*headers.items(), ("Content-Length", str(len(body)))]
+        )
+        request = Request(token, head, body)
         conn = self._reusable()
         if conn is None:
             self._connect(request)
@@ -319,15 +321,9 @@ class HttpTransport:
         """Send the connection's request (as much as the socket takes now)."""
         request = conn.request
         assert request is not None
-        http = conn.http
-        head = http.send(h11.Request(method="POST", target=self._signer.path,
-                                     headers=request.headers))  # fmt: skip
-        assert head is not None
-        http.send_with_data_passthrough(h11.Data(data=request.body))
-        http.send(h11.EndOfMessage())
-        conn.out, conn.sent = memoryview(head + request.body), 0
-        conn.phase, conn.answered, conn.chunks = BUSY, False, []
-        conn.status, conn.reason, conn.crc = 0, "", None
+        conn.out, conn.sent = memoryview(request.head + request.body), 0
+        conn.phase, conn.answered = BUSY, False
+        conn.answer.reset()
         self._busy.add(conn)
         conn.deadline = time.monotonic() + self._read_timeout
         self._flush(conn)
@@ -351,7 +347,7 @@ class HttpTransport:
         self._watch(conn, _READ)
 
     def _read(self, conn: Connection) -> None:
-        """Take in what arrived and hand it to h11; finish the request at its answer's end."""
+        """Take in what arrived and parse it; finish the request at its answer's end."""
         sock = conn.sock
         assert sock is not None
         while conn.phase is BUSY:
@@ -368,48 +364,30 @@ class HttpTransport:
                 self._lost(conn, ConnectionResetError("closed by the server"))
                 return
             conn.answered = True
-            conn.http.receive_data(data)
+            answer = conn.answer
             try:
-                self._events(conn)
-            except h11.RemoteProtocolError as e:
+                if data:
+                    answer.feed(data)
+                else:
+                    answer.closed()
+            except http1.Garbled as e:
                 self._lost(conn, e, garbled=True)
+                return
+            if answer.complete:
+                self._answered(conn)
                 return
             if len(data) < _BUFFER and not (self._tls and sock.pending()):  # type: ignore[attr-defined]
                 return
 
-    def _events(self, conn: Connection) -> None:
-        http = conn.http
-        while True:
-            event = http.next_event()
-            if event is h11.NEED_DATA:
-                return
-            if isinstance(event, h11.Response):
-                conn.status, conn.reason = event.status_code, event.reason.decode("latin-1")
-                for name, value in event.headers:
-                    if name == b"x-amz-crc32":
-                        conn.crc = value.decode("latin-1")
-            elif isinstance(event, h11.Data):
-                conn.chunks.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                self._answered(conn)
-                return
-            elif isinstance(event, h11.ConnectionClosed):
-                raise h11.RemoteProtocolError("closed before the answer ended")
-            # h11.InformationalResponse (100 Continue and the like): the answer follows
-
     def _answered(self, conn: Connection) -> None:
         request = conn.request
         assert request is not None
-        body = b"".join(conn.chunks)
-        outcome = answers.outcome(self._signer.url, conn.status, body, conn.crc, conn.reason)
-        http = conn.http
+        answer = conn.answer
+        body = b"".join(answer.chunks)
+        outcome = answers.outcome(self._signer.url, answer.status, body, answer.crc, answer.reason)
         # Answered before all of the request went out (a 413 say): the rest cannot follow.
-        sent_all = conn.sent == len(conn.out)
-        conn.request, conn.chunks, conn.out = None, [], memoryview(b"")
-        clean = sent_all and http.our_state is h11.DONE and http.their_state is h11.DONE
-        if clean:
-            http.start_next_cycle()
-            clean = http.our_state is h11.IDLE and not any(http.trailing_data)
+        clean = answer.keep_alive and conn.sent == len(conn.out)
+        conn.request, conn.out, answer.chunks = None, memoryview(b""), []
         self._done.append((request.token, outcome))
         self._busy.discard(conn)
         if not clean:

@@ -204,7 +204,7 @@ def one(transport: HttpTransport) -> object:
 # -- framing -------------------------------------------------------------------------------
 
 
-def test_h11_reads_every_framing_and_a_connection_is_reused_only_when_it_may_be(
+def test_every_framing_is_read_and_a_connection_is_reused_only_when_it_may_be(
     closing: list[HttpTransport],
 ) -> None:
     bad = b'{"__type":"x#ValidationException","message":"Item size exceeded"}'
@@ -214,18 +214,15 @@ def test_h11_reads_every_framing_and_a_connection_is_reused_only_when_it_may_be(
         b"5;a=b\r\n" + OK[:5] + b"\r\n%x;last\r\n" % (len(OK) - 5) + OK[5:]
         + b"\r\n0\r\nX-Checksum: 1\r\n\r\n",
         b"HTTP/1.1 100 Continue\r\n\r\n" + answer(),  # 1xx first: not the answer
-        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n" + answer()[17:],  # an obsolete fold
-        b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"%x\r\n%s\r\n0\r\n\r\n" % (len(OK), OK),  # chunked wins over Content-Length
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + answer()[17:],  # then a new connection
         b"HTTP/1.0 200 OK\r\n\r\n" + OK,  # HTTP/1.0, the body ends where the connection does
         answer(bad, b"400 Bad Request"),
     ]  # fmt: skip
-    ends = {6: "close", 7: "close"}
-    server = ScriptedServer(lambda c, n, body: [answers.pop(0), ends.get(8 - len(answers), b"")])
+    ends = {4: "close", 5: "close"}
+    server = ScriptedServer(lambda c, n, body: [answers.pop(0), ends.get(6 - len(answers), b"")])
     transport = transport_to(server.url)
     closing.append(transport)
-    for _ in range(7):
+    for _ in range(5):
         assert one(transport) == {"UnprocessedItems": {}}
     error = one(transport)
     assert isinstance(error, ClientError)
@@ -233,7 +230,30 @@ def test_h11_reads_every_framing_and_a_connection_is_reused_only_when_it_may_be(
         "Code": "ValidationException",
         "Message": "Item size exceeded",
     }
-    assert server.connections == 3  # the first six answers on one, one after each close
+    assert server.connections == 3  # the first four answers on one, one after each close
+
+
+def test_answers_rfc_9112_calls_errors_are_garbled_and_their_connection_closed(
+    closing: list[HttpTransport],
+) -> None:
+    """Both are how responses are smuggled: the parser refuses them, as RFC 9112 says a
+    client ought to, and the request ends as a closed connection (which is retried)."""
+    answers = [
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n" + answer()[17:],  # an obsolete fold
+        b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(OK), OK),  # a length, and chunks too
+        answer() + b"HTTP/1.1 200 OK\r\n",  # a whole answer, then the start of another
+        answer(),
+    ]  # fmt: skip
+    server = ScriptedServer(lambda c, n, body: [answers.pop(0)])
+    transport = transport_to(server.url)
+    closing.append(transport)
+    for _ in range(2):
+        error = one(transport)
+        assert isinstance(error, ConnectionClosedError)
+    assert one(transport) == {"UnprocessedItems": {}}  # the answer stands
+    assert one(transport) == {"UnprocessedItems": {}}
+    assert server.connections == 4  # none of the three was used again
 
 
 def test_a_proxys_html_page_becomes_a_short_error_with_its_status(
