@@ -81,6 +81,8 @@ def batches(
     prepare = Prepare(keys, items_as, units=units)
     batch: Batch | None = None
     previous_end = 0  # an element's text lies between the previous one's end and its own
+    held = 0  # items and refused elements in `batch`
+    distinct: set[Key] = set()
     try:
         for index, value, end in raw_items:
             rejected = None
@@ -91,23 +93,29 @@ def batches(
             previous_end = end
             # Refused items count toward the batch's size: a long run of them closes
             # batches too, so the checkpoint moves on and each commit stays small.
-            if batch is not None and (
-                len(batch.items) + len(batch.rejected) >= size
-                or (rejected is None and key in batch.distinct)
-            ):
+            if batch is not None and (held >= size or (rejected is None and key in distinct)):
                 yield batch
                 batch = None
             if batch is None:
                 batch = Batch(index, index, end)
+                # The batch's lists, appended to without looking them up for every item.
+                items, indexes, weights, held_keys = (
+                    batch.items,
+                    batch.indexes,
+                    batch.units,
+                    batch.keys,
+                )
+                distinct, held = batch.distinct, 0
             batch.last, batch.end = index, end
+            held += 1
             if rejected is not None:
                 batch.rejected.append(rejected)
                 continue
-            batch.items.append(item)
-            batch.indexes.append(index)
-            batch.units.append(wcu)
-            batch.keys.append(key)
-            batch.distinct.add(key)
+            items.append(item)
+            indexes.append(index)
+            weights.append(wcu)
+            held_keys.append(key)
+            distinct.add(key)
     except Exception:
         if batch is not None:
             yield batch
