@@ -199,14 +199,16 @@ def gzipped(path: Path) -> Path:
 
 
 def rimport(
-    *args: str | Path, ledger: Path, reader_process: bool = True, codes: tuple[int, ...] = (0,)
+    *args: str | Path,
+    ledger: Path,
+    reader_process: bool | None = True,
+    codes: tuple[int, ...] = (0,),
 ) -> Child:
-    return run_child(
-        [str(BIN / "rimport"), *map(str, args)],
-        codes,
-        RIMPORT_LEDGER=str(ledger),
-        RIMPORT_READER_PROCESS=str(int(reader_process)),
-    )
+    """Run rimport; `reader_process` None: as the machine's cores decide."""
+    env = {"RIMPORT_LEDGER": str(ledger)}
+    if reader_process is not None:
+        env["RIMPORT_READER_PROCESS"] = str(int(reader_process))
+    return run_child([str(BIN / "rimport"), *map(str, args)], codes, **env)
 
 
 def baseline(design: str, path: Path, table: str, endpoint: str) -> Child:
@@ -597,30 +599,23 @@ def latency(n: dict[str, int], ledger: Path) -> list[Row]:
     lat_dump, _ = dump("main", n["latency"])
     lat_base, _ = dump("main", n["latency_base"])
     with standin(latency_ms=10) as s:
-        for c, split in ((16, True), (32, True), (32, False)):
-            process = " + reader process" if split else ", one process"
+        # Default settings first (the reader process is on from three cores up), then more
+        # requests in flight, then the reader process forced on.
+        for c, split in ((None, None), (64, False), (32, True)):
+            flags = ["--concurrency", str(c)] if c else []
+            tool = "rimport, default settings" if c is None else (
+                f"rimport --concurrency {c}" + (" + reader process" if split else ", one process")
+            )  # fmt: skip
             rows.append(
                 on_standin(
-                    "3 latency",
-                    "10 ms per request",
-                    s,
-                    f"rimport --concurrency {c}{process}",
-                    n["latency"],
-                    lambda c=c, split=split: rimport(
-                        "start",
-                        lat_dump,
-                        "--table",
-                        "t",
-                        "--endpoint",
-                        s.url,
-                        "--concurrency",
-                        str(c),
+                    "3 latency", "10 ms per request", s, tool, n["latency"],
+                    lambda flags=flags, split=split: rimport(
+                        "start", lat_dump, "--table", "t", "--endpoint", s.url, *flags,
                         "--new",  # else the runs after the first find the dump imported
-                        ledger=ledger,
-                        reader_process=split,
+                        ledger=ledger, reader_process=split,
                     ),
                 )
-            )
+            )  # fmt: skip
         rows.append(
             on_standin(
                 "3 latency",
@@ -1019,12 +1014,16 @@ def print_report(
         )
     latencies = [r for r in rows if r.target == "3 latency" and r.tool.startswith("rimport")]
     if latencies:
-        lat = max(latencies, key=lambda r: r.rate)
+        best = max(latencies, key=lambda r: r.rate)
+        lat = next((r for r in latencies if "default" in r.tool), best)
         print(
-            f"3. 10 ms latency: {lat.rate:,.0f} items/s with {lat.tool} (target 20,000); "
+            f"3. 10 ms latency: {lat.rate:,.0f} items/s with {lat.tool} (target 40,000 with "
+            f"the default settings); "
             f"{lat.items / lat.writing:,.0f} items/s from its first write to its last (the "
             f"process takes {lat.seconds - lat.writing:.1f} s to start, hash the dump and stop)"
         )
+        if best is not lat:
+            print(f"   the fastest: {best.rate:,.0f} items/s with {best.tool}")
     memory = [r for r in rows if r.target == "4 memory"]
     if memory:
         small, big = memory

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from .keys import KeySpec
     from .transform import TransformSpec
 
-DEFAULT_CONCURRENCY = 16  # requests in flight: enough to hide ~10 ms of network latency
+# Requests in flight. 16 hid 10 ms of latency while an item cost 45 µs of CPU; at 31 µs
+# the writer waited on answers there (24,000 items/s, against 35,000 with 32 and 48).
+DEFAULT_CONCURRENCY = 32
 
 
 MAX_WORKERS = 64
