@@ -60,9 +60,11 @@ class Answer:
         """Take in bytes of the answer; Garbled if they are not HTTP."""
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # 101 Switching Protocols, which nobody asked
+            raise Garbled("the server switched protocols") from None
         except httptools.HttpParserError as e:
             if not self.complete:
-                raise Garbled(str(e)) from None
+                raise Garbled(str(e) or type(e).__name__) from None
             self.keep_alive = False  # junk after a whole answer: the answer stands
 
     def closed(self) -> None:

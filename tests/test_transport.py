@@ -236,24 +236,26 @@ def test_every_framing_is_read_and_a_connection_is_reused_only_when_it_may_be(
 def test_answers_rfc_9112_calls_errors_are_garbled_and_their_connection_closed(
     closing: list[HttpTransport],
 ) -> None:
-    """Both are how responses are smuggled: the parser refuses them, as RFC 9112 says a
-    client ought to, and the request ends as a closed connection (which is retried)."""
+    """The first two are how responses are smuggled: the parser refuses them, as RFC 9112
+    says a client ought to, and a switch of protocols nobody asked for too; each request
+    ends as a closed connection (which the writer retries)."""
     answers = [
         b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n" + answer()[17:],  # an obsolete fold
         b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"%x\r\n%s\r\n0\r\n\r\n" % (len(OK), OK),  # a length, and chunks too
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
         answer() + b"HTTP/1.1 200 OK\r\n",  # a whole answer, then the start of another
         answer(),
     ]  # fmt: skip
     server = ScriptedServer(lambda c, n, body: [answers.pop(0)])
     transport = transport_to(server.url)
     closing.append(transport)
-    for _ in range(2):
+    for _ in range(3):
         error = one(transport)
         assert isinstance(error, ConnectionClosedError)
     assert one(transport) == {"UnprocessedItems": {}}  # the answer stands
     assert one(transport) == {"UnprocessedItems": {}}
-    assert server.connections == 4  # none of the three was used again
+    assert server.connections == 5  # none of the four was used again
 
 
 def test_a_proxys_html_page_becomes_a_short_error_with_its_status(
