@@ -122,16 +122,17 @@ def same_table(book: Ledger, run: Run, client: Any) -> TableInfo:
     A missing table is not created here: the hint names the `start` that creates it.
     """
     info = describe_table(client, run.table)
+    where = endpoints.redacted(run.endpoint)
     if info is None:
         raise TableError(
-            f"table {run.table!r} at {run.endpoint} no longer exists since run {run.id} "
+            f"table {run.table!r} at {where} no longer exists since run {run.id} "
             f"started: the {run.items_written:,} items it wrote before its checkpoint are gone",
             Text("import the whole file again with ", start_over(run)),
         )
     anew = run.table_identity not in (None, info.identity)
     if anew and (run.items_written or run.dead_letters):
         raise TableError(
-            f"table {run.table!r} at {run.endpoint} was deleted and created again since run "
+            f"table {run.table!r} at {where} was deleted and created again since run "
             f"{run.id} wrote to it: the {run.items_written:,} items it wrote before its "
             "checkpoint are not in it",
             Text("import the whole file again with ", start_over(run)),
