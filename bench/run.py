@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import dynamodb_local
 import make_dump
+import stages
 import steps
 
 from resumable_import.fingerprint import block_hashes, fingerprint
@@ -391,6 +392,7 @@ def main() -> None:
     }
     rows: list[Row] = []
     per_step: list[tuple[str, float]] = []
+    per_stage: dict[str, float] | None = None
     tmp = Path(tempfile.mkdtemp(prefix="rimport-bench-"))
     ledger = tmp / "ledger.sqlite"
     limit, commit_us, big_size = 0.0, 0.0, 0
@@ -402,6 +404,7 @@ def main() -> None:
         rows += client_cost(n, ledger)
         print("1. where the CPU goes, step by step (bench/steps.py)", file=sys.stderr)
         per_step = steps.steps(dump("main", n["rimport"])[0], 20_000 // scale)
+        per_stage = profiled(n, ledger, tmp)
     if "2" in only:
         ddb_rows, limit = dynamodb_local_rate(n, ledger)
         rows += ddb_rows
@@ -435,6 +438,33 @@ def main() -> None:
         print("\n1. CPU per item by step, each measured apart in this process (hot caches, "
               "so the rest also holds what cold caches cost the run):\n")  # fmt: skip
         steps.print_steps(per_step, ours.cpu_per_item)
+        print("\n1. The same run's CPU by stage amid the whole run (bench/stages.py, a py-spy "
+              "profile of a run of its own, scaled to the run's figure above):\n")  # fmt: skip
+        if per_stage is None:
+            print("(not measured: py-spy is not installed, or may not trace here)")
+        else:
+            stages.print_stages(per_stage, ours.cpu_per_item)
+
+
+def profiled(n: dict[str, int], ledger: Path, tmp: Path) -> dict[str, float] | None:
+    """Target 1's one-process run again, under py-spy: each stage's share of its samples,
+    or None without py-spy (or where it may not trace)."""
+    spy = stages.available()
+    if spy is None:
+        return None
+    print("1. the same run under a sampling profiler (bench/stages.py)", file=sys.stderr)
+    main_dump, _ = dump("main", n["rimport"])
+    raw = tmp / "profile.raw"
+    with standin() as s:
+        cmd = [str(BIN / "rimport"), "start", str(main_dump), "--table", "t", "--endpoint",
+               s.url, "--new"]  # fmt: skip
+        env = {**ENV, "RIMPORT_LEDGER": str(ledger), "RIMPORT_READER_PROCESS": "0"}
+        try:
+            stages.record(spy, cmd, raw, env)
+        except subprocess.CalledProcessError as e:
+            print(f"   py-spy failed: {e.stderr.decode(errors='replace')[-300:]}", file=sys.stderr)
+            return None
+    return stages.shares(raw)
 
 
 def client_cost(n: dict[str, int], ledger: Path) -> list[Row]:
