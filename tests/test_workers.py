@@ -1,7 +1,7 @@
 """`--workers N`: writer processes, items routed by key, against DynamoDB Local. Each
-process is killed for real (SIGKILL, SIGTERM), and the table compared with the dump item
-by item after `resume`; the dump repeats keys, so the later item of a key must win
-whichever process wrote it."""
+process is stopped for real (SIGKILL, SIGTERM, Ctrl-C to its process group), and the table
+compared with the dump item by item after `resume`; the dump repeats keys, so the later
+item of a key must win whichever process wrote it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from conftest import assert_table_equals, dump_items, kill_when, rimport, wait_for_checkpoint
 from faultproxy import FaultProxy, Faults
 from test_contract import finish, wire
-from test_crash import alive, children, spawn
+from test_crash import RIMPORT, alive, children, spawn
 
 from resumable_import.ledger import Ledger
 from resumable_import.workers import ProcessWriter, WriterSpec
@@ -96,7 +97,16 @@ def test_a_writer_process_killed_stops_the_run_naming_it_and_resume_completes(
     assert (st["state"], st["items_committed"], st["dead_letters"]) == ("completed", ITEMS, 0)
 
 
-def test_stopped_then_killed_its_writers_go_and_resume_with_other_workers_equals_the_file(
+def in_a_terminal(*args: str | Path) -> subprocess.Popen[str]:
+    """rimport in a process group of its own, as a shell's foreground job: Ctrl-C there
+    sends SIGINT to every process of the group, the writer processes too."""
+    return subprocess.Popen(
+        [RIMPORT, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ.copy(), start_new_session=True,
+    )  # fmt: skip
+
+
+def test_stopped_interrupted_then_killed_resume_with_other_workers_equals_the_file(
     dump: Path, endpoint: str, ddb: Any, table: str, ledger: Path
 ) -> None:
     proc, run_id = start(dump, table, endpoint, ledger, 2)
@@ -105,13 +115,25 @@ def test_stopped_then_killed_its_writers_go_and_resume_with_other_workers_equals
         wait_for_checkpoint(proc, book, run_id, ITEMS // 5)
         proc.send_signal(signal.SIGTERM)  # as a scheduler stops a job
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode != 0 and "stopped by signal 15" in err
+        assert proc.returncode == 143 and "stopped by signal 15" in err
         assert book.run(run_id).state == "interrupted"
         gone(writers)
         stopped_at = book.run(run_id).items_committed
+        # Ctrl-C in a terminal: SIGINT to the run and to its writers at once.
+        proc = in_a_terminal("resume", run_id, "--ledger", ledger, "--progress", "none")
+        writers = writers_of(proc.pid, 2)
+        wait_for_checkpoint(proc, book, run_id, stopped_at + ITEMS // 5)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "interrupted" in err, err
+        assert f"rimport resume {run_id}" in err
+        run = book.run(run_id)
+        assert run.state == "interrupted" and run.items_committed > stopped_at
+        gone(writers)
+        stopped_at = run.items_committed
         proc = spawn("resume", run_id, "--ledger", ledger, "--progress", "none")
         writers = writers_of(proc.pid, 2)
-        assert kill_when(proc, book, run_id, stopped_at + ITEMS // 4) > stopped_at
+        assert kill_when(proc, book, run_id, stopped_at + ITEMS // 5) > stopped_at
         assert book.run(run_id).state == "interrupted"
     gone(writers)  # the run's end of their pipes closed with it
     out = rimport("resume", run_id, "--workers", "3", "--ledger", ledger)
