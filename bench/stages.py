@@ -27,7 +27,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("fingerprint: the file's SHA-256 and block hashes", ("fingerprint.py",)),
     ("start-up: imports", ("<frozen importlib",)),
     ("checkpoint commit (ledger)", ("_Committer.commit", "Ledger.commit")),
-    ("HTTP framing (http1, httptools)", ("http1.py", "h11/")),
+    ("HTTP framing (http1, httptools)", ("http1.py",)),
     ("signing: SigV4, the body's SHA-256", ("signing.py",)),
     ("sockets, selector, connections (transport)", _TRANSPORT),
     ("writer bookkeeping, answers, flow", ("writer.py", "answers.py", "outcomes.py", "flow.py")),

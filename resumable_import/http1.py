@@ -61,7 +61,9 @@ class Answer:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # 101 Switching Protocols, which nobody asked
-            raise Garbled("the server switched protocols") from None
+            if not self.complete:
+                raise Garbled("the server switched protocols") from None
+            self.keep_alive = False
         except httptools.HttpParserError as e:
             if not self.complete:
                 raise Garbled(str(e) or type(e).__name__) from None
@@ -82,8 +84,8 @@ class Answer:
             self.keep_alive = False
 
     def on_status(self, reason: bytes) -> None:
-        if not self.complete:
-            self.reason = reason.decode("latin-1")
+        if not self.complete:  # the status line may come in pieces, each its own call
+            self.reason += reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._head or self.complete:

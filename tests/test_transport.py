@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import ssl
@@ -245,6 +246,8 @@ def test_answers_rfc_9112_calls_errors_are_garbled_and_their_connection_closed(
         b"%x\r\n%s\r\n0\r\n\r\n" % (len(OK), OK),  # a length, and chunks too
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
         answer() + b"HTTP/1.1 200 OK\r\n",  # a whole answer, then the start of another
+        answer() + b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+        b"Connection: Upgrade\r\n\r\n",  # a whole answer, then a switch nobody asked for
         answer(),
     ]  # fmt: skip
     server = ScriptedServer(lambda c, n, body: [answers.pop(0)])
@@ -253,9 +256,37 @@ def test_answers_rfc_9112_calls_errors_are_garbled_and_their_connection_closed(
     for _ in range(3):
         error = one(transport)
         assert isinstance(error, ConnectionClosedError)
-    assert one(transport) == {"UnprocessedItems": {}}  # the answer stands
+    for _ in range(3):
+        assert one(transport) == {"UnprocessedItems": {}}  # the answers stand
+    assert server.connections == 6  # none of the five was used again
+
+
+def test_an_answer_in_pieces_is_read_whole_its_reason_too(closing: list[HttpTransport]) -> None:
+    """The parser hands over the status line, headers and body as they come, a piece per
+    read: nothing of them is lost at the seams."""
+    page = b"<html>busy</html>"
+    bad = answer(page, b"502 Very Bad Gateway")
+    good = b"HTTP/1.1 100 Continue\r\n\r\n" + answer()
+    cuts = {1: [15, 20, 33, 40], 2: [4, 20, 27, 30, 50, 60]}  # mid-reason, mid-header, ...
+
+    def pieces(c: int, n: int, body: bytes) -> list[Action]:
+        text = bad if n == 1 else good
+        edges = [0, *cuts[n], len(text)]
+        out: list[Action] = []
+        for a, b in itertools.pairwise(edges):
+            out += [text[a:b], 0.02]
+        return out
+
+    server = ScriptedServer(pieces)
+    transport = transport_to(server.url)
+    closing.append(transport)
+    error = one(transport)
+    assert isinstance(error, ClientError)
+    assert error.response["Error"]["Message"] == (
+        "502 Very Bad Gateway from something between rimport and DynamoDB (a proxy?)"
+    )
     assert one(transport) == {"UnprocessedItems": {}}
-    assert server.connections == 5  # none of the four was used again
+    assert server.connections == 1
 
 
 def test_a_proxys_html_page_becomes_a_short_error_with_its_status(

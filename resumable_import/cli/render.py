@@ -339,7 +339,7 @@ _SETTING_NAMES = {"batch_size": "batch size", "concurrency": "concurrency",
 
 def _settings(run: Run) -> str:
     """What the run writes with, and what a `resume` changed: "batch size 10 (25 until
-    resumed at 2026-11-29 22:10 UTC), concurrency 16, ..."."""
+    resumed at 2026-11-29 22:10 UTC), concurrency 32, ..."."""
     parts = []
     for name, value, before in settings_of(run):
         if name == "workers" and value is None and not before:
